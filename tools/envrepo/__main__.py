@@ -1,0 +1,3 @@
+from envrepo.cli import main
+
+main()

@@ -1,0 +1,252 @@
+"""The envrepo command line: parses arguments and hands them to the pipeline stages."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from envrepo import __version__
+from envrepo.errors import EnvrepoError, ExitCode, Problem
+from envrepo.output import emit_json, fields, note, table
+from envrepo.repo import Repository, open_repository
+from envrepo.spec import Catalog, load_catalog
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class State:
+    start: Path | None
+    _repo: tuple[Repository, list[Problem]] | None = field(default=None)
+
+    def opened(self) -> tuple[Repository, list[Problem]]:
+        if self._repo is None:
+            start = self.start if self.start is not None else Path.cwd()
+            self._repo = open_repository(start, explicit=self.start is not None)
+        return self._repo
+
+    def repository(self) -> Repository:
+        """The repository, refusing to go on when its envrepo.yaml is broken."""
+        repo, problems = self.opened()
+        if problems:
+            raise EnvrepoError(*problems)
+        return repo
+
+    def catalog(self) -> Catalog:
+        return load_catalog(self.repository())
+
+
+pass_state = click.make_pass_decorator(State)
+
+
+def json_option(command: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")(
+        command
+    )
+
+
+def names_argument(command: F) -> F:
+    return click.argument("names", nargs=-1, metavar="[NAME]...")(command)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-C", "--repo", "repo_dir", type=click.Path(path_type=Path), default=None,
+    help="The environment repository (default: found from the current directory).",
+)
+@click.version_option(__version__, prog_name="envrepo")
+@click.pass_context
+def cli(ctx: click.Context, repo_dir: Path | None) -> None:
+    """A git repository as the registry of record for reusable ML environments."""
+    ctx.obj = State(repo_dir)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--strict", is_flag=True, help="Treat warnings as problems (exit 1).")
+@pass_state
+def validate(state: State, paths: tuple[Path, ...], strict: bool) -> int:
+    """Check envrepo.yaml and environments (all, or those PATHS are in)."""
+    from envrepo.validate import select
+    from envrepo.validate import validate as run
+
+    repo, config_problems = state.opened()
+    catalog = load_catalog(repo)
+    problems = run(catalog, config_problems, select(paths, repo) if paths else None)
+    for problem in problems:
+        click.echo(problem.line())
+    errors = sum(p.is_error for p in problems)
+    warnings = len(problems) - errors
+    checked = len(catalog.folders)
+    if errors or warnings:
+        note(f"envrepo validate: {errors} error(s), {warnings} warning(s) in {checked} environments")
+    failed = errors or (strict and warnings)
+    return ExitCode.PROBLEMS if failed else ExitCode.OK
+
+
+@cli.command("hash")
+@names_argument
+@json_option
+@pass_state
+def hash_command(state: State, names: tuple[str, ...], as_json: bool) -> int:
+    """Print spec hashes (all environments, or NAMEs)."""
+    from envrepo.hashing import hash_environments
+
+    catalog = state.catalog()
+    hashes = hash_environments(catalog, names or None)
+    if as_json:
+        emit_json([{"name": h.name, "hash": h.digest, "inputs": h.inputs()} for h in hashes.values()])
+    else:
+        for item in hashes.values():
+            click.echo(f"{item.digest}  {item.name}")
+    return ExitCode.OK
+
+
+@cli.command("list")
+@json_option
+@pass_state
+def list_command(state: State, as_json: bool) -> int:
+    """List the environments of the repository."""
+    from envrepo import inventory
+
+    catalog = state.catalog()
+    hashes = inventory.hashes_or_none(catalog)
+    specs = [catalog.specs[name] for name in sorted(catalog.specs)]
+    if as_json:
+        emit_json([inventory.describe(spec, hashes[spec.name]) for spec in specs])
+    else:
+        table(inventory.HEADERS, [inventory.row(spec, hashes[spec.name]) for spec in specs])
+    broken = sorted({p.path.split("/")[1] for p in catalog.problems if "/" in p.path})
+    if broken:
+        note(f"not listed, they do not load: {', '.join(broken)}; run envrepo validate")
+    return ExitCode.OK
+
+
+@cli.command()
+@click.argument("name")
+@json_option
+@pass_state
+def show(state: State, name: str, as_json: bool) -> int:
+    """Show one environment: its spec, inputs, locks and hash."""
+    from envrepo import inventory
+    from envrepo.hashing import hash_environments
+    from envrepo.spec import get
+
+    if "@" in name:
+        raise EnvrepoError(Problem(name, "", (
+            "versions come from a published index, which this repository has not "
+            "published yet; show the working tree with the bare name")))
+    catalog = state.catalog()
+    spec = get(catalog, name)
+    digest = hash_environments(catalog, [name])[name]
+    info = inventory.describe(spec, digest)
+    if as_json:
+        emit_json(info)
+        return ExitCode.OK
+    pairs = [
+        ("name", spec.name),
+        ("folder", spec.display),
+        ("description", spec.description or "-"),
+        ("curated", "yes" if spec.curated else "no"),
+        ("base", spec.base.describe()),
+        ("python", spec.python),
+        ("platforms", ", ".join(spec.platforms)),
+        ("inputs", ", ".join(f"{k}={v}" for k, v in spec.inputs().items()) or "-"),
+        ("locks", ", ".join(f"{k} ({v})" for k, v in info["locks"].items()) or "-"),
+        ("apt", ", ".join(spec.apt) or "-"),
+        ("variables", ", ".join(f"{k}={v}" for k, v in spec.variables.items()) or "-"),
+        ("user_managed", "yes" if spec.user_managed else "no"),
+        ("interpreter", spec.interpreter),
+        ("labels", ", ".join(f"{k}={v}" for k, v in spec.labels.items()) or "-"),
+        ("hash", digest.digest),
+    ]
+    fields(pairs)
+    return ExitCode.OK
+
+
+@cli.command()
+@names_argument
+@click.option("--check", is_flag=True, help="Only report missing or stale locks (exit 1); no network.")
+@pass_state
+def lock(state: State, names: tuple[str, ...], check: bool) -> int:
+    """Write the lock files of environments (all, or NAMEs)."""
+    from envrepo import graph
+    from envrepo import lock as locks
+    from envrepo.spec import get
+
+    catalog = state.catalog()
+    chosen = [get(catalog, name).name for name in names] or list(catalog.specs)
+    ordered = graph.ordered(catalog.specs, chosen)
+    if check:
+        problems = [p for name in ordered for p in locks.check(catalog.specs[name])]
+        for problem in problems:
+            click.echo(problem.line())
+        return ExitCode.PROBLEMS if problems else ExitCode.OK
+    from envrepo.lockers import lock_environment
+
+    changed = []
+    for name in ordered:
+        note(f"locking {name}")
+        changed += lock_environment(catalog.specs[name])
+    for path in changed:
+        click.echo(f"wrote {catalog.repo.display(path)}")
+    note(f"{len(changed)} lock file(s) changed, {len(ordered)} environment(s) locked")
+    return ExitCode.OK
+
+
+def _log_path() -> Path:
+    state_home = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state_home) / "envrepo" / "envrepo.log"
+
+
+def _log_crash() -> str:
+    path = _log_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(f"envrepo {__version__} {' '.join(sys.argv)}\n")
+            handle.write(traceback.format_exc())
+        return str(path)
+    except OSError:
+        return "nowhere (the log could not be written)"
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Run the CLI; user errors become lines on stderr and an exit code, never a traceback."""
+    code: int
+    try:
+        result = cli.main(args=argv, prog_name="envrepo", standalone_mode=False)
+        code = int(result) if isinstance(result, int) else ExitCode.OK
+    except EnvrepoError as error:
+        for line in error.lines:
+            click.echo(line, err=True)
+        code = error.code
+    except click.exceptions.Exit as done:
+        code = done.exit_code
+    except click.ClickException as error:
+        error.show()
+        code = ExitCode.USAGE
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        click.echo("envrepo: interrupted", err=True)
+        code = ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`envrepo list | head`); keep Python from complaining on exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = ExitCode.OK
+    except Exception as error:  # noqa: BLE001 - the last line of defence: log, do not trace
+        where = _log_crash()
+        click.echo(
+            f"envrepo: internal error ({type(error).__name__}: {error}); "
+            f"this is a bug, the traceback is in {where}",
+            err=True,
+        )
+        code = 3
+    sys.exit(code)

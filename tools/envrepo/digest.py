@@ -1,0 +1,29 @@
+"""Canonical digests: the same bytes on every machine, whatever the checkout did to them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+# git decides text-or-binary by a NUL byte in the first 8000 bytes; using the same rule means
+# a CRLF checkout (core.autocrlf) hashes like an LF one, and binary files are never rewritten.
+_SNIFF = 8000
+
+
+def canonical_bytes(data: bytes) -> bytes:
+    if b"\0" in data[:_SNIFF]:
+        return data
+    return data.replace(b"\r\n", b"\n")
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(canonical_bytes(path.read_bytes())).hexdigest()
+
+
+def canonical_json(value: object) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def json_sha256(value: object) -> str:
+    return hashlib.sha256(canonical_json(value)).hexdigest()

@@ -1,0 +1,122 @@
+"""Spec hashes: everything that can change the image, and nothing else.
+
+The hash is a contract with every registry that holds an image by it. Changing what goes
+into it is a breaking change: bump RENDER_SCHEME, which is itself hashed, so that every
+environment rebuilds once instead of silently matching an image built the old way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from envrepo import graph, lock
+from envrepo.digest import file_sha256, json_sha256
+from envrepo.errors import EnvrepoError
+from envrepo.repo import SPEC_FILE
+from envrepo.spec import Catalog, Spec, get
+
+RENDER_SCHEME = 1
+TESTS_DIR = "tests"
+
+
+@dataclass(frozen=True)
+class SpecHash:
+    name: str
+    digest: str
+    spec: Mapping[str, Any]
+    files: Mapping[str, str]
+    parent: str | None
+    parent_digest: str | None
+
+    @property
+    def short(self) -> str:
+        return self.digest[:12]
+
+    def inputs(self) -> dict[str, Any]:
+        return {
+            "scheme": RENDER_SCHEME,
+            "spec": self.spec,
+            "files": self.files,
+            "parent": (
+                None if self.parent is None
+                else {"name": self.parent, "hash": self.parent_digest}
+            ),
+        }
+
+
+def normalized(spec: Spec) -> dict[str, Any]:
+    """The spec as the image sees it: defaults applied, descriptive fields and order dropped."""
+    base: dict[str, Any]
+    if spec.base.bootstrap is not None:
+        boot = spec.base.bootstrap
+        base = {"bootstrap": {
+            "suite": boot.suite,
+            "variant": boot.variant,
+            "packages": sorted(set(boot.packages)),
+            "snapshot": boot.snapshot,
+        }}
+    else:
+        base = {spec.base.kind: spec.base.value}
+    document = {
+        "name": spec.name,
+        "base": base,
+        "python": spec.python,
+        "pip": spec.pip,
+        "conda": spec.conda,
+        "wheels": spec.wheels,
+        "apt": sorted(set(spec.apt)),
+        "variables": dict(spec.variables),
+        "user_managed": spec.user_managed,
+        "interpreter": spec.interpreter,
+        "platforms": sorted(set(spec.platforms)),
+    }
+    return {key: value for key, value in document.items() if value is not None}
+
+
+def _context_files(spec: Spec) -> Iterable[Path]:
+    # A Dockerfile may COPY anything from its folder, so the whole folder is its input, less
+    # the spec (hashed normalized) and the smoke tests (they run against the image).
+    for path in spec.folder.rglob("*"):
+        relative = path.relative_to(spec.folder)
+        if path.is_file() and relative.parts[0] != TESTS_DIR and relative.as_posix() != SPEC_FILE:
+            yield path
+
+
+def build_files(spec: Spec) -> dict[str, Path]:
+    """The files the build reads, by their path relative to the folder."""
+    files: list[Path] = [item.lock for item in lock.lock_inputs(spec) if item.lock.is_file()]
+    if spec.wheels is not None and (spec.folder / spec.wheels).is_dir():
+        files += (spec.folder / spec.wheels).glob("*.whl")
+    if spec.base.kind == "dockerfile":
+        files += _context_files(spec)
+    return {path.relative_to(spec.folder).as_posix(): path for path in files}
+
+
+def spec_hash(spec: Spec, parent: SpecHash | None) -> SpecHash:
+    files = {rel: file_sha256(path) for rel, path in sorted(build_files(spec).items())}
+    unhashed = SpecHash(
+        spec.name, "", normalized(spec), files, spec.parent, parent.digest if parent else None
+    )
+    return replace(unhashed, digest=json_sha256(unhashed.inputs()))
+
+
+def hash_environments(catalog: Catalog, names: Iterable[str] | None = None) -> dict[str, SpecHash]:
+    """Hashes of `names` (default: all) and of their ancestors, parents first."""
+    wanted = list(catalog.specs) if names is None else list(names)
+    for name in wanted:
+        get(catalog, name)
+    needed = graph.with_ancestors(wanted, catalog.specs)
+    broken = [
+        p for p in graph.problems(catalog)
+        if any(p.path == catalog.specs[n].spec_display for n in needed)
+    ]
+    if broken:
+        raise EnvrepoError(*broken)
+    hashes: dict[str, SpecHash] = {}
+    for name in graph.ordered(catalog.specs, needed):
+        spec = catalog.specs[name]
+        hashes[name] = spec_hash(spec, hashes[spec.parent] if spec.parent else None)
+    return {name: hashes[name] for name in graph.ordered(catalog.specs, wanted)}

@@ -1,0 +1,45 @@
+"""How results reach a person or a machine: tables on a terminal, plain lines otherwise."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+
+def is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def emit_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False))
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """A rich table on a terminal; aligned plain columns when piped, so that grep and cut work."""
+    if is_terminal():
+        from rich.console import Console
+        from rich.table import Table
+
+        view = Table(*headers, box=None, header_style="bold", pad_edge=False)
+        for row in rows:
+            view.add_row(*row)
+        Console().print(view)
+        return
+    widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows, strict=False)]
+    for row in (headers, *rows):
+        cells = [str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)]
+        click.echo("  ".join(cells).rstrip())
+
+
+def fields(pairs: Sequence[tuple[str, str]]) -> None:
+    width = max(len(key) for key, _ in pairs)
+    for key, value in pairs:
+        click.echo(f"{key + ':':<{width + 1}} {value}")
+
+
+def note(message: str) -> None:
+    click.echo(message, err=True)

@@ -1,0 +1,18 @@
+"""The JSON Schemas shipped in the package, read with importlib.resources."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+ENVIRONMENT = "environment.schema.json"
+CONFIG = "envrepo.schema.json"
+
+
+@cache
+def load(name: str) -> dict[str, Any]:
+    text = resources.files(__name__).joinpath(name).read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema

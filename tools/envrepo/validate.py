@@ -1,0 +1,158 @@
+"""Repository rules on top of the schema: one run reports every problem of every environment."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+from envrepo import conda_input, graph, lock, requirements
+from envrepo.errors import EnvrepoError, Problem
+from envrepo.paths import check_relative, inside
+from envrepo.repo import CONFIG_FILE, Repository
+from envrepo.spec import Catalog, Spec
+
+NAME = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+
+
+def _names(spec: Spec, repo: Repository) -> list[Problem]:
+    problems = []
+    where = spec.spec_display
+    folder = spec.folder.name
+    if not NAME.match(folder):
+        problems.append(Problem(spec.display, "", (
+            "the folder name is not a valid image name; rename the folder with lowercase "
+            "letters, digits and . _ - between them")))
+    if spec.name != folder:
+        problems.append(Problem(where, "name", (
+            f"{spec.name!r} differs from its folder {folder!r}; make them the same")))
+    prefix = repo.config.reserved_prefix
+    if prefix and spec.name.startswith(prefix) and not spec.curated:
+        problems.append(Problem(where, "name", (
+            f"{spec.name!r} starts with the reserved prefix {prefix!r}, which only curated "
+            "environments may use; rename it")))
+    if prefix and spec.curated and not spec.name.startswith(prefix):
+        problems.append(Problem(where, "curated", (
+            f"curated environments carry the reserved prefix {prefix!r}; "
+            f"rename it to {prefix + spec.name!r} or drop curated: true")))
+    return problems
+
+
+def _wheels(spec: Spec, folder: Path, field: str) -> list[Problem]:
+    problems = []
+    for entry in sorted(folder.iterdir()):
+        shown = f"{spec.display}/{entry.relative_to(spec.folder).as_posix()}"
+        if not inside(entry, spec.folder):
+            problems.append(Problem(shown, "", (
+                "is a symlink that leads outside the environment's folder; copy the file in")))
+        elif entry.suffix != ".whl" or not entry.is_file():
+            problems.append(Problem(shown, "", (
+                f"is not a wheel (.whl file), and {field} holds only wheels; move it elsewhere")))
+        else:
+            try:
+                parse_wheel_filename(entry.name)
+            except InvalidWheelFilename:
+                problems.append(Problem(shown, "", (
+                    "is not a valid wheel file name (name-version-python-abi-platform.whl); "
+                    "rename it as the wheel's metadata says")))
+    return problems
+
+
+def _inputs(spec: Spec) -> tuple[list[Problem], bool]:
+    """Problems with the files the spec names, and whether every one of them is usable."""
+    problems: list[Problem] = []
+    for field, value in spec.inputs().items():
+        found = check_relative(value, spec.folder, spec.spec_display, field)
+        if found is not None:
+            problems.append(found)
+            continue
+        target = spec.folder / value
+        want_folder = field == "wheels"
+        if want_folder and not target.is_dir():
+            problems.append(Problem(spec.spec_display, field, (
+                f"{value!r} is not a folder in {spec.display}; create it or fix the path")))
+        elif not want_folder and not target.is_file():
+            problems.append(Problem(spec.spec_display, field, (
+                f"{value!r} does not exist in {spec.display}; create it or fix the path")))
+        elif want_folder:
+            problems.extend(_wheels(spec, target, field))
+        elif field == "pip":
+            problems.extend(requirements.parse(target, spec.folder, Path(spec.display)).problems)
+        elif field == "conda":
+            shown = f"{spec.display}/{value}"
+            try:
+                problems.extend(conda_input.load(target, shown)[1])
+            except EnvrepoError as error:
+                problems.extend(error.problems)
+    return problems, not any(p.is_error for p in problems)
+
+
+def _consistency(spec: Spec, catalog: Catalog) -> list[Problem]:
+    problems = []
+    where = spec.spec_display
+    if spec.user_managed:
+        for field in ("pip", "conda", "wheels", "apt"):
+            if spec.document.get(field):
+                problems.append(Problem(where, field, (
+                    "is set, but user_managed: true installs nothing; "
+                    f"remove {field} or set user_managed: false")))
+    parent = catalog.specs.get(spec.parent or "")
+    if parent is not None:
+        if parent.python != spec.python:
+            problems.append(Problem(where, "python", (
+                f"{spec.python!r} differs from {parent.python!r} of its base environment "
+                f"{parent.name!r}, whose interpreter it uses; make them the same")))
+        if spec.curated and not parent.curated:
+            problems.append(Problem(where, "base.environment", (
+                f"curated environments build only on curated ones, and {parent.name!r} is not; "
+                "base it on a curated environment")))
+    return problems
+
+
+def environment_problems(spec: Spec, catalog: Catalog) -> list[Problem]:
+    """Every rule for one environment that loaded; locks are checked once its inputs are usable."""
+    problems = _names(spec, catalog.repo) + _consistency(spec, catalog)
+    input_problems, usable = _inputs(spec)
+    problems += input_problems
+    if usable:
+        problems += lock.check(spec)
+    return problems
+
+
+def _field_key(problem: Problem) -> tuple[object, ...]:
+    return (problem.path, [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", problem.field)])
+
+
+def validate(
+    catalog: Catalog, config_problems: Iterable[Problem], selected: set[str] | None = None
+) -> list[Problem]:
+    """All problems, in path order; only those of `selected` environments when it is given."""
+    problems = list(config_problems) + list(catalog.problems) + graph.problems(catalog)
+    for name, spec in catalog.specs.items():
+        if selected is None or name in selected:
+            problems += environment_problems(spec, catalog)
+    if selected is not None:
+        roots = [catalog.repo.display(catalog.repo.folder(name)) for name in selected]
+        problems = [
+            p for p in problems
+            if p.path == CONFIG_FILE or any(p.path == r or p.path.startswith(r + "/") for r in roots)
+        ]
+    return sorted(set(problems), key=_field_key)
+
+
+def select(paths: Iterable[Path], repo: Repository) -> set[str] | None:
+    """The environments that `paths` (folders or files inside them) point at; None for all."""
+    chosen: set[str] = set()
+    root = repo.environments_dir.resolve()
+    for path in paths:
+        full = path.resolve()
+        if full in (repo.root.resolve(), root) or full == (repo.root / CONFIG_FILE).resolve():
+            return None
+        if not full.is_relative_to(root) or full == root:
+            raise EnvrepoError(Problem(str(path), "", (
+                f"is not inside {repo.config.environments}/; pass an environment folder "
+                "or a file in one")))
+        chosen.add(full.relative_to(root).parts[0])
+    return chosen
