@@ -47,9 +47,7 @@ pass_state = click.make_pass_decorator(State)
 
 
 def json_option(command: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")(
-        command
-    )
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")(command)
 
 
 def names_argument(command: F) -> F:
@@ -58,7 +56,11 @@ def names_argument(command: F) -> F:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
-    "-C", "--repo", "repo_dir", type=click.Path(path_type=Path), default=None,
+    "-C",
+    "--repo",
+    "repo_dir",
+    type=click.Path(path_type=Path),
+    default=None,
     help="The environment repository (default: found from the current directory).",
 )
 @click.version_option(__version__, prog_name="envrepo")
@@ -86,7 +88,9 @@ def validate(state: State, paths: tuple[Path, ...], strict: bool) -> int:
     warnings = len(problems) - errors
     checked = len(catalog.folders)
     if errors or warnings:
-        note(f"envrepo validate: {errors} error(s), {warnings} warning(s) in {checked} environments")
+        note(
+            f"envrepo validate: {errors} error(s), {warnings} warning(s) in {checked} environments"
+        )
     failed = errors or (strict and warnings)
     return ExitCode.PROBLEMS if failed else ExitCode.OK
 
@@ -102,7 +106,9 @@ def hash_command(state: State, names: tuple[str, ...], as_json: bool) -> int:
     catalog = state.catalog()
     hashes = hash_environments(catalog, names or None)
     if as_json:
-        emit_json([{"name": h.name, "hash": h.digest, "inputs": h.inputs()} for h in hashes.values()])
+        emit_json(
+            [{"name": h.name, "hash": h.digest, "inputs": h.inputs()} for h in hashes.values()]
+        )
     else:
         for item in hashes.values():
             click.echo(f"{item.digest}  {item.name}")
@@ -140,9 +146,16 @@ def show(state: State, name: str, as_json: bool) -> int:
     from envrepo.spec import get
 
     if "@" in name:
-        raise EnvrepoError(Problem(name, "", (
-            "versions come from a published index, which this repository has not "
-            "published yet; show the working tree with the bare name")))
+        raise EnvrepoError(
+            Problem(
+                name,
+                "",
+                (
+                    "versions come from a published index, which this repository has not "
+                    "published yet; show the working tree with the bare name"
+                ),
+            )
+        )
     catalog = state.catalog()
     spec = get(catalog, name)
     digest = hash_environments(catalog, [name])[name]
@@ -173,7 +186,9 @@ def show(state: State, name: str, as_json: bool) -> int:
 
 @cli.command()
 @names_argument
-@click.option("--check", is_flag=True, help="Only report missing or stale locks (exit 1); no network.")
+@click.option(
+    "--check", is_flag=True, help="Only report missing or stale locks (exit 1); no network."
+)
 @pass_state
 def lock(state: State, names: tuple[str, ...], check: bool) -> int:
     """Write the lock files of environments (all, or NAMEs)."""
@@ -198,6 +213,112 @@ def lock(state: State, names: tuple[str, ...], check: bool) -> int:
     for path in changed:
         click.echo(f"wrote {catalog.repo.display(path)}")
     note(f"{len(changed)} lock file(s) changed, {len(ordered)} environment(s) locked")
+    return ExitCode.OK
+
+
+@cli.command()
+@click.argument("name")
+@click.option(
+    "--from-conda",
+    "conda_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Start from an environment.yml (channels, packages, pip list, python).",
+)
+@click.option(
+    "--from-pip",
+    "pip_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Start from a requirements.txt (includes inlined).",
+)
+@click.option(
+    "--from-env",
+    "prefix",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Start from an environment on disk (conda prefix or venv), pinned.",
+)
+@click.option("--base-environment", help="Base it on this environment of the repository.")
+@click.option("--base-image", help="Base it on this image reference.")
+@click.option("--python", help='Python version, such as "3.11".')
+@click.option("--description", default="", help="What the environment is for.")
+@click.option("--curated", is_flag=True, help="A curated environment (reserved prefix).")
+@pass_state
+def scaffold(
+    state: State,
+    name: str,
+    conda_file: Path | None,
+    pip_file: Path | None,
+    prefix: Path | None,
+    base_environment: str | None,
+    base_image: str | None,
+    python: str | None,
+    description: str,
+    curated: bool,
+) -> int:
+    """Create environments/NAME, empty or from an existing definition."""
+    from envrepo import scaffold as scaffolding
+    from envrepo.validate import environment_problems
+
+    sources = [s for s in (conda_file, pip_file, prefix) if s is not None]
+    if len(sources) > 1:
+        raise click.UsageError("give at most one of --from-conda, --from-pip, --from-env")
+    if base_environment and base_image:
+        raise click.UsageError("give at most one of --base-environment, --base-image")
+    if conda_file is not None:
+        inputs = scaffolding.from_conda(conda_file)
+    elif pip_file is not None:
+        inputs = scaffolding.from_pip(pip_file)
+    elif prefix is not None:
+        inputs = scaffolding.from_env(prefix)
+    else:
+        inputs = scaffolding.Inputs()
+    base = (
+        {"environment": base_environment}
+        if base_environment
+        else {"image": base_image}
+        if base_image
+        else None
+    )
+    catalog = state.catalog()
+    folder = scaffolding.scaffold(catalog, name, inputs, base, python, description, curated)
+    for message in inputs.notes:
+        note(f"note: {message}")
+    click.echo(f"created {catalog.repo.display(folder)}")
+    catalog = state.catalog()
+    problems = environment_problems(catalog.specs[name], catalog)
+    for problem in problems:
+        note(problem.line())
+    if inputs.pip is not None or inputs.conda is not None:
+        note(f"next: envrepo lock {name}")
+    return ExitCode.OK
+
+
+@cli.command()
+@click.argument("name")
+@click.argument("packages", nargs=-1, required=True, metavar="PKG...")
+@click.option("--conda", "to_conda", is_flag=True, help="Add to the conda input, not pip.")
+@pass_state
+def add(state: State, name: str, packages: tuple[str, ...], to_conda: bool) -> int:
+    """Add packages to an environment's pip (or conda) input."""
+    from envrepo import edit
+    from envrepo.spec import get
+
+    catalog = state.catalog()
+    spec = get(catalog, name)
+    if spec.user_managed:
+        raise EnvrepoError(
+            Problem(
+                spec.spec_display,
+                "user_managed",
+                ("is true, so the environment installs nothing; set it to false first"),
+            )
+        )
+    if to_conda:
+        changed = edit.add_conda(spec, list(packages), catalog.repo.config.defaults.channels)
+    else:
+        changed = edit.add_pip(spec, list(packages))
+    for path in changed:
+        click.echo(f"updated {catalog.repo.display(path)}")
+    note(f"next: envrepo lock {name}")
     return ExitCode.OK
 
 

@@ -33,28 +33,41 @@ def package_name(spec: str) -> str:
 
 
 def is_exact(spec: str) -> bool:
-    rest = spec.strip()[len(package_name(spec)):].strip() if "::" not in spec else ""
-    return rest.startswith("==") or rest.count("=") >= 2 and not rest.startswith(("<", ">"))
+    rest = spec.strip()[len(package_name(spec)) :].strip() if "::" not in spec else ""
+    return rest.startswith("==") or (rest.count("=") >= 2 and not rest.startswith(("<", ">")))
 
 
 def load(path: Path, display: str) -> tuple[CondaInput, list[Problem]]:
     """The conda input in `path`, and every problem with its shape (as errors) or pins."""
     document = load_yaml(path, display, "conda input")
     if not isinstance(document, dict):
-        raise EnvrepoError(Problem(display, "", (
-            "is not a mapping; write channels: and dependencies: as in environment.yml")))
+        raise EnvrepoError(
+            Problem(
+                display,
+                "",
+                ("is not a mapping; write channels: and dependencies: as in environment.yml"),
+            )
+        )
     problems: list[Problem] = []
     for key in document:
         if key not in _KNOWN:
-            problems.append(Problem(display, str(key), (
-                f"unknown field; remove it (known: {', '.join(_KNOWN)})")))
+            problems.append(
+                Problem(
+                    display, str(key), (f"unknown field; remove it (known: {', '.join(_KNOWN)})")
+                )
+            )
     channels = document.get("channels") or []
     if not isinstance(channels, list) or not all(isinstance(c, str) and c for c in channels):
         problems.append(Problem(display, "channels", "must be a list of channel names; fix it"))
         channels = []
     elif not channels:
-        problems.append(Problem(display, "channels", (
-            "is empty; name the channels the packages come from, such as [conda-forge]")))
+        problems.append(
+            Problem(
+                display,
+                "channels",
+                ("is empty; name the channels the packages come from, such as [conda-forge]"),
+            )
+        )
     dependencies = document.get("dependencies") or []
     packages: list[str] = []
     pip: list[str] = []
@@ -66,11 +79,26 @@ def load(path: Path, display: str) -> tuple[CondaInput, list[Problem]]:
         if isinstance(item, str) and item.strip():
             packages.append(item.strip())
             if not is_exact(item):
-                problems.append(Problem(
-                    display, field, f"{package_name(item)}: {UNPINNED_WHY}", "warning"))
+                problems.append(
+                    Problem(display, field, f"{package_name(item)}: {UNPINNED_WHY}", "warning")
+                )
         elif isinstance(item, dict) and list(item) == ["pip"] and isinstance(item["pip"], list):
             pip.extend(str(p) for p in item["pip"])
         else:
-            problems.append(Problem(display, field, (
-                "must be a match spec string or a pip: list; fix it")))
+            problems.append(
+                Problem(display, field, ("must be a match spec string or a pip: list; fix it"))
+            )
     return CondaInput(tuple(channels), tuple(packages), tuple(pip)), problems
+
+
+_SPEC = re.compile(r"^[A-Za-z0-9_.\-]+(::[A-Za-z0-9_.\-]+)?\s*([=<>!~]=?\s*[\w.*+!]+\s*,?\s*)*$")
+
+
+def check_spec(spec: str) -> None:
+    """Refuse a string that is not a conda match spec this tool can edit."""
+    if not _SPEC.match(spec.strip()):
+        raise EnvrepoError(
+            Problem(
+                spec, "", ("is not a conda match spec; write name, name==version or name>=version")
+            )
+        )

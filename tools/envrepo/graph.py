@@ -73,11 +73,17 @@ def problems(catalog: Catalog) -> list[Problem]:
             else:
                 message = (
                     f"{parent!r} is not an environment of this repository; "
-                    f"create {catalog.repo.config.environments}/{parent} or fix the name")
+                    f"create {catalog.repo.config.environments}/{parent} or fix the name"
+                )
             found.append(Problem(spec.spec_display, "base.environment", message))
             continue
         cycle = cycle_of(name, parent_of)
         if cycle is not None:
-            found.append(Problem(spec.spec_display, "base.environment", (
-                f"{' → '.join(cycle)} is a cycle; base one of them on an image or bootstrap")))
+            found.append(
+                Problem(
+                    spec.spec_display,
+                    "base.environment",
+                    (f"{' → '.join(cycle)} is a cycle; base one of them on an image or bootstrap"),
+                )
+            )
     return found

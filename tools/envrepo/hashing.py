@@ -41,8 +41,7 @@ class SpecHash:
             "spec": self.spec,
             "files": self.files,
             "parent": (
-                None if self.parent is None
-                else {"name": self.parent, "hash": self.parent_digest}
+                None if self.parent is None else {"name": self.parent, "hash": self.parent_digest}
             ),
         }
 
@@ -52,12 +51,14 @@ def normalized(spec: Spec) -> dict[str, Any]:
     base: dict[str, Any]
     if spec.base.bootstrap is not None:
         boot = spec.base.bootstrap
-        base = {"bootstrap": {
-            "suite": boot.suite,
-            "variant": boot.variant,
-            "packages": sorted(set(boot.packages)),
-            "snapshot": boot.snapshot,
-        }}
+        base = {
+            "bootstrap": {
+                "suite": boot.suite,
+                "variant": boot.variant,
+                "packages": sorted(set(boot.packages)),
+                "snapshot": boot.snapshot,
+            }
+        }
     else:
         base = {spec.base.kind: spec.base.value}
     document = {
@@ -110,7 +111,8 @@ def hash_environments(catalog: Catalog, names: Iterable[str] | None = None) -> d
         get(catalog, name)
     needed = graph.with_ancestors(wanted, catalog.specs)
     broken = [
-        p for p in graph.problems(catalog)
+        p
+        for p in graph.problems(catalog)
         if any(p.path == catalog.specs[n].spec_display for n in needed)
     ]
     if broken:

@@ -40,8 +40,10 @@ def describe(spec: Spec, digest: SpecHash | None) -> dict[str, Any]:
     if spec.base.bootstrap is not None:
         boot = spec.base.bootstrap
         base["bootstrap"] = {
-            "suite": boot.suite, "variant": boot.variant,
-            "packages": list(boot.packages), "snapshot": boot.snapshot,
+            "suite": boot.suite,
+            "variant": boot.variant,
+            "packages": list(boot.packages),
+            "snapshot": boot.snapshot,
         }
     return {
         "name": spec.name,

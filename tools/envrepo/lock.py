@@ -6,7 +6,6 @@ found by reading files, never by resolving again.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,32 +95,36 @@ def check(spec: Spec) -> list[Problem]:
         lock_display = f"{spec.display}/{item.lock.relative_to(spec.folder).as_posix()}"
         run = f"run envrepo lock {spec.name}"
         if not item.lock.is_file():
-            problems.append(Problem(spec.spec_display, item.field, (
-                f"{item.source.name} has no lock ({item.lock.name} is missing); {run}")))
+            problems.append(
+                Problem(
+                    spec.spec_display,
+                    item.field,
+                    (f"{item.source.name} has no lock ({item.lock.name} is missing); {run}"),
+                )
+            )
             continue
         header = read_header(item.lock)
         if header.get("envrepo-lock-format") != FORMAT or "input-digest" not in header:
-            problems.append(Problem(lock_display, "", (
-                f"is not an envrepo lock of format {FORMAT} (no header); {run}")))
+            problems.append(
+                Problem(
+                    lock_display,
+                    "",
+                    (f"is not an envrepo lock of format {FORMAT} (no header); {run}"),
+                )
+            )
         elif header["input-digest"] != input_digest(spec, item):
-            problems.append(Problem(lock_display, "", (
-                f"is stale: {item.source.name} or the target ({target_line(spec)}) changed "
-                f"since it was locked; {run}")))
+            problems.append(
+                Problem(
+                    lock_display,
+                    "",
+                    (
+                        f"is stale: {item.source.name} or the target ({target_line(spec)}) changed "
+                        f"since it was locked; {run}"
+                    ),
+                )
+            )
     return problems
 
 
 def render(spec: Spec, item: LockInput, body: str, tools: str) -> str:
     return "\n".join(header_lines(spec, item, tools)) + "\n" + body.lstrip("\n")
-
-
-def write_if_changed(path: Path, text: str) -> bool:
-    """Replace `path` atomically when its text differs; a reader never sees half a file."""
-    if path.is_file() and path.read_text(encoding="utf-8") == text:
-        return False
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return True

@@ -41,20 +41,38 @@ def _target_options(spec: Spec) -> list[str]:
 def resolve(spec: Spec, item: LockInput) -> str:
     """The lock body for `item`: exact versions and sha256 hashes of every distribution."""
     command = [
-        uv(), "pip", "compile", item.source.relative_to(spec.folder).as_posix(),
+        uv(),
+        "pip",
+        "compile",
+        item.source.relative_to(spec.folder).as_posix(),
         *_target_options(spec),
-        "--generate-hashes", "--no-header", "--quiet", "--color", "never",
+        "--generate-hashes",
+        "--no-header",
+        "--quiet",
+        "--color",
+        "never",
     ]
     done = subprocess.run(command, cwd=spec.folder, capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        reason = " ".join(
-            line.strip() for line in done.stderr.splitlines()
-            if line.strip() and not line.startswith("  ╰")
-        ).removeprefix("error: ").removeprefix("×").strip()
+        reason = (
+            " ".join(
+                line.strip()
+                for line in done.stderr.splitlines()
+                if line.strip() and not line.startswith("  ╰")
+            )
+            .removeprefix("error: ")
+            .removeprefix("×")
+            .strip()
+        )
         raise EnvrepoError(
-            Problem(f"{spec.display}/{item.source.name}", item.field, (
-                f"cannot be resolved for python {spec.python} on {', '.join(spec.platforms)}: "
-                f"{reason}; fix the requirement")),
+            Problem(
+                f"{spec.display}/{item.source.name}",
+                item.field,
+                (
+                    f"cannot be resolved for python {spec.python} on {', '.join(spec.platforms)}: "
+                    f"{reason}; fix the requirement"
+                ),
+            ),
             code=ExitCode.PROBLEMS,
         )
     return done.stdout

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from envrepo import lock, lock_pip
 from envrepo.errors import EnvrepoError, Problem
+from envrepo.files import write_text
 from envrepo.spec import Spec
 
 Locker = Callable[[Spec, lock.LockInput], str]
@@ -22,9 +23,16 @@ def lock_environment(spec: Spec) -> list[Path]:
     rendered: list[tuple[Path, str]] = []
     for item in lock.lock_inputs(spec):
         if item.field not in LOCKERS:
-            raise EnvrepoError(Problem(spec.spec_display, item.field, (
-                f"this envrepo cannot lock {item.field} inputs yet; "
-                "remove the input or lock it with a newer envrepo")))
+            raise EnvrepoError(
+                Problem(
+                    spec.spec_display,
+                    item.field,
+                    (
+                        f"this envrepo cannot lock {item.field} inputs yet; "
+                        "remove the input or lock it with a newer envrepo"
+                    ),
+                )
+            )
         resolve, version = LOCKERS[item.field]
         rendered.append((item.lock, lock.render(spec, item, resolve(spec, item), version())))
-    return [path for path, text in rendered if lock.write_if_changed(path, text)]
+    return [path for path, text in rendered if write_text(path, text)]

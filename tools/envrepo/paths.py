@@ -16,13 +16,24 @@ def check_relative(value: str, folder: Path, display: str, field: str) -> Proble
     """A problem when `value` is absolute, climbs with .., or resolves outside `folder`."""
     pure = PurePosixPath(value)
     if pure.is_absolute() or "\\" in value:
-        return Problem(display, field, (
-            f"{value!r} is an absolute path; write a path relative to the environment's folder"))
+        return Problem(
+            display,
+            field,
+            (f"{value!r} is an absolute path; write a path relative to the environment's folder"),
+        )
     if ".." in pure.parts:
-        return Problem(display, field, (
-            f"{value!r} climbs out with ..; keep the file inside the environment's folder"))
+        return Problem(
+            display,
+            field,
+            (f"{value!r} climbs out with ..; keep the file inside the environment's folder"),
+        )
     if not inside(folder / value, folder):
-        return Problem(display, field, (
-            f"{value!r} is a symlink that leads outside the environment's folder; "
-            "copy the file into the folder"))
+        return Problem(
+            display,
+            field,
+            (
+                f"{value!r} is a symlink that leads outside the environment's folder; "
+                "copy the file into the folder"
+            ),
+        )
     return None

@@ -14,10 +14,21 @@ from envrepo.paths import inside
 from envrepo.yamlio import read_text
 
 _COMMENT = re.compile(r"(^|\s+)#.*$")
-_INCLUDE = {"-r": "requirement", "--requirement": "requirement", "-c": "constraint",
-            "--constraint": "constraint"}
-_OWN_INDEX = ("-i", "--index-url", "--extra-index-url", "-f", "--find-links", "--no-index",
-              "--trusted-host")
+INCLUDE = {
+    "-r": "requirement",
+    "--requirement": "requirement",
+    "-c": "constraint",
+    "--constraint": "constraint",
+}
+_OWN_INDEX = (
+    "-i",
+    "--index-url",
+    "--extra-index-url",
+    "-f",
+    "--find-links",
+    "--no-index",
+    "--trusted-host",
+)
 _EDITABLE = ("-e", "--editable")
 _HARMLESS = ("--pre", "--prefer-binary", "--only-binary", "--no-binary", "--use-feature")
 _URL = re.compile(r"^(git|hg|svn|bzr)\+|^[a-z]+://|^\.{0,2}/|@\s*\S+://")
@@ -72,7 +83,7 @@ def _logical_lines(text: str) -> list[tuple[int, str, str]]:
     return result
 
 
-def _option(content: str) -> tuple[str, str]:
+def split_option(content: str) -> tuple[str, str]:
     option, _, rest = content.partition(" ")
     if "=" in option and option.startswith("--"):
         option, _, value = option.partition("=")
@@ -111,16 +122,28 @@ def _url_message() -> str:
 def check_entry(content: str) -> tuple[Requirement | None, list[tuple[Severity, str]]]:
     """One requirement or option (not an include), and what is wrong with it."""
     if content.startswith("-"):
-        option, _ = _option(content)
+        option, _ = split_option(content)
         if option in _OWN_INDEX:
-            return None, [("error", (
-                f"{option} sets its own package index, which breaks the hermetic, hash-checked "
-                "build; remove it (envrepo locks from the configured index and installs only "
-                "the locked files)"))]
+            return None, [
+                (
+                    "error",
+                    (
+                        f"{option} sets its own package index, which breaks the hermetic, hash-checked "
+                        "build; remove it (envrepo locks from the configured index and installs only "
+                        "the locked files)"
+                    ),
+                )
+            ]
         if option in _EDITABLE:
-            return None, [("error", (
-                "an editable requirement cannot go into an image; build a wheel and put it "
-                "in the environment's wheels/ folder"))]
+            return None, [
+                (
+                    "error",
+                    (
+                        "an editable requirement cannot go into an image; build a wheel and put it "
+                        "in the environment's wheels/ folder"
+                    ),
+                )
+            ]
         if option in _HARMLESS:
             return None, []
         return None, [("error", f"unknown option {option}; remove it")]
@@ -130,7 +153,9 @@ def check_entry(content: str) -> tuple[Requirement | None, list[tuple[Severity, 
     try:
         requirement = Requirement(text)
     except InvalidRequirement as error:
-        return None, [("error", f"{text!r} is not a valid requirement ({_first_line(error)}); fix it")]
+        return None, [
+            ("error", f"{text!r} is not a valid requirement ({_first_line(error)}); fix it")
+        ]
     if is_exact(requirement):
         return requirement, []
     return requirement, [("warning", f"{requirement.name}: {UNPINNED_WHY}")]
@@ -168,11 +193,13 @@ def parse(path: Path, folder: Path, display_of: Path) -> Requirements:
             return
         for number, content, comment in _logical_lines(text):
             where = f"line {number}"
-            requirement = None
-            option, value = _option(content)
-            if option in _INCLUDE:
+            option, value = split_option(content)
+            if option in INCLUDE:
+                lines.append(Line(shown, number, content, None, comment))
                 include(shown, where, file, option, value)
-            elif content:
+                continue
+            requirement = None
+            if content:
                 requirement, found = check_entry(content)
                 problems.extend(Problem(shown, where, message, sev) for sev, message in found)
             lines.append(Line(shown, number, content, requirement, comment))

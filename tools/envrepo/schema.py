@@ -61,15 +61,17 @@ def _written(value: object) -> str:
 def _type_message(error: ValidationError) -> str:
     expected = error.validator_value
     value = error.instance
-    wanted = {"object": "a mapping", "array": "a list", "string": "a string", "boolean": "true or false"}
+    wanted = {
+        "object": "a mapping",
+        "array": "a list",
+        "string": "a string",
+        "boolean": "true or false",
+    }
     want = wanted.get(expected, expected) if isinstance(expected, str) else expected
     if expected == "string" and isinstance(value, int | float | bool):
         written = _written(value)
         if isinstance(value, float) and str(float(value)) != written:
-            return (
-                f"{written} is read by YAML as the number {float(value)}; "
-                f'quote it: "{written}"'
-            )
+            return f'{written} is read by YAML as the number {float(value)}; quote it: "{written}"'
         return f'{written} is read by YAML as {_type_name(value)}; quote it: "{written}"'
     if expected == "object" and isinstance(value, list):
         return "is a list, expected a mapping of key: value lines; write it as a mapping"
@@ -82,15 +84,17 @@ def _message(error: ValidationError) -> tuple[str, str]:
     """The (field, message) pair for one error."""
     field = field_name(error.absolute_path)
     kind = error.validator
-    hint = error.schema.get(HINT) if isinstance(error.schema, dict) else None
+    subschema: dict[str, Any] = error.schema if isinstance(error.schema, dict) else {}
+    hint = subschema.get(HINT)
+    instance: Any = error.instance
     if kind == "type":
         return field, _type_message(error)
     if kind == "required":
         missing = str(error.message).removesuffix(" is a required property").strip("'\"")
         return field_name([*error.absolute_path, missing]), "is missing; add it"
     if kind == "additionalProperties":
-        known = sorted(error.schema.get("properties", {}))
-        extra = sorted(set(error.instance) - set(known))
+        known = sorted(subschema.get("properties", {}))
+        extra = sorted(set(instance) - set(known))
         if field == "base" or field.endswith(".base"):
             return field, f"unknown base {extra[0]!r}; use one of {', '.join(known)}"
         name = extra[0]
@@ -98,7 +102,7 @@ def _message(error: ValidationError) -> tuple[str, str]:
         fix = f"did you mean {close[0]!r}?" if close else f"known fields: {', '.join(known)}"
         return field_name([*error.absolute_path, name]), f"unknown field; remove it ({fix})"
     if kind == "maxProperties" and field.endswith("base"):
-        keys = " and ".join(sorted(error.instance))
+        keys = " and ".join(sorted(instance))
         return field, f"sets {keys}; keep exactly one of environment, image, dockerfile, bootstrap"
     if kind == "minProperties" and field.endswith("base"):
         return field, "is empty; set exactly one of environment, image, dockerfile, bootstrap"

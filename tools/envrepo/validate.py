@@ -22,21 +22,47 @@ def _names(spec: Spec, repo: Repository) -> list[Problem]:
     where = spec.spec_display
     folder = spec.folder.name
     if not NAME.match(folder):
-        problems.append(Problem(spec.display, "", (
-            "the folder name is not a valid image name; rename the folder with lowercase "
-            "letters, digits and . _ - between them")))
+        problems.append(
+            Problem(
+                spec.display,
+                "",
+                (
+                    "the folder name is not a valid image name; rename the folder with lowercase "
+                    "letters, digits and . _ - between them"
+                ),
+            )
+        )
     if spec.name != folder:
-        problems.append(Problem(where, "name", (
-            f"{spec.name!r} differs from its folder {folder!r}; make them the same")))
+        problems.append(
+            Problem(
+                where,
+                "name",
+                (f"{spec.name!r} differs from its folder {folder!r}; make them the same"),
+            )
+        )
     prefix = repo.config.reserved_prefix
     if prefix and spec.name.startswith(prefix) and not spec.curated:
-        problems.append(Problem(where, "name", (
-            f"{spec.name!r} starts with the reserved prefix {prefix!r}, which only curated "
-            "environments may use; rename it")))
+        problems.append(
+            Problem(
+                where,
+                "name",
+                (
+                    f"{spec.name!r} starts with the reserved prefix {prefix!r}, which only curated "
+                    "environments may use; rename it"
+                ),
+            )
+        )
     if prefix and spec.curated and not spec.name.startswith(prefix):
-        problems.append(Problem(where, "curated", (
-            f"curated environments carry the reserved prefix {prefix!r}; "
-            f"rename it to {prefix + spec.name!r} or drop curated: true")))
+        problems.append(
+            Problem(
+                where,
+                "curated",
+                (
+                    f"curated environments carry the reserved prefix {prefix!r}; "
+                    f"rename it to {prefix + spec.name!r} or drop curated: true"
+                ),
+            )
+        )
     return problems
 
 
@@ -45,18 +71,37 @@ def _wheels(spec: Spec, folder: Path, field: str) -> list[Problem]:
     for entry in sorted(folder.iterdir()):
         shown = f"{spec.display}/{entry.relative_to(spec.folder).as_posix()}"
         if not inside(entry, spec.folder):
-            problems.append(Problem(shown, "", (
-                "is a symlink that leads outside the environment's folder; copy the file in")))
+            problems.append(
+                Problem(
+                    shown,
+                    "",
+                    ("is a symlink that leads outside the environment's folder; copy the file in"),
+                )
+            )
         elif entry.suffix != ".whl" or not entry.is_file():
-            problems.append(Problem(shown, "", (
-                f"is not a wheel (.whl file), and {field} holds only wheels; move it elsewhere")))
+            problems.append(
+                Problem(
+                    shown,
+                    "",
+                    (
+                        f"is not a wheel (.whl file), and {field} holds only wheels; move it elsewhere"
+                    ),
+                )
+            )
         else:
             try:
                 parse_wheel_filename(entry.name)
             except InvalidWheelFilename:
-                problems.append(Problem(shown, "", (
-                    "is not a valid wheel file name (name-version-python-abi-platform.whl); "
-                    "rename it as the wheel's metadata says")))
+                problems.append(
+                    Problem(
+                        shown,
+                        "",
+                        (
+                            "is not a valid wheel file name (name-version-python-abi-platform.whl); "
+                            "rename it as the wheel's metadata says"
+                        ),
+                    )
+                )
     return problems
 
 
@@ -71,11 +116,21 @@ def _inputs(spec: Spec) -> tuple[list[Problem], bool]:
         target = spec.folder / value
         want_folder = field == "wheels"
         if want_folder and not target.is_dir():
-            problems.append(Problem(spec.spec_display, field, (
-                f"{value!r} is not a folder in {spec.display}; create it or fix the path")))
+            problems.append(
+                Problem(
+                    spec.spec_display,
+                    field,
+                    (f"{value!r} is not a folder in {spec.display}; create it or fix the path"),
+                )
+            )
         elif not want_folder and not target.is_file():
-            problems.append(Problem(spec.spec_display, field, (
-                f"{value!r} does not exist in {spec.display}; create it or fix the path")))
+            problems.append(
+                Problem(
+                    spec.spec_display,
+                    field,
+                    (f"{value!r} does not exist in {spec.display}; create it or fix the path"),
+                )
+            )
         elif want_folder:
             problems.extend(_wheels(spec, target, field))
         elif field == "pip":
@@ -95,19 +150,40 @@ def _consistency(spec: Spec, catalog: Catalog) -> list[Problem]:
     if spec.user_managed:
         for field in ("pip", "conda", "wheels", "apt"):
             if spec.document.get(field):
-                problems.append(Problem(where, field, (
-                    "is set, but user_managed: true installs nothing; "
-                    f"remove {field} or set user_managed: false")))
+                problems.append(
+                    Problem(
+                        where,
+                        field,
+                        (
+                            "is set, but user_managed: true installs nothing; "
+                            f"remove {field} or set user_managed: false"
+                        ),
+                    )
+                )
     parent = catalog.specs.get(spec.parent or "")
     if parent is not None:
         if parent.python != spec.python:
-            problems.append(Problem(where, "python", (
-                f"{spec.python!r} differs from {parent.python!r} of its base environment "
-                f"{parent.name!r}, whose interpreter it uses; make them the same")))
+            problems.append(
+                Problem(
+                    where,
+                    "python",
+                    (
+                        f"{spec.python!r} differs from {parent.python!r} of its base environment "
+                        f"{parent.name!r}, whose interpreter it uses; make them the same"
+                    ),
+                )
+            )
         if spec.curated and not parent.curated:
-            problems.append(Problem(where, "base.environment", (
-                f"curated environments build only on curated ones, and {parent.name!r} is not; "
-                "base it on a curated environment")))
+            problems.append(
+                Problem(
+                    where,
+                    "base.environment",
+                    (
+                        f"curated environments build only on curated ones, and {parent.name!r} is not; "
+                        "base it on a curated environment"
+                    ),
+                )
+            )
     return problems
 
 
@@ -136,8 +212,10 @@ def validate(
     if selected is not None:
         roots = [catalog.repo.display(catalog.repo.folder(name)) for name in selected]
         problems = [
-            p for p in problems
-            if p.path == CONFIG_FILE or any(p.path == r or p.path.startswith(r + "/") for r in roots)
+            p
+            for p in problems
+            if p.path == CONFIG_FILE
+            or any(p.path == r or p.path.startswith(r + "/") for r in roots)
         ]
     return sorted(set(problems), key=_field_key)
 
@@ -151,8 +229,15 @@ def select(paths: Iterable[Path], repo: Repository) -> set[str] | None:
         if full in (repo.root.resolve(), root) or full == (repo.root / CONFIG_FILE).resolve():
             return None
         if not full.is_relative_to(root) or full == root:
-            raise EnvrepoError(Problem(str(path), "", (
-                f"is not inside {repo.config.environments}/; pass an environment folder "
-                "or a file in one")))
+            raise EnvrepoError(
+                Problem(
+                    str(path),
+                    "",
+                    (
+                        f"is not inside {repo.config.environments}/; pass an environment folder "
+                        "or a file in one"
+                    ),
+                )
+            )
         chosen.add(full.relative_to(root).parts[0])
     return chosen

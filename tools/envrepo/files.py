@@ -1,0 +1,41 @@
+"""Writing files and folders so that a reader or a crash never leaves half of one."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+
+
+def write_text(path: Path, text: str) -> bool:
+    """Replace `path` atomically when its text differs; whether it changed."""
+    if path.is_file() and path.read_bytes() == text.encode("utf-8"):
+        return False
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        temporary.write_bytes(text.encode("utf-8"))
+        temporary.replace(path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return True
+
+
+def write_all(changes: Mapping[Path, str]) -> list[Path]:
+    """Write several files, each atomically, after every text is ready; those that changed."""
+    return [path for path, text in changes.items() if write_text(path, text)]
+
+
+def create_folder(folder: Path, files: Mapping[str, str | bytes]) -> None:
+    """Create `folder` holding `files`; it appears whole, or not at all."""
+    staging = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+    try:
+        for relative, content in files.items():
+            target = staging / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            data = content.encode("utf-8") if isinstance(content, str) else content
+            target.write_bytes(data)
+        staging.rename(folder)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
