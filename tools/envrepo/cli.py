@@ -14,7 +14,7 @@ import click
 
 from envrepo import __version__
 from envrepo.errors import EnvrepoError, ExitCode, Problem
-from envrepo.output import emit_json, fields, note, table
+from envrepo.output import count, emit_json, fields, note, table
 from envrepo.repo import Repository, open_repository
 from envrepo.spec import Catalog, load_catalog
 
@@ -89,7 +89,8 @@ def validate(state: State, paths: tuple[Path, ...], strict: bool) -> int:
     checked = len(catalog.folders)
     if errors or warnings:
         note(
-            f"envrepo validate: {errors} error(s), {warnings} warning(s) in {checked} environments"
+            f"envrepo validate: {count(errors, 'error')}, {count(warnings, 'warning')} "
+            f"in {count(checked, 'environment')}"
         )
     failed = errors or (strict and warnings)
     return ExitCode.PROBLEMS if failed else ExitCode.OK

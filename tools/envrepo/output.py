@@ -43,3 +43,7 @@ def fields(pairs: Sequence[tuple[str, str]]) -> None:
 
 def note(message: str) -> None:
     click.echo(message, err=True)
+
+
+def count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"

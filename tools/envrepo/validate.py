@@ -105,8 +105,8 @@ def _wheels(spec: Spec, folder: Path, field: str) -> list[Problem]:
     return problems
 
 
-def _inputs(spec: Spec) -> tuple[list[Problem], bool]:
-    """Problems with the files the spec names, and whether every one of them is usable."""
+def _inputs(spec: Spec) -> list[Problem]:
+    """Problems with the files the spec names, and with what is in them."""
     problems: list[Problem] = []
     for field, value in spec.inputs().items():
         found = check_relative(value, spec.folder, spec.spec_display, field)
@@ -141,7 +141,7 @@ def _inputs(spec: Spec) -> tuple[list[Problem], bool]:
                 problems.extend(conda_input.load(target, shown)[1])
             except EnvrepoError as error:
                 problems.extend(error.problems)
-    return problems, not any(p.is_error for p in problems)
+    return problems
 
 
 def _consistency(spec: Spec, catalog: Catalog) -> list[Problem]:
@@ -189,10 +189,8 @@ def _consistency(spec: Spec, catalog: Catalog) -> list[Problem]:
 
 def environment_problems(spec: Spec, catalog: Catalog) -> list[Problem]:
     """Every rule for one environment that loaded; locks are checked once its inputs are usable."""
-    problems = _names(spec, catalog.repo) + _consistency(spec, catalog)
-    input_problems, usable = _inputs(spec)
-    problems += input_problems
-    if usable:
+    problems = _names(spec, catalog.repo) + _consistency(spec, catalog) + _inputs(spec)
+    if not any(p.is_error for p in problems):
         problems += lock.check(spec)
     return problems
 

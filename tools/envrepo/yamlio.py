@@ -7,6 +7,7 @@ files hold everywhere.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,17 @@ def _construct_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> SourceFl
 
 _Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
 
+# YAML 1.2 booleans only: `DEBUG: yes` or `country: no` stay the strings the person wrote,
+# instead of YAML 1.1's surprise booleans.
+_BOOL = "tag:yaml.org,2002:bool"
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.CSafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
     if isinstance(node, yaml.SequenceNode):
@@ -111,7 +123,7 @@ def read_text(path: Path, display: str, what: str = "file") -> str:
                 Problem(
                     display,
                     "",
-                    f"{what} is {size / 1e6:.1f} MB, over the {MAX_BYTES // 1024} KiB limit; "
+                    f"{what} is {size / (1 << 20):.1f} MiB, over the {MAX_BYTES >> 20} MiB limit; "
                     "it cannot be a hand-written spec, check that it is the right file",
                 )
             )

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Sets everything up, then runs every check: the pre-commit hooks (ruff, mypy, envrepo's own
+# validate and lock checks on this repository) and the test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export PATH="$PWD/.venv/bin:$PATH"
+
+echo "== pre-commit hooks (ruff, mypy, envrepo validate, envrepo lock --check)"
+pre-commit run --all-files --show-diff-on-failure
+
+echo "== tests"
+pytest "$@"

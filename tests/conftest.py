@@ -1,0 +1,116 @@
+"""Shared fixtures: the installed envrepo command, scratch repositories, an isolated home."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def envrepo_command() -> str:
+    """The console script installed beside the interpreter running the tests."""
+    found = Path(sys.executable).parent / "envrepo"
+    if not found.is_file():
+        pytest.fail(f"envrepo is not installed beside {sys.executable}; run scripts/setup.sh")
+    return str(found)
+
+
+@dataclass(frozen=True)
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def lines(self) -> list[str]:
+        return self.out.splitlines() + self.err.splitlines()
+
+
+def run_envrepo(*args: str | Path, cwd: Path, env: dict[str, str] | None = None) -> Result:
+    done = subprocess.run(
+        [envrepo_command(), *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+        check=False,
+    )
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No test writes to the real home: config, state and logs go to a scratch home.
+
+    uv's cache is shared by the whole session so that the network is asked once per package.
+    """
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / ".local" / "state"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
+    monkeypatch.setenv("GIT_AUTHOR_NAME", "envrepo tests")
+    monkeypatch.setenv("GIT_AUTHOR_EMAIL", "tests@envrepo.invalid")
+    monkeypatch.setenv("GIT_COMMITTER_NAME", "envrepo tests")
+    monkeypatch.setenv("GIT_COMMITTER_EMAIL", "tests@envrepo.invalid")
+    cache = tmp_path_factory.getbasetemp() / "uv-cache"
+    monkeypatch.setenv("UV_CACHE_DIR", str(cache))
+
+
+def git(*args: str, cwd: Path) -> str:
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+class RepoMaker:
+    """Scratch environment repositories: a git work tree with envrepo.yaml and environments/."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.count = 0
+
+    def __call__(self, config: str = "reserved_prefix: team-\n") -> Path:
+        self.count += 1
+        root = self.base / f"repo{self.count}"
+        (root / "environments").mkdir(parents=True)
+        (root / "envrepo.yaml").write_text(config)
+        git("init", "-q", "-b", "main", cwd=root)
+        return root
+
+
+@pytest.fixture
+def make_repo(tmp_path: Path) -> RepoMaker:
+    return RepoMaker(tmp_path)
+
+
+def write_files(root: Path, files: dict[str, str | bytes]) -> None:
+    for relative, content in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+
+
+@pytest.fixture
+def curated_copy(tmp_path: Path) -> Iterator[Path]:
+    """A copy of this repository's curated tree and config, in a git repository of its own."""
+    root = tmp_path / "curated"
+    root.mkdir()
+    shutil.copy(PROJECT / "envrepo.yaml", root / "envrepo.yaml")
+    shutil.copytree(PROJECT / "environments", root / "environments")
+    git("init", "-q", "-b", "main", cwd=root)
+    yield root
