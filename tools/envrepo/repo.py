@@ -8,7 +8,7 @@ from typing import Any
 
 from envrepo import schema, schemas
 from envrepo.errors import EnvrepoError, Problem
-from envrepo.yamlio import load_yaml
+from envrepo.yamlio import parse_yaml, read_text
 
 CONFIG_FILE = "envrepo.yaml"
 SPEC_FILE = "environment.yaml"
@@ -80,7 +80,8 @@ def config_problems(root: Path) -> tuple[Config, list[Problem]]:
         return Config(), []
     display = CONFIG_FILE
     try:
-        document = load_yaml(path, display)
+        # An envrepo.yaml with nothing in it yet means "all defaults", not a mistake.
+        document = parse_yaml(read_text(path, display), display) or {}
     except EnvrepoError as error:
         return Config(), list(error.problems)
     problems = schema.check(document, schemas.CONFIG, display)

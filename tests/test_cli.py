@@ -1,0 +1,194 @@
+"""The commands on this repository's curated tree and on scratch repositories."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import PROJECT, RepoMaker, envrepo_command, run_envrepo, write_files
+
+CURATED = ["envrepo-bookworm", "envrepo-minimal", "envrepo-tutorial"]
+
+
+def test_curated_tree_validates_clean(curated_copy: Path) -> None:
+    result = run_envrepo("validate", "--strict", cwd=curated_copy)
+    assert (result.code, result.out, result.err) == (0, "", "")
+
+
+def test_curated_tree_hashes_parents_first(curated_copy: Path) -> None:
+    result = run_envrepo("hash", cwd=curated_copy)
+    assert result.code == 0, result.err
+    names = [line.split("  ")[1] for line in result.out.splitlines()]
+    digests = [line.split("  ")[0] for line in result.out.splitlines()]
+    assert names == CURATED
+    assert all(len(d) == 64 and int(d, 16) >= 0 for d in digests)
+    again = run_envrepo("-C", curated_copy, "hash", cwd=PROJECT.parent)
+    assert again.out == result.out
+
+
+def test_list_json_describes_every_environment(curated_copy: Path) -> None:
+    result = run_envrepo("list", "--json", cwd=curated_copy)
+    assert result.code == 0, result.err
+    listed = {item["name"]: item for item in json.loads(result.out)}
+    assert sorted(listed) == CURATED
+    tutorial = listed["envrepo-tutorial"]
+    assert tutorial["base"] == {"kind": "environment", "value": "envrepo-minimal"}
+    assert tutorial["python"] == "3.11"
+    assert tutorial["curated"] is True
+    assert tutorial["inputs"] == {"pip": "requirements.txt"}
+    assert tutorial["locks"] == {"requirements.lock": "fresh"}
+    hashes = run_envrepo("hash", "envrepo-tutorial", cwd=curated_copy).out.split()[0]
+    assert tutorial["hash"] == hashes
+    root = listed["envrepo-bookworm"]["base"]
+    assert root["bootstrap"]["suite"] == "bookworm"
+
+
+def test_list_plain_is_an_aligned_table(curated_copy: Path) -> None:
+    result = run_envrepo("list", cwd=curated_copy)
+    lines = result.out.splitlines()
+    assert lines[0].split() == ["NAME", "BASE", "PYTHON", "CURATED", "HASH", "INPUTS"]
+    assert [line.split()[0] for line in lines[1:]] == CURATED
+    column = lines[0].index("PYTHON")
+    assert all(line[column : column + 4] == "3.11" for line in lines[1:])
+
+
+def test_list_on_a_terminal_is_a_rich_table(curated_copy: Path) -> None:
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [envrepo_command(), "list"],
+        cwd=curated_copy,
+        stdout=terminal,
+        stderr=terminal,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "COLUMNS": "160", "TERM": "xterm"},
+    )
+    os.close(terminal)
+    chunks = []
+    while True:
+        ready, _, _ = select.select([controller], [], [], 30)
+        if not ready:
+            break
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    assert process.wait(timeout=30) == 0
+    screen = b"".join(chunks).decode()
+    assert "\x1b[1m" in screen  # the bold header a person sees
+    for name in CURATED:
+        assert name in screen
+
+
+def test_show_prints_every_field(curated_copy: Path) -> None:
+    result = run_envrepo("show", "envrepo-tutorial", cwd=curated_copy)
+    assert result.code == 0, result.err
+    shown = dict(line.split(":", 1) for line in result.out.splitlines())
+    assert shown["base"].strip() == "environment:envrepo-minimal"
+    assert shown["locks"].strip() == "requirements.lock (fresh)"
+    assert shown["variables"].strip() == "OMP_NUM_THREADS=1, MPLBACKEND=Agg"
+    as_json = json.loads(run_envrepo("show", "envrepo-tutorial", "--json", cwd=curated_copy).out)
+    assert as_json["hash"] == shown["hash"].strip()
+
+
+def test_show_with_a_version_needs_an_index(curated_copy: Path) -> None:
+    result = run_envrepo("show", "envrepo-tutorial@3", cwd=curated_copy)
+    assert result.code == 2
+    assert "published index" in result.err
+
+
+def test_validate_reports_every_environment_in_one_run(make_repo: RepoMaker) -> None:
+    root = make_repo("")
+    write_files(
+        root,
+        {
+            "environments/one/environment.yaml": "name: one\nbase: {image: x}\npython: 3.10\n",
+            "environments/two/environment.yaml": "name: two\nbase: {image: x}\nplatfroms: []\n",
+            "environments/three/environment.yaml": "name: three\nbase: {image: x}\n",
+        },
+    )
+    result = run_envrepo("validate", cwd=root)
+    assert result.code == 1
+    assert result.out.splitlines() == [
+        "environments/one/environment.yaml: python: 3.10 is read by YAML as the number 3.1; "
+        'quote it: "3.10"',
+        "environments/two/environment.yaml: platfroms: unknown field; remove it "
+        "(did you mean 'platforms'?)",
+    ]
+    assert result.err == "envrepo validate: 2 errors, 0 warnings in 3 environments\n"
+    only_three = run_envrepo("validate", "environments/three/environment.yaml", cwd=root)
+    assert (only_three.code, only_three.out) == (0, "")
+
+
+def test_warnings_pass_unless_strict(make_repo: RepoMaker) -> None:
+    root = make_repo("")
+    write_files(
+        root,
+        {
+            "environments/app/environment.yaml": "name: app\nbase: {image: x}\npip: r.txt\n",
+            "environments/app/r.txt": "numpy>=1.26\n",
+        },
+    )
+    assert run_envrepo("lock", "--check", cwd=root).code == 1
+    result = run_envrepo("validate", cwd=root)
+    assert result.code == 1  # the missing lock is an error, the loose pin only a warning
+    assert "warning: numpy: it is not pinned to one version" in result.out
+    assert "Azure ML silently keeps a stale cached image" in result.out
+
+
+def test_repository_found_from_a_subfolder_and_by_git_root(make_repo: RepoMaker) -> None:
+    root = make_repo("")
+    write_files(root, {"environments/app/environment.yaml": "name: app\nbase: {image: x}\n"})
+    inner = root / "environments/app"
+    assert run_envrepo("list", cwd=inner).out.splitlines()[1].startswith("app ")
+    (root / "envrepo.yaml").unlink()
+    assert run_envrepo("list", cwd=inner).out.splitlines()[1].startswith("app ")
+
+
+def test_outside_any_repository(tmp_path: Path) -> None:
+    result = run_envrepo("list", cwd=tmp_path)
+    assert result.code == 2
+    assert result.err.startswith(f"{tmp_path}: not inside an environment repository")
+
+
+def test_a_bug_is_one_line_with_the_traceback_in_the_log(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from envrepo import cli
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setattr(cli, "load_catalog", broken)
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["-C", str(PROJECT), "validate"])
+    assert stopped.value.code == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "internal error (RuntimeError: boom)" in err
+    log = (tmp_path / "state/envrepo/envrepo.log").read_text()
+    assert "Traceback" in log and "boom" in log
+
+
+def test_ctrl_c_exits_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from envrepo import cli
+
+    def interrupted(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "load_catalog", interrupted)
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["-C", str(PROJECT), "validate"])
+    assert stopped.value.code == 130
+    assert capsys.readouterr().err.strip() == "envrepo: interrupted"
