@@ -1,0 +1,116 @@
+"""Pure stages on their own: YAML reading, requirements, the base graph, lock staleness."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import RepoMaker, write_files
+from envrepo import graph, lock, requirements
+from envrepo.errors import EnvrepoError
+from envrepo.repo import open_repository
+from envrepo.spec import load_catalog
+from envrepo.yamlio import parse_yaml
+
+
+def test_merge_keys_may_override_without_being_duplicates() -> None:
+    text = "defaults: &d {a: '1', b: '2'}\nvariables:\n  <<: *d\n  b: '3'\n"
+    assert parse_yaml(text, "x.yaml")["variables"] == {"a": "1", "b": "3"}
+
+
+def test_yaml_12_booleans() -> None:
+    assert parse_yaml("a: yes\nb: no\nc: on\nd: true\ne: False\n", "x.yaml") == {
+        "a": "yes",
+        "b": "no",
+        "c": "on",
+        "d": True,
+        "e": False,
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("- " * 5000 + "x\n", "exceeded maximum nesting depth"),
+        ("a: 1\na: 2\n", "line 2: duplicate key 'a' (first at line 1); keep only one"),
+        ("? [1, 2]\n: x\n", "line 1: key [1, 2] is not a string"),
+    ],
+)
+def test_hostile_yaml_is_one_line(text: str, line: str) -> None:
+    with pytest.raises(EnvrepoError) as raised:
+        parse_yaml(text, "x.yaml")
+    assert len(raised.value.lines) == 1
+    assert line in raised.value.lines[0]
+
+
+def test_requirements_lines_markers_and_continuations(tmp_path: Path) -> None:
+    write_files(
+        tmp_path,
+        {
+            "r.txt": "a==1 ; python_version < '3.12'  # why\nb[x,y]==2 \\\n  --hash=sha256:00\n-c c.txt\n",
+            "c.txt": "a==1\n",
+        },
+    )
+    parsed = requirements.parse(tmp_path / "r.txt", tmp_path, Path("env"))
+    assert [str(r) for r in parsed.requirements] == [
+        'a==1; python_version < "3.12"',
+        "b[x,y]==2",
+        "a==1",
+    ]
+    assert parsed.lines[0].comment == "# why"
+    assert [f.name for f in parsed.files] == ["r.txt", "c.txt"]
+    assert parsed.problems == ()
+
+
+def test_requirements_include_loop_is_reported(tmp_path: Path) -> None:
+    write_files(tmp_path, {"a.txt": "-r b.txt\n", "b.txt": "-r a.txt\n"})
+    parsed = requirements.parse(tmp_path / "a.txt", tmp_path, Path("env"))
+    assert [p.line() for p in parsed.problems] == [
+        "env/b.txt: line 1: -r a.txt includes a file already included; remove the loop"
+    ]
+
+
+def test_waves_put_parents_first(make_repo: RepoMaker) -> None:
+    root = make_repo("")
+    env = "name: {n}\nbase:\n  environment: {p}\n"
+    write_files(
+        root,
+        {
+            "environments/root/environment.yaml": "name: root\nbase: {image: x}\n",
+            "environments/mid/environment.yaml": env.format(n="mid", p="root"),
+            "environments/leaf/environment.yaml": env.format(n="leaf", p="mid"),
+            "environments/side/environment.yaml": env.format(n="side", p="root"),
+            "environments/other/environment.yaml": "name: other\nbase: {image: y}\n",
+        },
+    )
+    repo, _ = open_repository(root, explicit=True)
+    specs = load_catalog(repo).specs
+    assert graph.waves(specs) == [["other", "root"], ["mid", "side"], ["leaf"]]
+    assert graph.descendants(["mid"], specs) == {"leaf"}
+    assert graph.with_ancestors(["leaf"], specs) == {"leaf", "mid", "root"}
+
+
+def test_lock_goes_stale_when_input_or_target_changes(make_repo: RepoMaker) -> None:
+    root = make_repo("")
+    write_files(
+        root,
+        {
+            "environments/app/environment.yaml": "name: app\nbase: {image: x}\npip: r.txt\n",
+            "environments/app/r.txt": "-r more.txt\n",
+            "environments/app/more.txt": "a==1\n",
+        },
+    )
+    repo, _ = open_repository(root, explicit=True)
+    spec = load_catalog(repo).specs["app"]
+    [item] = lock.lock_inputs(spec)
+    item.lock.write_text(lock.render(spec, item, "a==1\n", "uv 0"))
+    assert lock.check(spec) == []
+    (root / "environments/app/more.txt").write_text("a==2\n")
+    assert [p.message.split(":")[0] for p in lock.check(spec)] == ["is stale"]
+    (root / "environments/app/more.txt").write_text("a==1\n")
+    (root / "environments/app/environment.yaml").write_text(
+        'name: app\nbase: {image: x}\npip: r.txt\npython: "3.12"\n'
+    )
+    spec = load_catalog(repo).specs["app"]
+    assert [p.message.split(":")[0] for p in lock.check(spec)] == ["is stale"]
