@@ -114,3 +114,32 @@ def test_lock_goes_stale_when_input_or_target_changes(make_repo: RepoMaker) -> N
     )
     spec = load_catalog(repo).specs["app"]
     assert [p.message.split(":")[0] for p in lock.check(spec)] == ["is stale"]
+
+
+def spec_documents() -> list[Path]:
+    tests = Path(__file__).parent
+    return sorted((tests / "corpus").rglob("environment.yaml")) + sorted(
+        (tests.parent / "environments").rglob("environment.yaml")
+    )
+
+
+def test_fast_validator_agrees_with_jsonschema() -> None:
+    import fastjsonschema
+
+    from envrepo import schema, schemas
+
+    checked = 0
+    for path in spec_documents():
+        try:
+            document = parse_yaml(path.read_text(encoding="utf-8"), str(path))
+        except (EnvrepoError, UnicodeDecodeError):
+            continue
+        try:
+            schema._fast(schemas.ENVIRONMENT)(document)
+            fast_valid = True
+        except fastjsonschema.JsonSchemaValueException:
+            fast_valid = False
+        slow_valid = not list(schema._validator(schemas.ENVIRONMENT).iter_errors(document))
+        assert fast_valid == slow_valid, path
+        checked += 1
+    assert checked >= 30

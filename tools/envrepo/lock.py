@@ -6,10 +6,10 @@ found by reading files, never by resolving again.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from envrepo import requirements
 from envrepo.digest import file_sha256, json_sha256
 from envrepo.errors import Problem
 from envrepo.spec import Spec
@@ -41,18 +41,28 @@ def lock_inputs(spec: Spec) -> list[LockInput]:
     return inputs
 
 
-def input_files(spec: Spec, item: LockInput) -> list[Path]:
-    """The input file and every file it includes."""
+Parsed = Mapping[str, Sequence[Path]]
+
+
+def input_files(spec: Spec, item: LockInput, parsed: Parsed | None = None) -> Sequence[Path]:
+    """The input file and every file it includes, resolved; `parsed` when already known."""
+    if parsed is not None and item.field in parsed:
+        return parsed[item.field]
     if item.field == "pip":
-        return list(requirements.parse(item.source, spec.folder, Path(spec.display)).files)
-    return [item.source]
+        # Imported here: hashing needs lock paths but never parses requirements, and the
+        # requirement parser is a noticeable part of a command's start-up.
+        from envrepo import requirements
+
+        return requirements.parse(item.source, spec.folder, Path(spec.display)).files
+    return [item.source.resolve()]
 
 
-def input_digest(spec: Spec, item: LockInput) -> str:
+def input_digest(spec: Spec, item: LockInput, parsed: Parsed | None = None) -> str:
     """What a lock of `item` was made from: its files' bytes and the environment's target."""
+    root = spec.folder
     files = {
-        path.relative_to(spec.folder.resolve()).as_posix(): file_sha256(path)
-        for path in (p.resolve() for p in input_files(spec, item))
+        path.relative_to(root).as_posix(): file_sha256(path)
+        for path in input_files(spec, item, parsed)
         if path.is_file()
     }
     target = {"python": spec.python, "platforms": sorted(spec.platforms)}
@@ -86,7 +96,7 @@ def header_lines(spec: Spec, item: LockInput, tools: str) -> list[str]:
     ]
 
 
-def check(spec: Spec) -> list[Problem]:
+def check(spec: Spec, parsed: Parsed | None = None) -> list[Problem]:
     """Missing or stale locks of `spec`, found without resolving anything."""
     problems = []
     for item in lock_inputs(spec):
@@ -112,7 +122,7 @@ def check(spec: Spec) -> list[Problem]:
                     (f"is not an envrepo lock of format {FORMAT} (no header); {run}"),
                 )
             )
-        elif header["input-digest"] != input_digest(spec, item):
+        elif header["input-digest"] != input_digest(spec, item, parsed):
             problems.append(
                 Problem(
                     lock_display,

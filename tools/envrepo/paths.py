@@ -12,6 +12,16 @@ def inside(path: Path, folder: Path) -> bool:
     return path.resolve().is_relative_to(folder.resolve())
 
 
+def _stays_inside(folder: Path, parts: tuple[str, ...]) -> bool:
+    # Without .. only a symlink can lead out, so a full resolve is needed only past one.
+    current = folder
+    for part in parts:
+        current = current / part
+        if current.is_symlink():
+            return inside(folder / Path(*parts), folder)
+    return True
+
+
 def check_relative(value: str, folder: Path, display: str, field: str) -> Problem | None:
     """A problem when `value` is absolute, climbs with .., or resolves outside `folder`."""
     pure = PurePosixPath(value)
@@ -27,7 +37,7 @@ def check_relative(value: str, folder: Path, display: str, field: str) -> Proble
             field,
             (f"{value!r} climbs out with ..; keep the file inside the environment's folder"),
         )
-    if not inside(folder / value, folder):
+    if not _stays_inside(folder, pure.parts):
         return Problem(
             display,
             field,

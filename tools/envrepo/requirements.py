@@ -10,7 +10,6 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from envrepo.errors import EnvrepoError, Problem, Severity
-from envrepo.paths import inside
 from envrepo.yamlio import read_text
 
 _COMMENT = re.compile(r"(^|\s+)#.*$")
@@ -162,17 +161,22 @@ def check_entry(content: str) -> tuple[Requirement | None, list[tuple[Severity, 
 
 
 def parse(path: Path, folder: Path, display_of: Path) -> Requirements:
-    """Parse `path` and every file it includes with -r or -c, which must stay inside `folder`."""
+    """Parse `path` and every file it includes with -r or -c, which must stay inside `folder`.
+
+    `folder` is taken as resolved (Spec.folder is).
+    """
     lines: list[Line] = []
     files: list[Path] = []
     problems: list[Problem] = []
 
+    root = folder
+
     def display(file: Path) -> str:
-        return (display_of / file.relative_to(folder.resolve())).as_posix()
+        return (display_of / file.relative_to(root)).as_posix()
 
     def include(shown: str, where: str, file: Path, option: str, value: str) -> None:
         target = (file.parent / value).resolve()
-        if not value or not inside(target, folder):
+        if not value or not target.is_relative_to(root):
             message = f"{option} {value} leads outside the environment's folder; copy the file in"
         elif target in files:
             message = f"{option} {value} includes a file already included; remove the loop"

@@ -1,30 +1,71 @@
-"""Schema checks, with every jsonschema error turned into `path: field: what, what to do`."""
+"""Schema checks, with every jsonschema error turned into `path: field: what, what to do`.
+
+A spec is first checked by a validator that fastjsonschema compiles from the schema: it
+answers "valid" for hundreds of specs in a few milliseconds. Only a spec it refuses goes to
+jsonschema, whose errors carry what the messages need. Both read the same schema file.
+"""
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
-from referencing import Registry, Resource
+import fastjsonschema
 
 from envrepo import schemas
 from envrepo.errors import Problem
 from envrepo.yamlio import SourceFloat
 
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
+
 HINT = "x-envrepo-hint"
+
+
+def _inline(node: Any, home: str) -> Any:
+    """`node` with every $ref replaced by what it points at (the schemas have no recursion).
+
+    jsonschema resolves a $ref on every visit; inlining them once makes validating hundreds
+    of specs in one run several times faster.
+    """
+    if isinstance(node, list):
+        return [_inline(item, home) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" not in node:
+        return {key: _inline(value, home) for key, value in node.items()}
+    document, _, pointer = str(node["$ref"]).partition("#")
+    document = document or home
+    target: Any = schemas.load(document)
+    for part in pointer.strip("/").split("/"):
+        target = target[part]
+    siblings = {key: value for key, value in node.items() if key != "$ref"}
+    return _inline({**target, **siblings}, document)
+
+
+@cache
+def _inlined(name: str) -> dict[str, Any]:
+    inlined: dict[str, Any] = _inline(schemas.load(name), name)
+    inlined.pop("$defs", None)
+    return inlined
+
+
+@cache
+def _fast(name: str) -> Callable[[object], object]:
+    # After inlining, the schema uses only keywords that draft 7 has with the same meaning.
+    draft7 = {**_inlined(name), "$schema": "http://json-schema.org/draft-07/schema#"}
+    validate: Callable[[object], object] = fastjsonschema.compile(draft7, use_formats=False)
+    return validate
 
 
 @cache
 def _validator(name: str) -> Draft202012Validator:
-    registry: Registry[Any] = Registry().with_resources(
-        (key, Resource.from_contents(schemas.load(key)))
-        for key in (schemas.ENVIRONMENT, schemas.CONFIG)
-    )
-    return Draft202012Validator(schemas.load(name), registry=registry)
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(_inlined(name))
 
 
 def field_name(path: Iterable[str | int]) -> str:
@@ -121,9 +162,13 @@ def _message(error: ValidationError) -> tuple[str, str]:
 
 def check(document: object, schema_name: str, display: str) -> list[Problem]:
     """Every schema problem of `document`, sorted by field."""
-    validator = _validator(schema_name)
+    try:
+        _fast(schema_name)(document)
+        return []
+    except fastjsonschema.JsonSchemaValueException:
+        pass
     problems: list[Problem] = []
-    for error in validator.iter_errors(document):
+    for error in _validator(schema_name).iter_errors(document):
         field, message = _message(error)
         problems.append(Problem(display, field, message))
     return sorted(set(problems))

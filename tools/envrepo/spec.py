@@ -148,7 +148,13 @@ def environment_folders(repo: Repository) -> list[Path]:
     root = repo.environments_dir
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    root = root.resolve()
+    # Resolved once here, so that every later check inside a folder can compare paths as they are.
+    return sorted(
+        p.resolve() if p.is_symlink() else p
+        for p in root.iterdir()
+        if p.is_dir() and not p.name.startswith(".")
+    )
 
 
 def load_catalog(repo: Repository) -> Catalog:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
@@ -105,9 +105,10 @@ def _wheels(spec: Spec, folder: Path, field: str) -> list[Problem]:
     return problems
 
 
-def _inputs(spec: Spec) -> list[Problem]:
-    """Problems with the files the spec names, and with what is in them."""
+def _inputs(spec: Spec) -> tuple[list[Problem], dict[str, Sequence[Path]]]:
+    """Problems with the files the spec names and what is in them; the files each input reads."""
     problems: list[Problem] = []
+    read: dict[str, Sequence[Path]] = {}
     for field, value in spec.inputs().items():
         found = check_relative(value, spec.folder, spec.spec_display, field)
         if found is not None:
@@ -134,14 +135,16 @@ def _inputs(spec: Spec) -> list[Problem]:
         elif want_folder:
             problems.extend(_wheels(spec, target, field))
         elif field == "pip":
-            problems.extend(requirements.parse(target, spec.folder, Path(spec.display)).problems)
+            parsed = requirements.parse(target, spec.folder, Path(spec.display))
+            problems.extend(parsed.problems)
+            read[field] = parsed.files
         elif field == "conda":
             shown = f"{spec.display}/{value}"
             try:
                 problems.extend(conda_input.load(target, shown)[1])
             except EnvrepoError as error:
                 problems.extend(error.problems)
-    return problems
+    return problems, read
 
 
 def _consistency(spec: Spec, catalog: Catalog) -> list[Problem]:
@@ -189,9 +192,10 @@ def _consistency(spec: Spec, catalog: Catalog) -> list[Problem]:
 
 def environment_problems(spec: Spec, catalog: Catalog) -> list[Problem]:
     """Every rule for one environment that loaded; locks are checked once its inputs are usable."""
-    problems = _names(spec, catalog.repo) + _consistency(spec, catalog) + _inputs(spec)
+    input_problems, read = _inputs(spec)
+    problems = _names(spec, catalog.repo) + _consistency(spec, catalog) + input_problems
     if not any(p.is_error for p in problems):
-        problems += lock.check(spec)
+        problems += lock.check(spec, read)
     return problems
 
 

@@ -34,18 +34,22 @@ class _DocumentError(Exception):
         self.message = message
 
 
+_STR = "tag:yaml.org,2002:str"
+
+
 class _Loader(yaml.CSafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[object, int] = {}
+        seen: dict[str, int] = {}
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 continue
             line = key_node.start_mark.line + 1
-            key = self.construct_object(key_node, deep=True)
-            if not isinstance(key, str):
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != _STR:
+                key = self.construct_object(key_node, deep=True)
                 raise _DocumentError(
                     f"line {line}", f"key {key!r} is not a string; quote it or rename it"
                 )
+            key = key_node.value
             if key in seen:
                 raise _DocumentError(
                     f"line {line}",
@@ -176,7 +180,8 @@ def parse_yaml(text: str, display: str) -> Any:
         node = loader.get_single_node()
         if node is None:
             return None
-        _check_expanded_size(node)
+        if "*" in text:  # only aliases can make a document bigger than its text
+            _check_expanded_size(node)
         return loader.construct_document(node)
     except _DocumentError as error:
         raise EnvrepoError(Problem(display, error.field, error.message)) from None
