@@ -55,7 +55,8 @@ def generate(root: Path, count: int) -> list[Path]:
         folder.mkdir(parents=True)
         (folder / "environment.yaml").write_text(spec_text(index))
         (folder / "requirements.txt").write_text(
-            f"numpy==1.26.4\nrequests==2.31.{index % 7}\n# generated\n")
+            f"numpy==1.26.4\nrequests==2.31.{index % 7}\n# generated\n"
+        )
         specs.append(folder / "environment.yaml")
     repo, _ = open_repository(root, explicit=True)
     for spec in load_catalog(repo).specs.values():
@@ -72,7 +73,9 @@ def timed(command: list[str], cwd: Path, repeat: int) -> tuple[float, float]:
         done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
         times.append(time.perf_counter() - start)
         if done.returncode != 0:
-            sys.exit(f"{' '.join(command[:2])} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+            sys.exit(
+                f"{' '.join(command[:2])} failed ({done.returncode}):\n{done.stdout}{done.stderr}"
+            )
     return statistics.median(times), min(times)
 
 
@@ -88,23 +91,29 @@ def main() -> None:
             "envrepo validate": timed([str(BIN / "envrepo"), "validate"], root, args.repeat),
             "envrepo hash": timed([str(BIN / "envrepo"), "hash"], root, args.repeat),
             "check-jsonschema": timed(
-                [str(BIN / "check-jsonschema"), "--schemafile", str(SCHEMA),
-                 *map(str, specs)], root, args.repeat),
+                [str(BIN / "check-jsonschema"), "--schemafile", str(SCHEMA), *map(str, specs)],
+                root,
+                args.repeat,
+            ),
         }
     validate, hash_ = rows["envrepo validate"], rows["envrepo hash"]
     both = (validate[0] + hash_[0], validate[1] + hash_[1])
     reference = rows["check-jsonschema"]
-    print(f"{args.environments} environments, median and best of {args.repeat} runs, "
-          f"{os.cpu_count()} cores, {platform.python_implementation()} "
-          f"{platform.python_version()}, {platform.machine()}")
+    print(
+        f"{args.environments} environments, median and best of {args.repeat} runs, "
+        f"{os.cpu_count()} cores, {platform.python_implementation()} "
+        f"{platform.python_version()}, {platform.machine()}"
+    )
     print(f"{'command':<28}{'median s':>10}{'best s':>10}")
     for name, (median, best) in {**rows, "envrepo validate + hash": both}.items():
         print(f"{name:<28}{median:>10.3f}{best:>10.3f}")
     ratio = both[0] / reference[0]
-    print(f"validate + hash: {both[0]:.3f} s (goal <= {GOAL_SECONDS} s: "
-          f"{'met' if both[0] <= GOAL_SECONDS else 'MISSED'}); "
-          f"{ratio:.0%} of check-jsonschema (goal <= {GOAL_RATIO:.0%}: "
-          f"{'met' if ratio <= GOAL_RATIO else 'MISSED'})")
+    print(
+        f"validate + hash: {both[0]:.3f} s (goal <= {GOAL_SECONDS} s: "
+        f"{'met' if both[0] <= GOAL_SECONDS else 'MISSED'}); "
+        f"{ratio:.0%} of check-jsonschema (goal <= {GOAL_RATIO:.0%}: "
+        f"{'met' if ratio <= GOAL_RATIO else 'MISSED'})"
+    )
 
 
 if __name__ == "__main__":
