@@ -130,7 +130,7 @@ def list_command(state: State, as_json: bool) -> int:
         emit_json([inventory.describe(spec, hashes[spec.name]) for spec in specs])
     else:
         table(inventory.HEADERS, [inventory.row(spec, hashes[spec.name]) for spec in specs])
-    broken = sorted({p.path.split("/")[1] for p in catalog.problems if "/" in p.path})
+    broken = sorted(set(catalog.folders) - set(catalog.specs))
     if broken:
         note(f"not listed, they do not load: {', '.join(broken)}; run envrepo validate")
     return ExitCode.OK

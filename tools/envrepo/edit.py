@@ -47,20 +47,24 @@ def _spec_with(spec: Spec, field: str, value: str) -> str:
     return yamledit.dump(document)
 
 
+def _new_input(spec: Spec, field: str, name: str) -> Path:
+    """Where a new input file goes; refused when a file the spec does not name is there."""
+    target = spec.folder / name
+    if target.exists():
+        raise EnvrepoError(
+            Problem(
+                f"{spec.display}/{name}",
+                "",
+                (f"exists but the spec names no {field} input; add {field}: {name} to the spec"),
+            )
+        )
+    return target
+
+
 def add_pip(spec: Spec, packages: list[str]) -> list[Path]:
     new = [requirements.parse_requirement(text) for text in packages]
     if spec.pip is None:
-        target = spec.folder / PIP_FILE
-        if target.exists():
-            raise EnvrepoError(
-                Problem(
-                    f"{spec.display}/{PIP_FILE}",
-                    "",
-                    (
-                        "exists but the spec names no pip input; add pip: requirements.txt to the spec"
-                    ),
-                )
-            )
+        target = _new_input(spec, "pip", PIP_FILE)
         body = "".join(f"{r}\n" for r in packages)
         return write_all({target: body, spec.folder / SPEC_FILE: _spec_with(spec, "pip", PIP_FILE)})
     parsed = requirements.parse(spec.folder / spec.pip, spec.folder, Path(spec.display))
@@ -109,15 +113,7 @@ def add_conda(spec: Spec, packages: list[str], channels: tuple[str, ...]) -> lis
     for package in packages:
         conda_input.check_spec(package)
     if spec.conda is None:
-        target = spec.folder / CONDA_FILE
-        if target.exists():
-            raise EnvrepoError(
-                Problem(
-                    f"{spec.display}/{CONDA_FILE}",
-                    "",
-                    ("exists but the spec names no conda input; add conda: conda.yaml to the spec"),
-                )
-            )
+        target = _new_input(spec, "conda", CONDA_FILE)
         document = yamledit.load("channels: []\ndependencies: []\n")
         document["channels"].extend(channels)
         document["dependencies"].extend(packages)
