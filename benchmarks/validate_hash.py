@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from envrepo import lock
+from envrepo import graph, lock
 from envrepo.repo import open_repository
 from envrepo.schemas import ENVIRONMENT
 from envrepo.spec import load_catalog
@@ -59,10 +59,13 @@ def generate(root: Path, count: int) -> list[Path]:
         )
         specs.append(folder / "environment.yaml")
     repo, _ = open_repository(root, explicit=True)
-    for spec in load_catalog(repo).specs.values():
+    catalog = load_catalog(repo)
+    for name in graph.ordered(catalog.specs):
+        spec, bases = catalog.specs[name], graph.ancestors(name, catalog.specs)
         for item in lock.lock_inputs(spec):
             body = "numpy==1.26.4 \\\n    --hash=sha256:" + "0" * 64 + "\n"
-            item.lock.write_text(lock.render(spec, item, body, "uv (generated)"))
+            digest = lock.input_digest(spec, item, bases)
+            item.lock.write_text(lock.render(spec, item, digest, body, "uv (generated)"))
     return specs
 
 

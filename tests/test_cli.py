@@ -144,7 +144,9 @@ def test_warnings_pass_unless_strict(make_repo: RepoMaker) -> None:
     assert run_envrepo("lock", "--check", cwd=root).code == 1
     spec = load_catalog(open_repository(root, explicit=True)[0]).specs["app"]
     [item] = lock.lock_inputs(spec)
-    item.lock.write_text(lock.render(spec, item, "numpy==2.0.0\n", "uv 0"))
+    item.lock.write_text(
+        lock.render(spec, item, lock.input_digest(spec, item, []), "numpy==2.0.0\n", "uv 0")
+    )
     assert run_envrepo("lock", "--check", cwd=root).code == 0
     relaxed = run_envrepo("validate", cwd=root)
     assert relaxed.code == 0

@@ -104,16 +104,18 @@ def test_lock_goes_stale_when_input_or_target_changes(make_repo: RepoMaker) -> N
     repo, _ = open_repository(root, explicit=True)
     spec = load_catalog(repo).specs["app"]
     [item] = lock.lock_inputs(spec)
-    item.lock.write_text(lock.render(spec, item, "a==1\n", "uv 0"))
-    assert lock.check(spec) == []
+    item.lock.write_text(
+        lock.render(spec, item, lock.input_digest(spec, item, []), "a==1\n", "uv 0")
+    )
+    assert lock.check(spec, []) == []
     (root / "environments/app/more.txt").write_text("a==2\n")
-    assert [p.message.split(":")[0] for p in lock.check(spec)] == ["is stale"]
+    assert [p.message.split(":")[0] for p in lock.check(spec, [])] == ["is stale"]
     (root / "environments/app/more.txt").write_text("a==1\n")
     (root / "environments/app/environment.yaml").write_text(
         'name: app\nbase: {image: x}\npip: r.txt\npython: "3.12"\n'
     )
     spec = load_catalog(repo).specs["app"]
-    assert [p.message.split(":")[0] for p in lock.check(spec)] == ["is stale"]
+    assert [p.message.split(":")[0] for p in lock.check(spec, [])] == ["is stale"]
 
 
 def spec_documents() -> list[Path]:

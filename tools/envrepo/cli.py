@@ -127,7 +127,7 @@ def list_command(state: State, as_json: bool) -> int:
     hashes = inventory.hashes_or_none(catalog)
     specs = [catalog.specs[name] for name in sorted(catalog.specs)]
     if as_json:
-        emit_json([inventory.describe(spec, hashes[spec.name]) for spec in specs])
+        emit_json([inventory.describe(spec, hashes[spec.name], catalog) for spec in specs])
     else:
         table(inventory.HEADERS, [inventory.row(spec, hashes[spec.name]) for spec in specs])
     broken = sorted(set(catalog.folders) - set(catalog.specs))
@@ -160,7 +160,7 @@ def show(state: State, name: str, as_json: bool) -> int:
     catalog = state.catalog()
     spec = get(catalog, name)
     digest = hash_environments(catalog, [name])[name]
-    info = inventory.describe(spec, digest)
+    info = inventory.describe(spec, digest, catalog)
     if as_json:
         emit_json(info)
         return ExitCode.OK
@@ -187,34 +187,85 @@ def show(state: State, name: str, as_json: bool) -> int:
 
 @cli.command()
 @names_argument
+@click.option("--all", "every", is_flag=True, help="Lock every environment.")
 @click.option(
-    "--check", is_flag=True, help="Only report missing or stale locks (exit 1); no network."
+    "--changed",
+    is_flag=True,
+    help="Lock the environments whose locks are missing or stale (the default).",
+)
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Only report missing or stale locks (exit 1); reads files, no network.",
+)
+@click.option(
+    "-U",
+    "--upgrade",
+    "upgrade_all",
+    is_flag=True,
+    help="Re-resolve every package, not keeping the current pins.",
+)
+@click.option(
+    "-P",
+    "--upgrade-package",
+    "upgrade",
+    multiple=True,
+    metavar="PKG",
+    help="Re-resolve only PKG (repeatable); every other pin stays.",
 )
 @pass_state
-def lock(state: State, names: tuple[str, ...], check: bool) -> int:
-    """Write the lock files of environments (all, or NAMEs)."""
+def lock(
+    state: State,
+    names: tuple[str, ...],
+    every: bool,
+    changed: bool,
+    check: bool,
+    upgrade_all: bool,
+    upgrade: tuple[str, ...],
+) -> int:
+    """Write lock files for environments (NAMEs, --all, or --changed)."""
     from envrepo import graph
     from envrepo import lock as locks
     from envrepo.spec import get
 
+    if names and (every or changed):
+        raise click.UsageError("give NAMEs, or --all, or --changed, not several")
     catalog = state.catalog()
     chosen = [get(catalog, name).name for name in names] or list(catalog.specs)
     ordered = graph.ordered(catalog.specs, chosen)
     if check:
-        problems = [p for name in ordered for p in locks.check(catalog.specs[name])]
+        parent_of = graph.parents(catalog.specs)
+        problems = [
+            p
+            for name in ordered
+            for p in locks.check(
+                catalog.specs[name], graph.ancestors(name, catalog.specs, parent_of)
+            )
+        ]
         for problem in problems:
             click.echo(problem.line())
         return ExitCode.PROBLEMS if problems else ExitCode.OK
-    from envrepo.lockers import lock_environment
+    from envrepo.lock_pip import Request
+    from envrepo.lockers import lock_all, refusal
+    from envrepo.output import is_terminal
 
-    changed = []
-    for name in ordered:
-        note(f"locking {name}")
-        changed += lock_environment(catalog.specs[name])
-    for path in changed:
+    only_stale = not names and not every and not upgrade_all and not upgrade
+    request = Request(upgrade_all=upgrade_all, upgrade=upgrade)
+    interactive = is_terminal() and not os.environ.get("CI")
+    outcome = lock_all(catalog, ordered, only_stale, request, interactive)
+    for path in outcome.changed:
         click.echo(f"wrote {catalog.repo.display(path)}")
-    note(f"{len(changed)} lock file(s) changed, {len(ordered)} environment(s) locked")
-    return ExitCode.OK
+    for error in outcome.failed:
+        for line in error.lines:
+            click.echo(line, err=True)
+    for name in outcome.skipped:
+        click.echo(refusal(name).line(), err=True)
+    note(
+        f"envrepo lock: {count(len(outcome.changed), 'lock')} changed, "
+        f"{len(outcome.unchanged)} unchanged, {count(len(outcome.failed), 'environment')} "
+        f"failed, {len(outcome.skipped)} skipped"
+    )
+    return ExitCode.USAGE if outcome.failed else ExitCode.OK
 
 
 @cli.command()

@@ -87,3 +87,14 @@ def problems(catalog: Catalog) -> list[Problem]:
                 )
             )
     return found
+
+
+def ancestors(
+    name: str, specs: Mapping[str, Spec], parent_of: Mapping[str, str | None] | None = None
+) -> list[Spec]:
+    """The environments `name` is built on, nearest first (a cycle is walked once).
+
+    `parent_of` saves rebuilding the parent map when asking for many environments.
+    """
+    walk = chain(name, parents(specs) if parent_of is None else parent_of)[1:]
+    return [specs[n] for n in dict.fromkeys(walk) if n in specs and n != name]

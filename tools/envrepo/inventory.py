@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from envrepo import lock
+from envrepo import graph, lock
 from envrepo.errors import EnvrepoError
 from envrepo.hashing import SpecHash, hash_environments
 from envrepo.spec import Catalog, Spec
@@ -21,21 +21,20 @@ def hashes_or_none(catalog: Catalog) -> dict[str, SpecHash | None]:
     return result
 
 
-def lock_state(spec: Spec) -> dict[str, str]:
-    problems = {p.field or p.path for p in lock.check(spec)}
+def lock_state(spec: Spec, catalog: Catalog) -> dict[str, str]:
+    stale = {p.path for p in lock.check(spec, graph.ancestors(spec.name, catalog.specs))}
     state = {}
     for item in lock.lock_inputs(spec):
-        lock_display = f"{spec.display}/{item.lock.relative_to(spec.folder).as_posix()}"
         if not item.lock.is_file():
             state[item.lock.name] = "missing"
-        elif lock_display in problems:
+        elif item.lock_display(spec) in stale:
             state[item.lock.name] = "stale"
         else:
             state[item.lock.name] = "fresh"
     return state
 
 
-def describe(spec: Spec, digest: SpecHash | None) -> dict[str, Any]:
+def describe(spec: Spec, digest: SpecHash | None, catalog: Catalog) -> dict[str, Any]:
     base: dict[str, Any] = {"kind": spec.base.kind, "value": spec.base.value}
     if spec.base.bootstrap is not None:
         boot = spec.base.bootstrap
@@ -54,7 +53,8 @@ def describe(spec: Spec, digest: SpecHash | None) -> dict[str, Any]:
         "python": spec.python,
         "platforms": list(spec.platforms),
         "inputs": spec.inputs(),
-        "locks": lock_state(spec),
+        "locks": lock_state(spec, catalog),
+        "exclude_newer": spec.exclude_newer,
         "apt": list(spec.apt),
         "variables": dict(spec.variables),
         "user_managed": spec.user_managed,

@@ -1,7 +1,8 @@
 """Lock files: where they live, the header that records their inputs, and staleness.
 
-A lock's header records the digest of the inputs it was made from, so that staleness is
-found by reading files, never by resolving again.
+A lock's header records the digest of everything it was made from (the input files, the
+private wheels, the target, and the locks of the environments it is built on), so staleness
+is found by reading files, never by resolving again.
 """
 
 from __future__ import annotations
@@ -15,62 +16,117 @@ from envrepo.errors import Problem
 from envrepo.spec import Spec
 
 FORMAT = "1"
+PIP_LOCK = "requirements.lock"
 _HEADER_KEYS = ("envrepo-lock-format", "input-digest", "target", "tools")
+
+Parsed = Mapping[str, Sequence[Path]]
 
 
 @dataclass(frozen=True)
 class LockInput:
-    """One locked input of an environment: its field, its file, and its lock file."""
+    """One lock of an environment: the field that asks for it, its main source, its file."""
 
     field: str
     source: Path
     lock: Path
+
+    def lock_display(self, spec: Spec) -> str:
+        return f"{spec.display}/{self.lock.relative_to(spec.folder).as_posix()}"
 
 
 def lock_path(source: Path) -> Path:
     return source.with_suffix(".lock")
 
 
+def wheel_files(spec: Spec) -> list[Path]:
+    if spec.wheels is None or not (spec.folder / spec.wheels).is_dir():
+        return []
+    return sorted((spec.folder / spec.wheels).glob("*.whl"))
+
+
+def has_conda_pip(spec: Spec) -> bool:
+    """Whether the conda input has a pip: section, which is locked with the pip input."""
+    if spec.conda is None:
+        return False
+    from envrepo import conda_input
+    from envrepo.errors import EnvrepoError
+
+    try:
+        return bool(conda_input.load(spec.folder / spec.conda, spec.conda)[0].pip)
+    except EnvrepoError:
+        return False
+
+
 def lock_inputs(spec: Spec) -> list[LockInput]:
+    """The locks `spec` needs: conda packages in conda.lock; pip requirements, the conda
+    input's pip: list and private wheels together in one pip lock."""
     inputs = []
-    for field in ("pip", "conda"):
-        value = getattr(spec, field)
-        if value is not None:
-            source = spec.folder / value
-            inputs.append(LockInput(field, source, lock_path(source)))
+    if spec.pip is not None:
+        source = spec.folder / spec.pip
+        inputs.append(LockInput("pip", source, lock_path(source)))
+    elif wheel_files(spec) or has_conda_pip(spec):
+        source = spec.folder / (spec.wheels or spec.conda or "")
+        inputs.append(LockInput("pip", source, spec.folder / PIP_LOCK))
+    if spec.conda is not None:
+        source = spec.folder / spec.conda
+        inputs.append(LockInput("conda", source, lock_path(source)))
     return inputs
 
 
-Parsed = Mapping[str, Sequence[Path]]
+def pip_lock(spec: Spec) -> Path | None:
+    return next((i.lock for i in lock_inputs(spec) if i.field == "pip"), None)
 
 
 def input_files(spec: Spec, item: LockInput, parsed: Parsed | None = None) -> Sequence[Path]:
-    """The input file and every file it includes, resolved; `parsed` when already known."""
-    if parsed is not None and item.field in parsed:
-        return parsed[item.field]
+    """Every file in the folder that a lock of `item` is made from, resolved."""
+    files: list[Path] = []
+    if item.field == "pip" and spec.pip is not None:
+        if parsed is not None and "pip" in parsed:
+            files += parsed["pip"]
+        else:
+            # Imported here: hashing needs lock paths but never parses requirements, and the
+            # requirement parser is a noticeable part of a command's start-up.
+            from envrepo import requirements
+
+            source = spec.folder / spec.pip
+            files += requirements.parse(source, spec.folder, Path(spec.display)).files
+    if spec.conda is not None and (item.field == "conda" or has_conda_pip(spec)):
+        files.append((spec.folder / spec.conda).resolve())
     if item.field == "pip":
-        # Imported here: hashing needs lock paths but never parses requirements, and the
-        # requirement parser is a noticeable part of a command's start-up.
-        from envrepo import requirements
-
-        return requirements.parse(item.source, spec.folder, Path(spec.display)).files
-    return [item.source.resolve()]
+        files += wheel_files(spec)
+    return files
 
 
-def input_digest(spec: Spec, item: LockInput, parsed: Parsed | None = None) -> str:
-    """What a lock of `item` was made from: its files' bytes and the environment's target."""
+def target(spec: Spec) -> dict[str, object]:
+    return {
+        "python": spec.python,
+        "platforms": sorted(spec.platforms),
+        "exclude_newer": spec.exclude_newer,
+    }
+
+
+def target_line(spec: Spec) -> str:
+    line = f"python {spec.python}, {' '.join(sorted(spec.platforms))}"
+    return f"{line}, packages up to {spec.exclude_newer}" if spec.exclude_newer else line
+
+
+def input_digest(
+    spec: Spec, item: LockInput, ancestors: Sequence[Spec], parsed: Parsed | None = None
+) -> str:
+    """What a lock of `item` is made from: its files, the target, and the base's locks."""
     root = spec.folder
     files = {
         path.relative_to(root).as_posix(): file_sha256(path)
         for path in input_files(spec, item, parsed)
         if path.is_file()
     }
-    target = {"python": spec.python, "platforms": sorted(spec.platforms)}
-    return "sha256:" + json_sha256({"kind": item.field, "files": files, "target": target})
-
-
-def target_line(spec: Spec) -> str:
-    return f"python {spec.python}, {' '.join(sorted(spec.platforms))}"
+    bases = {}
+    for ancestor in ancestors:
+        base_lock = next((i.lock for i in lock_inputs(ancestor) if i.field == item.field), None)
+        if base_lock is not None and base_lock.is_file():
+            bases[ancestor.name] = file_sha256(base_lock)
+    document = {"kind": item.field, "files": files, "target": target(spec), "bases": bases}
+    return "sha256:" + json_sha256(document)
 
 
 def read_header(lock: Path) -> dict[str, str]:
@@ -86,30 +142,36 @@ def read_header(lock: Path) -> dict[str, str]:
     return header
 
 
-def header_lines(spec: Spec, item: LockInput, tools: str) -> list[str]:
-    return [
-        f"# Generated by `envrepo lock {spec.name}` from {item.source.name}; do not edit.",
+def split(text: str) -> tuple[list[str], str]:
+    """A lock's header lines (through `# tools:`) and its body."""
+    lines = text.splitlines(keepends=True)
+    end = next((i + 1 for i, line in enumerate(lines) if line.startswith("# tools:")), 0)
+    return [line.rstrip("\n") for line in lines[:end]], "".join(lines[end:])
+
+
+def render(spec: Spec, item: LockInput, digest: str, body: str, tools: str) -> str:
+    header = [
+        f"# Generated by `envrepo lock {spec.name}`; do not edit.",
         f"# envrepo-lock-format: {FORMAT}",
-        f"# input-digest: {input_digest(spec, item)}",
+        f"# input-digest: {digest}",
         f"# target: {target_line(spec)}",
         f"# tools: {tools}",
     ]
+    return "\n".join(header) + "\n" + body.lstrip("\n")
 
 
-def check(spec: Spec, parsed: Parsed | None = None) -> list[Problem]:
+def check(spec: Spec, ancestors: Sequence[Spec], parsed: Parsed | None = None) -> list[Problem]:
     """Missing or stale locks of `spec`, found without resolving anything."""
     problems = []
     for item in lock_inputs(spec):
-        if not item.source.is_file():
-            continue
-        lock_display = f"{spec.display}/{item.lock.relative_to(spec.folder).as_posix()}"
         run = f"run envrepo lock {spec.name}"
         if not item.lock.is_file():
+            what = item.source.name if item.source != spec.folder else "its inputs"
             problems.append(
                 Problem(
                     spec.spec_display,
                     item.field,
-                    (f"{item.source.name} has no lock ({item.lock.name} is missing); {run}"),
+                    (f"{what} has no lock ({item.lock.name} is missing); {run}"),
                 )
             )
             continue
@@ -117,24 +179,20 @@ def check(spec: Spec, parsed: Parsed | None = None) -> list[Problem]:
         if header.get("envrepo-lock-format") != FORMAT or "input-digest" not in header:
             problems.append(
                 Problem(
-                    lock_display,
+                    item.lock_display(spec),
                     "",
                     (f"is not an envrepo lock of format {FORMAT} (no header); {run}"),
                 )
             )
-        elif header["input-digest"] != input_digest(spec, item, parsed):
+        elif header["input-digest"] != input_digest(spec, item, ancestors, parsed):
             problems.append(
                 Problem(
-                    lock_display,
+                    item.lock_display(spec),
                     "",
                     (
-                        f"is stale: {item.source.name} or the target ({target_line(spec)}) changed "
-                        f"since it was locked; {run}"
+                        f"is stale: its inputs, the target ({target_line(spec)}) or a base "
+                        f"environment's lock changed since it was locked; {run}"
                     ),
                 )
             )
     return problems
-
-
-def render(spec: Spec, item: LockInput, body: str, tools: str) -> str:
-    return "\n".join(header_lines(spec, item, tools)) + "\n" + body.lstrip("\n")

@@ -1,38 +1,119 @@
-"""Writing locks: each input kind has a locker, a function from (spec, input) to lock body."""
+"""Writing locks: each input kind has a locker, a function from (spec, input, bases, request)
+to a lock body; this module runs them over environments, parents first."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
-from envrepo import lock, lock_pip
+from envrepo import graph, lock, lock_conda, lock_pip
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.files import write_text
-from envrepo.spec import Spec
+from envrepo.lock_pip import Request
+from envrepo.spec import Catalog, Spec
 
-Locker = Callable[[Spec, lock.LockInput], str]
-ToolVersion = Callable[[], str]
 
-LOCKERS: Mapping[str, tuple[Locker, ToolVersion]] = {
-    "pip": (lock_pip.resolve, lambda: lock_pip.tool_version()),
+class Locker(Protocol):
+    def __call__(
+        self, spec: Spec, item: lock.LockInput, ancestors: Sequence[Spec], request: Request
+    ) -> str: ...
+
+
+LOCKERS: Mapping[str, tuple[Locker, Callable[[], str]]] = {
+    "pip": (lock_pip.resolve, lock_pip.tool_version),
+    "conda": (lock_conda.resolve, lock_conda.tool_version),
 }
 
 
-def lock_environment(spec: Spec) -> list[Path]:
-    """Write every lock of `spec`; the locks that changed. Nothing is written on failure."""
+@dataclass
+class Outcome:
+    changed: list[Path] = field(default_factory=list)
+    unchanged: list[Path] = field(default_factory=list)
+    failed: list[EnvrepoError] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def lock_environment(
+    spec: Spec, ancestors: Sequence[Spec], request: Request
+) -> tuple[list[Path], list[Path]]:
+    """Write every lock of `spec`: (changed, unchanged). Nothing is written when one fails."""
     rendered: list[tuple[Path, str]] = []
+    unchanged: list[Path] = []
     for item in lock.lock_inputs(spec):
-        if item.field not in LOCKERS:
-            raise EnvrepoError(
-                Problem(
-                    spec.spec_display,
-                    item.field,
-                    (
-                        f"this envrepo cannot lock {item.field} inputs yet; "
-                        "remove the input or lock it with a newer envrepo"
-                    ),
-                )
-            )
         resolve, version = LOCKERS[item.field]
-        rendered.append((item.lock, lock.render(spec, item, resolve(spec, item), version())))
-    return [path for path, text in rendered if write_text(path, text)]
+        body = resolve(spec, item, ancestors, request)
+        digest = lock.input_digest(spec, item, ancestors)
+        if item.lock.is_file():
+            header, old_body = lock.split(item.lock.read_text(encoding="utf-8"))
+            # Same inputs and same result: keep the file as it is, even if the tool's version
+            # moved, so that a re-lock with nothing changed rewrites nothing.
+            if old_body == body and f"# input-digest: {digest}" in header:
+                unchanged.append(item.lock)
+                continue
+        rendered.append((item.lock, lock.render(spec, item, digest, body, version())))
+    changed = [path for path, text in rendered if write_text(path, text)]
+    return changed, unchanged + [path for path, _ in rendered if path not in changed]
+
+
+@contextmanager
+def progress(total: int, interactive: bool) -> Iterator[Callable[[str], None]]:
+    """A progress display on a terminal; a plain line per environment anywhere else."""
+    if not interactive:
+        count = 0
+
+        def line(name: str) -> None:
+            nonlocal count
+            count += 1
+            print(f"locking {name} ({count}/{total})", flush=True)
+
+        yield line
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(
+        TextColumn("locking {task.description}"), BarColumn(), MofNCompleteColumn(), transient=True
+    ) as bar:
+        task = bar.add_task("", total=total)
+
+        def advance(name: str) -> None:
+            bar.update(task, description=name, advance=1)
+
+        yield advance
+
+
+def lock_all(
+    catalog: Catalog, names: Sequence[str], only_stale: bool, request: Request, interactive: bool
+) -> Outcome:
+    """Lock `names` parents first; a failure skips the environments built on it."""
+    outcome = Outcome()
+    broken: set[str] = set()
+    order = graph.ordered(catalog.specs, names)
+    parent_of = graph.parents(catalog.specs)
+    with progress(len(order), interactive) as step:
+        for name in order:
+            spec = catalog.specs[name]
+            ancestors = graph.ancestors(name, catalog.specs, parent_of)
+            step(name)
+            if broken & {a.name for a in ancestors}:
+                outcome.skipped.append(name)
+                broken.add(name)
+                continue
+            if only_stale and not lock.check(spec, ancestors):
+                outcome.unchanged += [i.lock for i in lock.lock_inputs(spec)]
+                continue
+            try:
+                changed, unchanged = lock_environment(spec, ancestors, request)
+            except EnvrepoError as error:
+                outcome.failed.append(error)
+                broken.add(name)
+                continue
+            outcome.changed += changed
+            outcome.unchanged += unchanged
+    return outcome
+
+
+def refusal(name: str) -> Problem:
+    return Problem(name, "", "skipped: an environment it is built on failed to lock")

@@ -7,6 +7,7 @@ jsonschema, whose errors carry what the messages need. Both read the same schema
 
 from __future__ import annotations
 
+import datetime
 import difflib
 from collections.abc import Callable, Iterable
 from functools import cache
@@ -114,6 +115,8 @@ def _type_message(error: ValidationError) -> str:
         if isinstance(value, float) and str(float(value)) != written:
             return f'{written} is read by YAML as the number {float(value)}; quote it: "{written}"'
         return f'{written} is read by YAML as {_type_name(value)}; quote it: "{written}"'
+    if expected == "string" and isinstance(value, datetime.date):
+        return f'{value.isoformat()} is read by YAML as a date; quote it: "{value.isoformat()}"'
     if expected == "object" and isinstance(value, list):
         return "is a list, expected a mapping of key: value lines; write it as a mapping"
     if expected == "array" and isinstance(value, str):

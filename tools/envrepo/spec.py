@@ -56,6 +56,7 @@ class Spec:
     interpreter: str = VENV_INTERPRETER
     platforms: tuple[str, ...] = ("linux/amd64",)
     labels: Mapping[str, str] = field(default_factory=dict)
+    exclude_newer: str | None = None
     document: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -130,6 +131,7 @@ def build_spec(document: Mapping[str, Any], folder: Path, repo: Repository) -> S
         interpreter=document.get("interpreter", default_interpreter),
         platforms=tuple(document.get("platforms", defaults.platforms)),
         labels=dict(document.get("labels", {})),
+        exclude_newer=document.get("exclude_newer"),
         document=document,
     )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
@@ -190,12 +190,14 @@ def _consistency(spec: Spec, catalog: Catalog) -> list[Problem]:
     return problems
 
 
-def environment_problems(spec: Spec, catalog: Catalog) -> list[Problem]:
+def environment_problems(
+    spec: Spec, catalog: Catalog, parent_of: Mapping[str, str | None] | None = None
+) -> list[Problem]:
     """Every rule for one environment that loaded; locks are checked once its inputs are usable."""
     input_problems, read = _inputs(spec)
     problems = _names(spec, catalog.repo) + _consistency(spec, catalog) + input_problems
     if not any(p.is_error for p in problems):
-        problems += lock.check(spec, read)
+        problems += lock.check(spec, graph.ancestors(spec.name, catalog.specs, parent_of), read)
     return problems
 
 
@@ -208,9 +210,10 @@ def validate(
 ) -> list[Problem]:
     """All problems, in path order; only those of `selected` environments when it is given."""
     problems = list(config_problems) + list(catalog.problems) + graph.problems(catalog)
+    parent_of = graph.parents(catalog.specs)
     for name, spec in catalog.specs.items():
         if selected is None or name in selected:
-            problems += environment_problems(spec, catalog)
+            problems += environment_problems(spec, catalog, parent_of)
     if selected is not None:
         roots = [catalog.repo.display(catalog.repo.folder(name)) for name in selected]
         problems = [
