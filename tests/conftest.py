@@ -114,3 +114,18 @@ def curated_copy(tmp_path: Path) -> Iterator[Path]:
     shutil.copytree(PROJECT / "environments", root / "environments")
     git("init", "-q", "-b", "main", cwd=root)
     yield root
+
+
+@pytest.fixture(scope="session")
+def project_rev() -> str:
+    done = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=PROJECT, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        pytest.fail(f"{PROJECT} must be a git checkout with a commit for pre-commit to use it")
+    return done.stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def pre_commit_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("pre-commit-home")

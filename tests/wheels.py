@@ -43,3 +43,10 @@ def make_wheel(
         for member, data in files.items():
             archive.writestr(member, data)
     return path
+
+
+def make_index(root: Path, wheels: list[Path]) -> str:
+    """A PEP 503 simple index of `wheels` in `root`, as a file:// URL that uv takes."""
+    from envrepo import wheelfile
+
+    return wheelfile.write_index([wheelfile.inspect(w, w.name) for w in wheels], root)

@@ -1,0 +1,48 @@
+"""A conda channel the tests build themselves, indexed by rattler, served by file://."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import tarfile
+from pathlib import Path
+
+from rattler.index import index_fs
+
+
+def make_conda_package(
+    channel: Path, name: str, version: str, depends: tuple[str, ...] = (), subdir: str = "noarch"
+) -> Path:
+    folder = channel / subdir
+    folder.mkdir(parents=True, exist_ok=True)
+    index = {
+        "name": name,
+        "version": version,
+        "build": "0",
+        "build_number": 0,
+        "depends": list(depends),
+        "subdir": subdir,
+        "timestamp": 1_700_000_000_000,
+        "license": "MIT",
+    }
+    if subdir == "noarch":
+        index["noarch"] = "generic"
+    members = {
+        "info/index.json": json.dumps(index).encode(),
+        "info/paths.json": json.dumps({"paths": [], "paths_version": 1}).encode(),
+    }
+    path = folder / f"{name}-{version}-0.tar.bz2"
+    with tarfile.open(path, "w:bz2") as archive:
+        for member, data in members.items():
+            info = tarfile.TarInfo(member)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+def index_channel(channel: Path) -> str:
+    (channel / "linux-64").mkdir(parents=True, exist_ok=True)
+    (channel / "noarch").mkdir(parents=True, exist_ok=True)
+    asyncio.run(index_fs(channel))
+    return channel.resolve().as_uri()
