@@ -189,9 +189,6 @@ def test_check_finds_a_stale_lock_offline(repo: Path, uv_env: dict[str, str]) ->
         "environments/root/requirements.lock: is stale: its inputs, the target (python 3.11, "
         "linux/amd64) or a base environment's lock changed since it was locked; run envrepo "
         "lock root",
-        "environments/leaf/requirements.lock: is stale: its inputs, the target (python 3.11, "
-        "linux/amd64) or a base environment's lock changed since it was locked; run envrepo "
-        "lock leaf",
     ]
 
 
@@ -426,7 +423,7 @@ def test_lock_hook_rewrites_stale_locks_through_pre_commit(
     git("add", "-A", cwd=repo)
     first = run_pre_commit(repo, pre_commit_home, uv_env)
     assert first.returncode == 1, first.stdout + first.stderr
-    assert "files were modified by this hook" in first.stdout
+    assert "wrote environments/root/requirements.lock" in first.stdout
     assert (repo / "environments/leaf/requirements.lock").is_file()
     git("add", "-A", cwd=repo)
     second = run_pre_commit(repo, pre_commit_home, uv_env)

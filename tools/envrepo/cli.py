@@ -199,6 +199,11 @@ def show(state: State, name: str, as_json: bool) -> int:
     help="Only report missing or stale locks (exit 1); reads files, no network.",
 )
 @click.option(
+    "--fail-if-changed",
+    is_flag=True,
+    help="Exit 1 when a lock was written (for hooks: the commit then shows the new locks).",
+)
+@click.option(
     "-U",
     "--upgrade",
     "upgrade_all",
@@ -220,6 +225,7 @@ def lock(
     every: bool,
     changed: bool,
     check: bool,
+    fail_if_changed: bool,
     upgrade_all: bool,
     upgrade: tuple[str, ...],
 ) -> int:
@@ -265,7 +271,9 @@ def lock(
         f"{len(outcome.unchanged)} unchanged, {count(len(outcome.failed), 'environment')} "
         f"failed, {len(outcome.skipped)} skipped"
     )
-    return ExitCode.USAGE if outcome.failed else ExitCode.OK
+    if outcome.failed:
+        return ExitCode.USAGE
+    return ExitCode.PROBLEMS if fail_if_changed and outcome.changed else ExitCode.OK
 
 
 @cli.command()
