@@ -191,7 +191,7 @@ def show(state: State, name: str, as_json: bool) -> int:
 @click.option(
     "--changed",
     is_flag=True,
-    help="Lock the environments whose locks are missing or stale (the default).",
+    help="Only environments whose lock is missing or stale (the default).",
 )
 @click.option(
     "--check",
@@ -229,7 +229,11 @@ def lock(
     upgrade_all: bool,
     upgrade: tuple[str, ...],
 ) -> int:
-    """Write lock files for environments (NAMEs, --all, or --changed)."""
+    """Write lock files for environments (NAMEs, --all, or --changed).
+
+    NAMEs and --all resolve again, keeping current pins unless told to upgrade; --changed
+    (the default) touches only missing or stale locks and needs no network otherwise.
+    """
     from envrepo import graph
     from envrepo import lock as locks
     from envrepo.spec import get
@@ -255,7 +259,7 @@ def lock(
     from envrepo.lockers import lock_all, refusal
     from envrepo.output import is_terminal
 
-    only_stale = not names and not every and not upgrade_all and not upgrade
+    only_stale = not (names or every or upgrade_all or upgrade)
     request = Request(upgrade_all=upgrade_all, upgrade=upgrade)
     interactive = is_terminal() and not os.environ.get("CI")
     outcome = lock_all(catalog, ordered, only_stale, request, interactive)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from envrepo import graph, lock, lock_conda, lock_pip
+from envrepo import graph, lock, lock_pip
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.files import write_text
 from envrepo.lock_pip import Request
@@ -22,9 +22,20 @@ class Locker(Protocol):
     ) -> str: ...
 
 
-LOCKERS: Mapping[str, tuple[Locker, Callable[[], str]]] = {
-    "pip": (lock_pip.resolve, lock_pip.tool_version),
-    "conda": (lock_conda.resolve, lock_conda.tool_version),
+def _pip() -> tuple[Locker, Callable[[], str]]:
+    return lock_pip.resolve, lock_pip.tool_version
+
+
+def _conda() -> tuple[Locker, Callable[[], str]]:
+    # rattler takes a noticeable part of a command's start-up; only conda inputs need it.
+    from envrepo import lock_conda
+
+    return lock_conda.resolve, lock_conda.tool_version
+
+
+LOCKERS: Mapping[str, Callable[[], tuple[Locker, Callable[[], str]]]] = {
+    "pip": _pip,
+    "conda": _conda,
 }
 
 
@@ -43,7 +54,7 @@ def lock_environment(
     rendered: list[tuple[Path, str]] = []
     unchanged: list[Path] = []
     for item in lock.lock_inputs(spec):
-        resolve, version = LOCKERS[item.field]
+        resolve, version = LOCKERS[item.field]()
         body = resolve(spec, item, ancestors, request)
         digest = lock.input_digest(spec, item, ancestors)
         if item.lock.is_file():

@@ -1,0 +1,113 @@
+"""Benchmark: `envrepo lock` of the curated tutorial environment, cold and warm, side by side
+in one run with `pip-compile --generate-hashes` (pip-tools) and a bare
+`uv pip compile --generate-hashes` of the same input for the same target. Prints wall times;
+asserts nothing (these machines are noisy).
+
+Run: .venv/bin/python benchmarks/lock_tutorial.py [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from envrepo.lock_pip import PLATFORM_TAGS, uv
+
+PROJECT = Path(__file__).resolve().parent.parent
+NAME = "envrepo-tutorial"
+BIN = Path(sys.executable).parent
+WARM_GOAL_VS_PIP_COMPILE = 10.0
+WARM_GOAL_VS_UV = 1.5
+
+
+def run(command: Sequence[str], cwd: Path, env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+    return elapsed
+
+
+def warm(command: Sequence[str], cwd: Path, env: dict[str, str], repeat: int) -> float:
+    return statistics.median(run(command, cwd, env) for _ in range(repeat))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="envrepo-bench-") as scratch:
+        work = Path(scratch)
+        repo = work / "repo"
+        repo.mkdir()
+        shutil.copy(PROJECT / "envrepo.yaml", repo)
+        shutil.copytree(PROJECT / "environments", repo / "environments")
+        folder = repo / "environments" / NAME
+        caches = {name: work / f"cache-{name}" for name in ("envrepo", "uv", "pip")}
+        base = {k: v for k, v in os.environ.items() if not k.startswith("UV_")}
+        envs = {
+            "envrepo": {**base, "UV_CACHE_DIR": str(caches["envrepo"])},
+            "uv": {**base, "UV_CACHE_DIR": str(caches["uv"])},
+            "pip": {**base, "PIP_CACHE_DIR": str(caches["pip"])},
+        }
+        commands = {
+            "envrepo lock": [str(BIN / "envrepo"), "lock", NAME],
+            "uv pip compile": [
+                uv(),
+                "pip",
+                "compile",
+                "requirements.txt",
+                "--python-version",
+                "3.11",
+                "--python-platform",
+                PLATFORM_TAGS["linux/amd64"],
+                "--generate-hashes",
+                "--quiet",
+                "-o",
+                str(work / "uv.lock"),
+            ],
+            "pip-compile": [
+                str(BIN / "pip-compile"),
+                "--generate-hashes",
+                "--quiet",
+                "--output-file",
+                str(work / "pip-tools.lock"),
+                "requirements.txt",
+            ],
+        }
+        cache_of = {"envrepo lock": "envrepo", "uv pip compile": "uv", "pip-compile": "pip"}
+        results = {}
+        for label, command in commands.items():
+            env = envs[cache_of[label]]
+            cold = run(command, folder, env)
+            results[label] = (cold, warm(command, folder, env, args.repeat))
+    print(
+        f"lock of {NAME} (scikit-learn, pandas, matplotlib), cold = empty cache, "
+        f"warm = median of {args.repeat}; {os.cpu_count()} cores"
+    )
+    print(f"{'tool':<18}{'cold s':>10}{'warm s':>10}")
+    for label, (cold, warm_time) in results.items():
+        print(f"{label:<18}{cold:>10.2f}{warm_time:>10.2f}")
+    ours = results["envrepo lock"][1]
+    vs_pip = results["pip-compile"][1] / ours
+    vs_uv = ours / results["uv pip compile"][1]
+    print(
+        f"envrepo warm is {vs_pip:.1f}x faster than pip-compile warm "
+        f"(goal >= {WARM_GOAL_VS_PIP_COMPILE:.0f}x: "
+        f"{'met' if vs_pip >= WARM_GOAL_VS_PIP_COMPILE else 'MISSED'}), and "
+        f"{vs_uv:.2f}x the bare uv time (goal <= {WARM_GOAL_VS_UV}x: "
+        f"{'met' if vs_uv <= WARM_GOAL_VS_UV else 'MISSED'})"
+    )
+
+
+if __name__ == "__main__":
+    main()
