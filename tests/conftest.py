@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import pty
+import select
 import shutil
 import subprocess
 import sys
@@ -46,6 +48,33 @@ def run_envrepo(*args: str | Path, cwd: Path, env: dict[str, str] | None = None)
         check=False,
     )
     return Result(done.returncode, done.stdout, done.stderr)
+
+
+def run_on_terminal(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> tuple[int, str]:
+    """Run envrepo with a pseudo-terminal as its output, as a person at a terminal would."""
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [envrepo_command(), *args],
+        cwd=cwd,
+        stdout=terminal,
+        stderr=terminal,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "COLUMNS": "160", "TERM": "xterm", **(env or {})},
+    )
+    os.close(terminal)
+    chunks = []
+    while select.select([controller], [], [], 120)[0]:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(controller)
+    return process.wait(timeout=120), b"".join(chunks).decode(errors="replace")
 
 
 @pytest.fixture(autouse=True)

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import pty
-import select
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import PROJECT, RepoMaker, envrepo_command, run_envrepo, write_files
+from conftest import PROJECT, RepoMaker, run_envrepo, run_on_terminal, write_files
 
 CURATED = ["envrepo-bookworm", "envrepo-minimal", "envrepo-tutorial"]
 
@@ -59,30 +55,8 @@ def test_list_plain_is_an_aligned_table(curated_copy: Path) -> None:
 
 
 def test_list_on_a_terminal_is_a_rich_table(curated_copy: Path) -> None:
-    controller, terminal = pty.openpty()
-    process = subprocess.Popen(
-        [envrepo_command(), "list"],
-        cwd=curated_copy,
-        stdout=terminal,
-        stderr=terminal,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, "COLUMNS": "160", "TERM": "xterm"},
-    )
-    os.close(terminal)
-    chunks = []
-    while True:
-        ready, _, _ = select.select([controller], [], [], 30)
-        if not ready:
-            break
-        try:
-            chunk = os.read(controller, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    assert process.wait(timeout=30) == 0
-    screen = b"".join(chunks).decode()
+    code, screen = run_on_terminal(["list"], curated_copy)
+    assert code == 0
     assert "\x1b[1m" in screen  # the bold header a person sees
     for name in CURATED:
         assert name in screen

@@ -247,32 +247,38 @@ def test_private_wheels_take_part_and_shadow_the_index(
 
 
 @pytest.mark.parametrize("kind", ["mismatch", "corrupt"])
-def test_bad_private_wheels_are_one_line(
+def test_bad_private_wheels_are_one_line_and_keep_the_lock(
     make_repo: RepoMaker, uv_env: dict[str, str], tmp_path: Path, kind: str
 ) -> None:
     root = make_repo("")
-    if kind == "mismatch":
-        wheel = make_wheel(tmp_path / "w", "internal-tools", "1.0.0", metadata_name="other-name")
-        data = wheel.read_bytes()
-        expected = (
-            "environments/app/wheels/internal_tools-1.0.0-py3-none-any.whl: is named "
-            "internal-tools 1.0.0 but its metadata says other-name 1.0.0; rename the file as "
-            "its metadata says or rebuild it"
-        )
-    else:
-        data = make_wheel(tmp_path / "w", "internal-tools", "1.0.0").read_bytes()[:-40]
-        expected = "environments/app/wheels/internal_tools-1.0.0-py3-none-any.whl: is corrupt ("
+    name = "internal_tools-1.0.0-py3-none-any.whl"
+    good = make_wheel(tmp_path / "good", "internal-tools", "1.0.0")
     write_files(
         root,
         {
             "environments/app/environment.yaml": env_spec("app", extra="wheels: wheels\n"),
-            "environments/app/wheels/internal_tools-1.0.0-py3-none-any.whl": data,
+            f"environments/app/wheels/{name}": good.read_bytes(),
         },
     )
+    assert run_envrepo("lock", "app", cwd=root, env=uv_env).code == 0
+    lock_file = root / "environments/app/requirements.lock"
+    before = lock_file.read_bytes()
+    if kind == "mismatch":
+        bad = make_wheel(tmp_path / "bad", "internal-tools", "1.0.0", metadata_name="other-name")
+        data = bad.read_bytes()
+        expected = (
+            f"environments/app/wheels/{name}: is named internal-tools 1.0.0 but its metadata "
+            "says other-name 1.0.0; rename the file as its metadata says or rebuild it"
+        )
+    else:
+        data = good.read_bytes()[:-40]
+        expected = f"environments/app/wheels/{name}: is corrupt ("
+    (root / f"environments/app/wheels/{name}").write_bytes(data)
     result = run_envrepo("lock", "app", cwd=root, env=uv_env)
     assert result.code == 2
     assert result.err.splitlines()[0].startswith(expected)
-    assert not (root / "environments/app/requirements.lock").exists()
+    assert len(result.err.splitlines()) == 2  # the line, then the summary
+    assert lock_file.read_bytes() == before
 
 
 @pytest.mark.network
@@ -429,3 +435,14 @@ def test_lock_hook_rewrites_stale_locks_through_pre_commit(
     second = run_pre_commit(repo, pre_commit_home, uv_env)
     assert second.returncode == 0, second.stdout + second.stderr
     assert os.environ.get("UV_DEFAULT_INDEX") is None
+
+
+def test_lock_on_a_terminal_shows_progress_and_a_summary(
+    repo: Path, uv_env: dict[str, str]
+) -> None:
+    from conftest import run_on_terminal
+
+    code, screen = run_on_terminal(["lock", "--all"], repo, {**uv_env, "CI": ""})
+    assert code == 0, screen
+    assert "locking" in screen
+    assert "envrepo lock: 2 locks changed" in screen
