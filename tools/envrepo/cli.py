@@ -386,6 +386,136 @@ def add(state: State, name: str, packages: tuple[str, ...], to_conda: bool) -> i
     return ExitCode.OK
 
 
+def registry_option(command: F) -> F:
+    return click.option(
+        "--registry",
+        default=None,
+        help="Registry host[:port] (default: envrepo.yaml's registry).",
+    )(command)
+
+
+def _registry(repo: Repository, given: str | None) -> Any:
+    from envrepo.registry import connect
+
+    host = given or os.environ.get("ENVREPO_REGISTRY") or repo.config.registry
+    if not host:
+        raise EnvrepoError("no registry: set registry in envrepo.yaml or pass --registry")
+    return connect(host)
+
+
+@cli.command("render")
+@click.argument("name")
+@pass_state
+def render_command(state: State, name: str) -> int:
+    """Print the Dockerfile an environment is built from."""
+    from envrepo.hashing import hash_environments
+    from envrepo.render import Layout, render
+    from envrepo.spec import get
+
+    catalog = state.catalog()
+    spec = get(catalog, name)
+    digest = hash_environments(catalog, [name, *filter(None, [spec.parent])])
+    if spec.base.kind == "environment":
+        host = catalog.repo.config.registry or "localhost"
+        base = f"{host}/{spec.base.value}:h-{digest[spec.base.value].short}"
+    elif spec.base.bootstrap is not None:
+        from envrepo.bootstrap import image_tag
+
+        base = image_tag(spec.base.bootstrap)
+    elif spec.base.kind == "dockerfile":
+        base = f"envrepo-base/{spec.name}:h-{digest[name].short}"
+    else:
+        base = spec.base.value
+    folders = () if spec.user_managed or spec.pip is None else ("site-packages", "bin")
+    parent = catalog.specs.get(spec.parent or "")
+    click.echo(render(spec, base, parent, Layout(folders)), nl=False)
+    return ExitCode.OK
+
+
+@cli.command()
+@click.option("--since", metavar="REF", help="Compare with git REF instead of the registry.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "matrix"]), default="table")
+@registry_option
+@pass_state
+def plan(state: State, since: str | None, fmt: str, registry: str | None) -> int:
+    """What would be built, wave by wave."""
+    import json as json_module
+
+    from envrepo import plan as planning
+    from envrepo.hashing import hash_environments
+
+    catalog = state.catalog()
+    hashes = hash_environments(catalog)
+    if since is not None:
+        planned = planning.plan(catalog, hashes, None, planning.hashes_at(catalog.repo, since))
+    else:
+        planned = planning.plan(catalog, hashes, _registry(catalog.repo, registry))
+    if fmt == "json":
+        emit_json([p.as_json() for p in planned])
+    elif fmt == "matrix":
+        click.echo(json_module.dumps(planning.matrix(planned), sort_keys=True))
+    else:
+        table(
+            ("WAVE", "NAME", "HASH", "REASON"),
+            [[str(p.wave), p.name, p.hash[:12], p.reason] for p in planned],
+        )
+    return ExitCode.OK
+
+
+@cli.command()
+@names_argument
+@click.option("--changed", is_flag=True, help="Build exactly what `envrepo plan` lists.")
+@click.option("--push", is_flag=True, help="Push the images and their tags to the registry.")
+@registry_option
+@pass_state
+def build(
+    state: State, names: tuple[str, ...], changed: bool, push: bool, registry: str | None
+) -> int:
+    """Build, test, tag (and push) environments: all, NAMEs, or --changed."""
+    from envrepo import build as building
+    from envrepo import graph
+    from envrepo import plan as planning
+    from envrepo.hashing import hash_environments
+    from envrepo.spec import get
+
+    if names and changed:
+        raise click.UsageError("give NAMEs or --changed, not both")
+    catalog = state.catalog()
+    hashes = hash_environments(catalog)
+    target = _registry(catalog.repo, registry)
+    if changed:
+        chosen = [p.name for p in planning.plan(catalog, hashes, target)]
+    else:
+        chosen = [get(catalog, n).name for n in names] or list(catalog.specs)
+        chosen = sorted(graph.with_ancestors(chosen, catalog.specs))
+    root = catalog.repo.root / ".envrepo"
+    commit = building.git_commit(catalog.repo.root)
+    settings = building.Settings(
+        registry=target,
+        push=push,
+        records=root / "builds",
+        logs=root / "logs",
+        commit=commit,
+        source=os.environ.get("ENVREPO_SOURCE_URL"),
+    )
+    builder = building.Builder(catalog, hashes, settings, lambda line: click.echo(line, err=True))
+    outcome = building.build_all(builder, chosen)
+    rows = [[r.name, r.status, r.digest or "-", r.image] for r in outcome.records]
+    if rows:
+        table(("NAME", "STATUS", "DIGEST", "IMAGE"), rows)
+    for error in outcome.failed:
+        for line in error.lines:
+            click.echo(line, err=True)
+    for name in outcome.skipped:
+        click.echo(f"{name}: skipped: an environment it is built on failed", err=True)
+    note(
+        f"envrepo build: {sum(r.status == 'built' for r in outcome.records)} built, "
+        f"{sum(r.status == 'cached' for r in outcome.records)} already there, "
+        f"{len(outcome.failed)} failed, {len(outcome.skipped)} skipped"
+    )
+    return ExitCode.PROBLEMS if outcome.failed or outcome.skipped else ExitCode.OK
+
+
 def _log_path() -> Path:
     state_home = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(state_home) / "envrepo" / "envrepo.log"

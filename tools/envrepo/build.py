@@ -1,0 +1,372 @@
+"""Building environments into images with docker-py: build, test inside the image, tag,
+push, and a build record for each. Nothing is tagged before its tests pass, and an image
+whose spec hash the registry already holds is never built again: it only gets the new tags."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+from docker.models.images import Image
+
+from envrepo import bootstrap, graph
+from envrepo.errors import EnvrepoError, Problem
+from envrepo.files import write_text
+from envrepo.hashing import SpecHash
+from envrepo.registry import Registry
+from envrepo.render import Layout, interpreter, render
+from envrepo.spec import Catalog, Spec
+from envrepo.stage import stage
+
+TESTS_MOUNT = "/envrepo-tests"
+PACKAGES_PROBE = (
+    "import importlib.metadata as m, json; "
+    "print(json.dumps(sorted({d.metadata['Name']: d.version for d in m.distributions()}.items())))"
+)
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class BuildRecord:
+    name: str
+    hash: str
+    status: str
+    image: str
+    digest: str | None
+    tags: list[str]
+    commit: str | None
+    base: str
+    packages: dict[str, str] = field(default_factory=dict)
+    tests: list[dict[str, Any]] = field(default_factory=list)
+    log: str | None = None
+    durations: dict[str, float] = field(default_factory=dict)
+    created: str = ""
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    registry: Registry
+    push: bool
+    records: Path
+    logs: Path
+    commit: str | None
+    source: str | None
+
+
+def docker_client() -> docker.DockerClient:
+    try:
+        client = docker.from_env(version="auto", timeout=900)
+        client.ping()
+    except docker.errors.DockerException as error:
+        raise EnvrepoError(
+            f"Docker does not answer ({error.__class__.__name__}); start it "
+            "(scripts/services.sh) or set DOCKER_HOST"
+        ) from None
+    return client
+
+
+def git_commit(root: Path) -> str | None:
+    done = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=False
+    )
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def tags_for(digest: SpecHash, commit: str | None) -> list[str]:
+    tags = [f"h-{digest.short}"]
+    if commit:
+        tags.append(f"sha-{commit[:12]}")
+    return [*tags, "latest"]
+
+
+def _labels(spec: Spec, digest: SpecHash, settings: Settings) -> dict[str, str]:
+    labels = {
+        "org.opencontainers.image.created": datetime.datetime.now(datetime.UTC).isoformat(),
+        "org.opencontainers.image.title": spec.name,
+        "org.opencontainers.image.description": spec.description,
+        "dev.envrepo.name": spec.name,
+        "dev.envrepo.hash": digest.digest,
+    }
+    if settings.commit:
+        labels["org.opencontainers.image.revision"] = settings.commit
+    if settings.source:
+        labels["org.opencontainers.image.source"] = settings.source
+    return labels
+
+
+@contextmanager
+def _container(client: docker.DockerClient, **options: Any) -> Iterator[Any]:
+    """A container that is removed whatever happens, Ctrl-C included."""
+    container = client.containers.create(**options)
+    try:
+        yield container
+    finally:
+        with suppress(docker.errors.NotFound):
+            container.remove(force=True)
+
+
+def run_in_image(
+    client: docker.DockerClient,
+    image: str,
+    command: list[str],
+    mounts: dict[str, Any] | None = None,
+) -> tuple[int, str]:
+    with _container(
+        client, image=image, command=command, network_disabled=True, volumes=mounts or {}
+    ) as container:
+        container.start()
+        code = int(container.wait(timeout=600)["StatusCode"])
+        return code, container.logs().decode(errors="replace")
+
+
+def smoke_tests(
+    client: docker.DockerClient, image: str, spec: Spec, log: Log
+) -> list[dict[str, Any]]:
+    folder = spec.folder / "tests"
+    results = []
+    for script in sorted(folder.glob("*.py")) if folder.is_dir() else []:
+        started = time.monotonic()
+        code, output = run_in_image(
+            client,
+            image,
+            [interpreter(spec), f"{TESTS_MOUNT}/{script.name}"],
+            {str(folder): {"bind": TESTS_MOUNT, "mode": "ro"}},
+        )
+        log(f"test {script.name}: {'passed' if code == 0 else f'FAILED (exit {code})'}")
+        for line in output.splitlines()[-20:]:
+            log(f"  {line}")
+        results.append(
+            {
+                "test": script.name,
+                "passed": code == 0,
+                "exit": code,
+                "seconds": round(time.monotonic() - started, 2),
+            }
+        )
+    return results
+
+
+class Builder:
+    def __init__(
+        self, catalog: Catalog, hashes: dict[str, SpecHash], settings: Settings, echo: Log
+    ) -> None:
+        self.catalog = catalog
+        self.hashes = hashes
+        self.settings = settings
+        self.echo = echo
+        self.client = docker_client()
+        self.refs: dict[str, str] = {}
+
+    def repository(self, name: str) -> str:
+        return f"{self.settings.registry.host}/{name}"
+
+    def _local(self, reference: str) -> Image | None:
+        try:
+            return self.client.images.get(reference)
+        except docker.errors.ImageNotFound:
+            return None
+
+    def _base_ref(self, spec: Spec, log: Log, context: Path) -> str:
+        if spec.base.kind == "environment":
+            return self.refs[spec.base.value]
+        if spec.base.kind == "image":
+            return spec.base.value
+        if spec.base.bootstrap is not None:
+            return bootstrap.build_root_image(
+                spec.base.bootstrap, lambda tag: self._local(tag) is not None, log
+            )
+        tag = f"envrepo-base/{spec.name}:h-{self.hashes[spec.name].short}"
+        self._docker_build(spec.folder, spec.base.value, tag, {}, log)
+        return tag
+
+    def _docker_build(
+        self, path: Path, dockerfile: str, tag: str | None, labels: dict[str, str], log: Log
+    ) -> str:
+        image_id = None
+        try:
+            for chunk in self.client.api.build(
+                path=str(path),
+                dockerfile=dockerfile,
+                tag=tag,
+                labels=labels,
+                rm=True,
+                forcerm=True,
+                network_mode="none",
+                decode=True,
+                pull=False,
+            ):
+                if "stream" in chunk:
+                    for line in chunk["stream"].splitlines():
+                        if line.strip():
+                            log(line)
+                if "aux" in chunk and "ID" in chunk["aux"]:
+                    image_id = chunk["aux"]["ID"]
+                if "error" in chunk:
+                    raise EnvrepoError(f"the build failed: {chunk['error'].strip()}")
+        except docker.errors.APIError as error:
+            raise EnvrepoError(f"the build failed: {error.explanation or error}") from None
+        if image_id is None:
+            raise EnvrepoError("the build produced no image; see the build log")
+        return str(image_id)
+
+    def build(self, spec: Spec) -> BuildRecord:
+        digest = self.hashes[spec.name]
+        settings = self.settings
+        repo = self.repository(spec.name)
+        tags = tags_for(digest, settings.commit)
+        hash_tag = f"h-{digest.short}"
+        log_path = settings.logs / f"{spec.name}-{digest.short}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        record = BuildRecord(
+            name=spec.name,
+            hash=digest.digest,
+            status="built",
+            image=f"{repo}:{hash_tag}",
+            digest=None,
+            tags=[f"{repo}:{t}" for t in tags],
+            commit=settings.commit,
+            base=spec.base.describe(),
+            log=str(log_path),
+            created=datetime.datetime.now(datetime.UTC).isoformat(),
+        )
+        with log_path.open("w", encoding="utf-8") as log_file:
+
+            def log(line: str) -> None:
+                log_file.write(line + "\n")
+                log_file.flush()
+                self.echo(f"{spec.name} | {line}")
+
+            existing = (
+                settings.registry.manifest_digest(spec.name, hash_tag) if settings.push else None
+            )
+            if existing is not None:
+                log(f"{repo}:{hash_tag} is in the registry already; adding tags only")
+                record.digest = (
+                    settings.registry.add_tags(spec.name, hash_tag, tags[1:]) or existing
+                )
+                record.status = "cached"
+                self.refs[spec.name] = f"{repo}@{record.digest}"
+                record.durations["total"] = round(time.monotonic() - started, 2)
+                return self._finish(record)
+            if not settings.push and self._local(f"{repo}:{hash_tag}") is not None:
+                log(f"{repo}:{hash_tag} is built already")
+                image = self._local(f"{repo}:{hash_tag}")
+                assert image is not None
+                for tag in tags[1:]:
+                    image.tag(repo, tag)
+                record.status = "cached"
+                self.refs[spec.name] = f"{repo}:{hash_tag}"
+                record.packages = self._packages(record.image, spec)
+                record.durations["total"] = round(time.monotonic() - started, 2)
+                return self._finish(record)
+            with tempfile.TemporaryDirectory(prefix=f"envrepo-build-{spec.name}-") as scratch:
+                context = Path(scratch)
+                base_ref = self._base_ref(spec, log, context)
+                stage_started = time.monotonic()
+                layout = stage(spec, context) if not spec.user_managed else Layout()
+                record.durations["stage"] = round(time.monotonic() - stage_started, 2)
+                parent = self.catalog.specs.get(spec.parent or "")
+                (context / "Dockerfile").write_text(render(spec, base_ref, parent, layout))
+                build_started = time.monotonic()
+                image_id = self._docker_build(
+                    context, "Dockerfile", None, _labels(spec, digest, settings), log
+                )
+                record.durations["build"] = round(time.monotonic() - build_started, 2)
+            record.tests = smoke_tests(self.client, image_id, spec, log)
+            if not all(t["passed"] for t in record.tests):
+                failed = ", ".join(t["test"] for t in record.tests if not t["passed"])
+                raise EnvrepoError(
+                    Problem(
+                        f"{spec.display}/tests",
+                        "",
+                        (
+                            f"{failed} failed inside the image, so it is neither tagged nor pushed; "
+                            f"see {log_path}"
+                        ),
+                    )
+                )
+            image = self.client.images.get(image_id)
+            for tag in tags:
+                image.tag(repo, tag)
+            record.size = image.attrs.get("Size")
+            record.packages = self._packages(image_id, spec)
+            if settings.push:
+                push_started = time.monotonic()
+                record.digest = self._push(repo, tags, log)
+                record.durations["push"] = round(time.monotonic() - push_started, 2)
+                self.refs[spec.name] = f"{repo}@{record.digest}"
+            else:
+                self.refs[spec.name] = f"{repo}:{hash_tag}"
+        record.durations["total"] = round(time.monotonic() - started, 2)
+        return self._finish(record)
+
+    def _packages(self, image: str, spec: Spec) -> dict[str, str]:
+        code, output = run_in_image(self.client, image, [interpreter(spec), "-c", PACKAGES_PROBE])
+        if code != 0:
+            return {}
+        return dict(json.loads(output.strip().splitlines()[-1]))
+
+    def _push(self, repo: str, tags: Sequence[str], log: Log) -> str:
+        creds = self.settings.registry.creds
+        auth = creds.for_docker() if creds is not None else None
+        digest = ""
+        for tag in tags:
+            for chunk in self.client.images.push(
+                repo, tag=tag, auth_config=auth, stream=True, decode=True
+            ):
+                if "error" in chunk:
+                    raise EnvrepoError(f"push of {repo}:{tag} failed: {chunk['error'].strip()}")
+                if "aux" in chunk and "Digest" in chunk["aux"]:
+                    digest = chunk["aux"]["Digest"]
+            log(f"pushed {repo}:{tag}")
+        return digest
+
+    def _finish(self, record: BuildRecord) -> BuildRecord:
+        path = self.settings.records / f"{record.name}-{record.hash[:12]}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text(path, json.dumps(asdict(record), indent=2, sort_keys=True) + "\n")
+        return record
+
+
+@dataclass
+class Outcome:
+    records: list[BuildRecord] = field(default_factory=list)
+    failed: list[EnvrepoError] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def build_all(builder: Builder, names: Sequence[str]) -> Outcome:
+    """Build `names` parents first; a failure skips what is built on it, not the others."""
+    outcome = Outcome()
+    broken: set[str] = set()
+    catalog = builder.catalog
+    parent_of = graph.parents(catalog.specs)
+    for name in graph.ordered(catalog.specs, names):
+        spec = catalog.specs[name]
+        ancestors = {a.name for a in graph.ancestors(name, catalog.specs, parent_of)}
+        if ancestors & broken:
+            outcome.skipped.append(name)
+            broken.add(name)
+            continue
+        if spec.parent is not None and spec.parent not in builder.refs:
+            parent_hash = builder.hashes[spec.parent]
+            builder.refs[spec.parent] = f"{builder.repository(spec.parent)}:h-{parent_hash.short}"
+        try:
+            outcome.records.append(builder.build(spec))
+        except EnvrepoError as error:
+            outcome.failed.append(error)
+            broken.add(name)
+    return outcome

@@ -1,0 +1,62 @@
+"""The Dockerfile for an environment: a pure function of the spec and what the build stages.
+
+Layered for the cache, cheapest change last: the base, the virtual environment, the locked
+packages (installed on the host, copied in; nothing runs in the container and no wheel file
+enters a layer), then variables. Labels are set by the build, not here, so that the commit
+they name does not change the rendered text.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from envrepo.hashing import RENDER_SCHEME
+from envrepo.spec import VENV_INTERPRETER, Spec
+
+ENV_PREFIX = "/opt/env"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What the staged build context holds: folders under env/ to copy into the prefix."""
+
+    folders: tuple[str, ...] = ()
+
+
+def python_dir(spec: Spec) -> str:
+    major_minor = ".".join(spec.python.split(".")[:2])
+    return f"{ENV_PREFIX}/lib/python{major_minor}/site-packages"
+
+
+def needs_venv(spec: Spec, parent: Spec | None) -> bool:
+    """A virtual environment is made once, by the first environment of a chain that has one."""
+    if spec.user_managed:
+        return False
+    return parent is None or parent.user_managed
+
+
+def render(spec: Spec, base_ref: str, parent: Spec | None, layout: Layout) -> str:
+    lines = [
+        f"# envrepo render scheme {RENDER_SCHEME}: {spec.name}",
+        f"FROM {base_ref}",
+    ]
+    if needs_venv(spec, parent):
+        creator = parent.interpreter if parent is not None else "python3"
+        lines.append(f"RUN {json.dumps([creator, '-m', 'venv', '--without-pip', ENV_PREFIX])}")
+    targets = {
+        "site-packages": python_dir(spec),
+        "bin": f"{ENV_PREFIX}/bin",
+        "share": f"{ENV_PREFIX}/share",
+    }
+    for folder in layout.folders:
+        lines.append(f"COPY env/{folder}/ {targets[folder]}/")
+    if not spec.user_managed:
+        lines.append(f"ENV VIRTUAL_ENV={ENV_PREFIX} PATH={ENV_PREFIX}/bin:$PATH")
+    for key, value in sorted(spec.variables.items()):
+        lines.append(f"ENV {key}={json.dumps(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def interpreter(spec: Spec) -> str:
+    return spec.interpreter if spec.user_managed else VENV_INTERPRETER
