@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # Sets everything up, then runs envrepo's main job on this repository's curated environments:
-# validate them, print their spec hashes and list them.
+# bring up Docker and the local registry, validate and check the locks, build what is not in
+# the registry yet (from the Debian archive up), push it with its tags, and list the images.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/services.sh
 export PATH="$PWD/.venv/bin:$PATH"
 
 echo "== envrepo validate"
 envrepo validate
-echo "== envrepo hash"
-envrepo hash
+echo "== envrepo lock --check"
+envrepo lock --check
+echo "== envrepo plan"
+envrepo plan
+echo "== envrepo build --push"
+envrepo build --push
 echo "== envrepo list"
 envrepo list

@@ -14,7 +14,7 @@ STATE="${ENVREPO_STATE:-$PWD/.state}"
 
 need_packages() {
     local missing=()
-    for package in docker.io docker-registry debootstrap curl; do
+    for package in docker.io docker-registry debootstrap curl apache2-utils; do
         dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
     done
     if ((${#missing[@]})); then

@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/services.sh
 export PATH="$PWD/.venv/bin:$PATH"
 
 echo "== pre-commit hooks (ruff, mypy, envrepo validate, envrepo lock --check)"

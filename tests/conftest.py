@@ -158,3 +158,57 @@ def project_rev() -> str:
 @pytest.fixture(scope="session")
 def pre_commit_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("pre-commit-home")
+
+
+def services_script(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(PROJECT / "scripts/services.sh"), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+    )
+
+
+@pytest.fixture(scope="session")
+def docker_ready() -> None:
+    """Docker and the default registry, started by the project's own script."""
+    done = services_script("up")
+    if done.returncode != 0:
+        pytest.fail(
+            f"scripts/services.sh could not bring up Docker and the registry:\n"
+            f"{done.stdout}{done.stderr}"
+        )
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class RunningRegistry:
+    host: str
+    folder: Path
+
+
+def start_registry(folder: Path, htpasswd: Path | None = None) -> RunningRegistry:
+    port = free_port()
+    args = ["registry", str(port), str(folder)] + ([str(htpasswd)] if htpasswd else [])
+    done = services_script(*args)
+    if done.returncode != 0:
+        pytest.fail(f"could not start a registry: {done.stdout}{done.stderr}")
+    return RunningRegistry(f"127.0.0.1:{port}", folder)
+
+
+@pytest.fixture(scope="session")
+def registry(
+    docker_ready: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningRegistry]:
+    """A registry of the test session's own, without auth."""
+    running = start_registry(tmp_path_factory.mktemp("registry"))
+    yield running
+    services_script("stop-registry", str(running.folder))

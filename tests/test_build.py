@@ -1,0 +1,428 @@
+"""Building images against a real Docker Engine and a real registry: the curated tree from
+the Debian archive up, tags, push (once with auth), pull by digest, and the failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import tarfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import pytest
+
+from conftest import (
+    PROJECT,
+    Result,
+    RunningRegistry,
+    envrepo_command,
+    git,
+    run_envrepo,
+    services_script,
+    start_registry,
+    write_files,
+)
+
+CURATED = ["envrepo-bookworm", "envrepo-minimal", "envrepo-tutorial"]
+
+
+@dataclass(frozen=True)
+class Built:
+    root: Path
+    result: Result
+    registry: RunningRegistry
+
+    def record(self, name: str) -> dict[str, object]:
+        [path] = (self.root / ".envrepo/builds").glob(f"{name}-*.json")
+        return json.loads(path.read_text())  # type: ignore[no-any-return]
+
+
+def curated_repo(target: Path) -> Path:
+    import shutil
+
+    target.mkdir(parents=True)
+    shutil.copy(PROJECT / "envrepo.yaml", target / "envrepo.yaml")
+    shutil.copytree(PROJECT / "environments", target / "environments")
+    git("init", "-q", "-b", "main", cwd=target)
+    git("add", "-A", cwd=target)
+    git(
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@envrepo.invalid",
+        "commit",
+        "-qm",
+        "curated",
+        cwd=target,
+    )
+    return target
+
+
+@pytest.fixture(scope="session")
+def built(registry: RunningRegistry, tmp_path_factory: pytest.TempPathFactory) -> Built:
+    root = curated_repo(tmp_path_factory.mktemp("built") / "repo")
+    result = run_envrepo("build", "--push", "--registry", registry.host, cwd=root)
+    assert result.code == 0, result.err[-3000:]
+    return Built(root, result, registry)
+
+
+def manifest(host: str, name: str, tag: str) -> str | None:
+    request = urllib.request.Request(
+        f"http://{host}/v2/{name}/manifests/{tag}",
+        method="HEAD",
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return str(response.headers["Docker-Content-Digest"])
+    except urllib.error.HTTPError:
+        return None
+
+
+def lock_pins(path: Path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text().splitlines():
+        if line and line[0] not in "# ":
+            name, version = line.split(" ")[0].split("==")
+            pins[name.lower()] = version
+    return pins
+
+
+def test_curated_tree_builds_tags_and_pushes(built: Built) -> None:
+    commit = git("rev-parse", "HEAD", cwd=built.root)
+    for name in CURATED:
+        record = built.record(name)
+        assert record["status"] == "built"
+        digest = manifest(built.registry.host, name, f"h-{str(record['hash'])[:12]}")
+        assert digest == record["digest"]
+        assert manifest(built.registry.host, name, f"sha-{commit[:12]}") == digest
+        assert manifest(built.registry.host, name, "latest") == digest
+    tutorial = built.record("envrepo-tutorial")
+    assert tutorial["tests"] == [
+        {
+            "test": "test_imports.py",
+            "passed": True,
+            "exit": 0,
+            "seconds": tutorial["tests"][0]["seconds"],
+        }  # type: ignore[index]
+    ]
+    assert Path(str(tutorial["log"])).read_text().count("Step ") >= 3
+    image = docker.from_env().images.get(str(tutorial["image"]))
+    labels = image.labels
+    assert labels["org.opencontainers.image.revision"] == commit
+    assert labels["dev.envrepo.hash"] == tutorial["hash"]
+    assert labels["dev.envrepo.name"] == "envrepo-tutorial"
+
+
+def test_pulled_by_digest_the_tutorial_imports_at_the_locked_versions(built: Built) -> None:
+    client = docker.from_env()
+    record = built.record("envrepo-tutorial")
+    reference = f"{built.registry.host}/envrepo-tutorial@{record['digest']}"
+    client.images.pull(reference)
+    probe = (
+        "import json, sklearn, pandas, matplotlib; "
+        "print(json.dumps({'scikit-learn': sklearn.__version__, 'pandas': pandas.__version__, "
+        "'matplotlib': matplotlib.__version__}))"
+    )
+    output = client.containers.run(
+        reference, ["python", "-c", probe], remove=True, network_disabled=True
+    )
+    versions = json.loads(output.decode().strip())
+    pins = lock_pins(PROJECT / "environments/envrepo-tutorial/requirements.lock")
+    assert versions == {name: pins[name] for name in versions}
+    assert record["packages"]["pandas"] == pins["pandas"]  # type: ignore[index]
+
+
+def test_the_child_adds_layers_on_its_parent_and_no_wheel_is_in_any_layer(built: Built) -> None:
+    client = docker.from_env()
+    minimal = client.images.get(str(built.record("envrepo-minimal")["image"]))
+    tutorial = client.images.get(str(built.record("envrepo-tutorial")["image"]))
+    parent_layers = minimal.attrs["RootFS"]["Layers"]
+    child_layers = tutorial.attrs["RootFS"]["Layers"]
+    assert child_layers[: len(parent_layers)] == parent_layers
+    assert len(child_layers) > len(parent_layers)
+    assert tutorial.attrs["Size"] < 736_000_000
+    for image in (minimal, tutorial):
+        saved = b"".join(image.save(named=False))
+        names = []
+        import io
+
+        with tarfile.open(fileobj=io.BytesIO(saved)) as outer:
+            for member in outer.getmembers():
+                if member.name.endswith("layer.tar") or member.name.startswith("blobs/"):
+                    handle = outer.extractfile(member)
+                    if handle is None:
+                        continue
+                    try:
+                        with tarfile.open(fileobj=handle) as layer:
+                            names += layer.getnames()
+                    except tarfile.ReadError:
+                        continue
+        assert names, "no layer was read"
+        assert not [n for n in names if n.endswith(".whl")]
+
+
+def test_building_again_builds_nothing(built: Built) -> None:
+    result = run_envrepo("build", "--push", "--registry", built.registry.host, cwd=built.root)
+    assert result.code == 0, result.err
+    assert result.err.splitlines()[-1] == (
+        "envrepo build: 0 built, 3 already there, 0 failed, 0 skipped"
+    )
+
+
+def test_one_requirement_of_minimal_rebuilds_minimal_and_tutorial_only(
+    built: Built, tmp_path: Path
+) -> None:
+    root = curated_repo(tmp_path / "changed")
+    requirements = root / "environments/envrepo-minimal/requirements.txt"
+    requirements.write_text(requirements.read_text().replace("wheel==0.45.1", "wheel==0.45.0"))
+    locked = run_envrepo("lock", cwd=root)
+    assert locked.code == 0, locked.err
+    planned = run_envrepo("plan", "--format", "json", "--registry", built.registry.host, cwd=root)
+    assert [(p["name"], p["wave"]) for p in json.loads(planned.out)] == [
+        ("envrepo-minimal", 0),
+        ("envrepo-tutorial", 1),
+    ]
+    matrix = json.loads(
+        run_envrepo("plan", "--format", "matrix", "--registry", built.registry.host, cwd=root).out
+    )
+    assert [e["environment"] for e in matrix["include"]] == ["envrepo-minimal", "envrepo-tutorial"]
+    result = run_envrepo(
+        "build", "--changed", "--push", "--registry", built.registry.host, cwd=root
+    )
+    assert result.code == 0, result.err[-3000:]
+    assert result.err.splitlines()[-1] == (
+        "envrepo build: 2 built, 0 already there, 0 failed, 0 skipped"
+    )
+
+
+@pytest.fixture
+def scratch(built: Built, make_repo: object, tmp_path: Path) -> Path:
+    """A repository with the curated root (already in the registry) and room for test cases."""
+    import shutil
+
+    root = tmp_path / "scratch"
+    (root / "environments").mkdir(parents=True)
+    shutil.copy(PROJECT / "envrepo.yaml", root / "envrepo.yaml")
+    shutil.copytree(
+        PROJECT / "environments/envrepo-bookworm", root / "environments/envrepo-bookworm"
+    )
+    git("init", "-q", "-b", "main", cwd=root)
+    return root
+
+
+CHILD = 'name: {name}\nbase:\n  environment: envrepo-bookworm\npython: "3.11"\n'
+
+
+def tags_of(host: str, name: str) -> list[str]:
+    try:
+        with urllib.request.urlopen(f"http://{host}/v2/{name}/tags/list", timeout=10) as response:
+            return list(json.loads(response.read()).get("tags") or [])
+    except urllib.error.HTTPError:
+        return []
+
+
+def local_tags(name: str) -> list[str]:
+    images = docker.from_env().images.list()
+    return [t for image in images for t in image.tags if f"/{name}:" in t]
+
+
+def test_a_failing_smoke_test_means_no_tag_and_no_push(built: Built, scratch: Path) -> None:
+    write_files(
+        scratch,
+        {
+            "environments/breaks/environment.yaml": CHILD.format(name="breaks"),
+            "environments/breaks/tests/test_fails.py": "raise SystemExit('the smoke test failed')\n",
+            "environments/fine/environment.yaml": CHILD.format(name="fine"),
+        },
+    )
+    result = run_envrepo("build", "--push", "--registry", built.registry.host, cwd=scratch)
+    assert result.code == 1
+    assert (
+        "environments/breaks/tests: test_fails.py failed inside the image, so it is neither "
+        "tagged nor pushed" in result.err
+    )
+    assert tags_of(built.registry.host, "breaks") == []
+    assert local_tags("breaks") == []
+    assert "latest" in tags_of(built.registry.host, "fine")
+    assert "Traceback" not in result.err
+
+
+def test_a_failing_dockerfile_step_skips_its_dependents(built: Built, scratch: Path) -> None:
+    from envrepo.bootstrap import image_tag
+    from envrepo.spec import Bootstrap
+
+    root_image = image_tag(
+        Bootstrap("bookworm", "minbase", ("python3", "python3-venv", "ca-certificates"))
+    )
+    write_files(
+        scratch,
+        {
+            "environments/custom/environment.yaml": (
+                'name: custom\nbase:\n  dockerfile: Dockerfile\npython: "3.11"\n'
+                "user_managed: true\ninterpreter: /usr/bin/python3\n"
+            ),
+            "environments/custom/Dockerfile": f"FROM {root_image}\nRUN exit 3\n",
+            "environments/above/environment.yaml": (
+                'name: above\nbase:\n  environment: custom\npython: "3.11"\n'
+            ),
+        },
+    )
+    result = run_envrepo("build", "--push", "--registry", built.registry.host, cwd=scratch)
+    assert result.code == 1
+    assert (
+        "the build failed: The command '/bin/sh -c exit 3' returned a non-zero code: 3"
+        in result.err
+    )
+    assert "above: skipped: an environment it is built on failed" in result.err
+    assert (
+        tags_of(built.registry.host, "custom") == [] and tags_of(built.registry.host, "above") == []
+    )
+
+
+def test_a_file_whose_hash_does_not_match_the_lock_is_refused(
+    built: Built, scratch: Path, tmp_path: Path
+) -> None:
+    from wheels import make_wheel
+
+    wheel = make_wheel(tmp_path / "w", "internal-tools", "1.0.0")
+    write_files(
+        scratch,
+        {
+            "environments/app/environment.yaml": CHILD.format(name="app") + "wheels: wheels\n",
+            f"environments/app/wheels/{wheel.name}": wheel.read_bytes(),
+        },
+    )
+    assert run_envrepo("lock", "app", cwd=scratch).code == 0
+    lock_file = scratch / "environments/app/requirements.lock"
+    text = lock_file.read_text()
+    good = text.split("--hash=sha256:")[1][:64]
+    lock_file.write_text(text.replace(good, "0" * 64))
+    result = run_envrepo("build", "app", "--push", "--registry", built.registry.host, cwd=scratch)
+    assert result.code == 1
+    line = next(x for x in result.err.splitlines() if x.startswith("environments/app/"))
+    assert line.startswith(
+        "environments/app/requirements.lock: the locked files cannot be installed:"
+    )
+    assert "hash" in line.lower()
+    assert tags_of(built.registry.host, "app") == []
+
+
+def test_a_registry_that_is_down_is_one_line(scratch: Path) -> None:
+    from conftest import free_port
+
+    closed = f"127.0.0.1:{free_port()}"
+    result = run_envrepo("build", "--push", "--registry", closed, cwd=scratch)
+    assert result.code == 1
+    assert f"registry {closed} does not answer" in result.err
+    assert "Traceback" not in result.err
+
+
+@pytest.fixture(scope="session")
+def auth_registry(
+    docker_ready: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[RunningRegistry, str]]:
+    import secrets
+
+    folder = tmp_path_factory.mktemp("auth-registry")
+    password = f"pw-{secrets.token_hex(12)}"
+    htpasswd = folder / "htpasswd"
+    done = subprocess.run(
+        ["htpasswd", "-Bbn", "builder", password], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        pytest.fail(f"htpasswd (apache2-utils) is needed for the auth registry: {done.stderr}")
+    htpasswd.write_text(done.stdout)
+    running = start_registry(folder, htpasswd)
+    yield running, password
+    services_script("stop-registry", str(running.folder))
+
+
+def test_push_with_auth_and_the_password_is_never_shown(
+    auth_registry: tuple[RunningRegistry, str], scratch: Path
+) -> None:
+    running, password = auth_registry
+    write_files(scratch, {"environments/secured/environment.yaml": CHILD.format(name="secured")})
+    wrong = run_envrepo(
+        "build",
+        "--push",
+        "--registry",
+        running.host,
+        cwd=scratch,
+        env={
+            "ENVREPO_REGISTRY_USERNAME": "builder",
+            "ENVREPO_REGISTRY_PASSWORD": "not-the-password",
+        },
+    )
+    assert wrong.code == 1
+    assert f"registry {running.host}: the credentials were refused (401)" in wrong.err
+    right = run_envrepo(
+        "build",
+        "--push",
+        "--registry",
+        running.host,
+        cwd=scratch,
+        env={"ENVREPO_REGISTRY_USERNAME": "builder", "ENVREPO_REGISTRY_PASSWORD": password},
+    )
+    assert right.code == 0, right.err[-2000:]
+    assert "secured" in right.out
+    shown = wrong.out + wrong.err + right.out + right.err
+    logged = "".join(p.read_text() for p in (scratch / ".envrepo").rglob("*") if p.is_file())
+    assert password not in shown
+    assert password not in logged
+    assert "not-the-password" not in shown + logged
+
+
+def test_ctrl_c_during_a_build_leaves_no_container_temp_file_or_tag(
+    built: Built, scratch: Path
+) -> None:
+    write_files(
+        scratch,
+        {
+            "environments/slow/environment.yaml": CHILD.format(name="slow"),
+            "environments/slow/tests/test_slow.py": "import time\nprint('started', flush=True)\ntime.sleep(120)\n",
+        },
+    )
+    before_temp = {p.name for p in Path("/tmp").glob("envrepo-build-*")}
+    process = subprocess.Popen(
+        [envrepo_command(), "build", "--push", "--registry", built.registry.host],
+        cwd=scratch,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "CI": "true"},
+    )
+    client = docker.from_env()
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        running = [
+            c
+            for c in client.containers.list()
+            if "/envrepo-tests" in json.dumps(c.attrs.get("Mounts", []))
+        ]
+        if running:
+            break
+        time.sleep(0.5)
+    else:
+        process.kill()
+        pytest.fail("the smoke test container never started")
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err[-2000:]
+    assert "envrepo: interrupted" in err
+    assert "Traceback" not in err
+    leftover = [
+        c
+        for c in client.containers.list(all=True)
+        if "/envrepo-tests" in json.dumps(c.attrs.get("Mounts", []))
+    ]
+    assert leftover == []
+    assert {p.name for p in Path("/tmp").glob("envrepo-build-*")} == before_temp
+    assert tags_of(built.registry.host, "slow") == []
+    assert local_tags("slow") == []
