@@ -1,0 +1,133 @@
+"""Benchmark: building the tutorial environment, side by side in one run with a plain
+Dockerfile that runs `pip install -r requirements.txt` from the package index on the same
+base. Prints times and image sizes; asserts nothing (these machines are noisy).
+
+  (a) cold build of envrepo-tutorial: empty download cache, its base already built
+  (b) rebuild after changing one pin (the lock is made first and timed apart)
+  (c) no-op build of the whole curated tree
+  (d) plain Dockerfile, pip install inside the build, cold and after adding one package
+
+Needs Docker and a registry: run scripts/services.sh first (the README's commands do).
+Run: .venv/bin/python benchmarks/build_tutorial.py
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import docker
+
+PROJECT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+NAME = "envrepo-tutorial"
+CA_BUNDLE = Path(os.environ.get("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt"))
+
+
+def timed(command: list[str], cwd: Path, env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return elapsed
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def plain_build(
+    client: docker.DockerClient, base: str, context: Path, requirements: str
+) -> tuple[float, int]:
+    context.mkdir(exist_ok=True)
+    (context / "requirements.txt").write_text(requirements)
+    shutil.copy(CA_BUNDLE, context / "ca.crt")
+    (context / "Dockerfile").write_text(
+        f"FROM {base}\nCOPY ca.crt /etc/ssl/certs/host-ca.crt\nCOPY requirements.txt /tmp/\n"
+        "RUN PIP_CERT=/etc/ssl/certs/host-ca.crt python -m pip install --no-cache-dir "
+        "-r /tmp/requirements.txt\n"
+    )
+    start = time.perf_counter()
+    image, _ = client.images.build(path=str(context), tag="envrepo-bench/plain:latest", rm=True)
+    return time.perf_counter() - start, int(image.attrs["Size"])
+
+
+def main() -> None:
+    client = docker.from_env()
+    with tempfile.TemporaryDirectory(prefix="envrepo-bench-") as scratch:
+        work = Path(scratch)
+        repo = work / "repo"
+        repo.mkdir()
+        shutil.copy(PROJECT / "envrepo.yaml", repo)
+        shutil.copytree(PROJECT / "environments", repo / "environments")
+        subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
+        port = free_port()
+        registry_dir = work / "registry"
+        subprocess.run(
+            [
+                "bash",
+                str(PROJECT / "scripts/services.sh"),
+                "registry",
+                str(port),
+                str(registry_dir),
+            ],
+            check=True,
+        )
+        try:
+            host = f"127.0.0.1:{port}"
+            env = {**os.environ, "UV_CACHE_DIR": str(work / "uv-cache"), "CI": "true"}
+            build = [str(BIN / "envrepo"), "build", "--push", "--registry", host]
+            bases = timed([*build, "envrepo-minimal"], repo, env)
+            cold = timed([*build, NAME], repo, env)
+            image = client.images.get(f"{host}/{NAME}:latest")
+            size = int(image.attrs["Size"])
+            requirements = repo / "environments" / NAME / "requirements.txt"
+            original = requirements.read_text()
+            requirements.write_text(original.replace("matplotlib==3.11.2", "matplotlib==3.11.1"))
+            relock = timed([str(BIN / "envrepo"), "lock", NAME], repo, env)
+            rebuild = timed([*build, NAME], repo, env)
+            noop = timed(build, repo, env)
+            base = f"{host}/envrepo-minimal:latest"
+            plain_cold, plain_size = plain_build(client, base, work / "plain", original)
+            plain_more, _ = plain_build(
+                client, base, work / "plain", original + "requests==2.32.3\n"
+            )
+        finally:
+            subprocess.run(
+                ["bash", str(PROJECT / "scripts/services.sh"), "stop-registry", str(registry_dir)],
+                check=False,
+            )
+    print(
+        f"{NAME} on envrepo-minimal (bases built first in {bases:.1f} s, from the Debian "
+        f"archive when the root image was not there); {os.cpu_count()} cores"
+    )
+    rows = [
+        ("(a) envrepo cold build", cold, f"{size / 1e6:.0f} MB"),
+        ("(b) envrepo rebuild, one pin changed", rebuild, f"(lock: {relock:.1f} s)"),
+        ("(c) envrepo no-op build, whole tree", noop, ""),
+        ("(d) plain Dockerfile, pip install, cold", plain_cold, f"{plain_size / 1e6:.0f} MB"),
+        ("(d) plain Dockerfile, one package added", plain_more, ""),
+    ]
+    for label, seconds, extra in rows:
+        print(f"{label:<42}{seconds:>8.1f} s  {extra}")
+    print(
+        f"goals: (c) < 2 s: {'met' if noop < 2 else 'MISSED'}; "
+        f"(a) <= half of (d): {'met' if cold <= plain_cold / 2 else 'MISSED'} "
+        f"({cold / plain_cold:.0%}); (b) <= 30% of (a): "
+        f"{'met' if rebuild <= 0.3 * cold else 'MISSED'} ({rebuild / cold:.0%}); "
+        f"image no larger than (d)'s: {'met' if size <= plain_size else 'MISSED'}"
+    )
+
+
+if __name__ == "__main__":
+    main()
