@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -498,8 +499,9 @@ def build(
         commit=commit,
         source=os.environ.get("ENVREPO_SOURCE_URL"),
     )
-    builder = building.Builder(catalog, hashes, settings, lambda line: click.echo(line, err=True))
-    outcome = building.build_all(builder, chosen)
+    with build_display() as echo:
+        builder = building.Builder(catalog, hashes, settings, echo)
+        outcome = building.build_all(builder, chosen)
     rows = [[r.name, r.status, r.digest or "-", r.image] for r in outcome.records]
     if rows:
         table(("NAME", "STATUS", "DIGEST", "IMAGE"), rows)
@@ -514,6 +516,21 @@ def build(
         f"{len(outcome.failed)} failed, {len(outcome.skipped)} skipped"
     )
     return ExitCode.PROBLEMS if outcome.failed or outcome.skipped else ExitCode.OK
+
+
+@contextmanager
+def build_display() -> Iterator[Callable[[str], None]]:
+    """On a terminal, one live line with the current step; elsewhere every log line."""
+    from envrepo.output import is_terminal
+
+    if not is_terminal() or os.environ.get("CI"):
+        yield lambda line: click.echo(line, err=True)
+        return
+    from rich.console import Console
+    from rich.markup import escape
+
+    with Console(stderr=True).status("starting") as status:
+        yield lambda line: status.update(escape(line[:150]))
 
 
 def _log_path() -> Path:

@@ -37,6 +37,17 @@ def _rewrite_shebangs(folder: Path) -> None:
 
 def stage(spec: Spec, context: Path) -> Layout:
     """Fill `context` for `spec`; which folders of env/ it holds."""
+    if spec.apt:
+        raise EnvrepoError(
+            Problem(
+                spec.spec_display,
+                "apt",
+                (
+                    "this envrepo cannot install Debian packages into images yet (a build has no "
+                    "network); put them in the bootstrap packages of the root environment"
+                ),
+            )
+        )
     if spec.conda is not None:
         raise EnvrepoError(
             Problem(
