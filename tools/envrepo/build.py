@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import docker
@@ -20,18 +20,34 @@ import docker.errors
 from docker.models.images import Image
 
 from envrepo import bootstrap, graph
+from envrepo.assemble import environment, image_config, load
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.files import write_text
 from envrepo.hashing import SpecHash
+from envrepo.layers import package_layers, venv_layer
 from envrepo.registry import Registry
-from envrepo.render import Layout, interpreter, render
+from envrepo.render import ENV_PREFIX, interpreter, needs_venv, python_dir
 from envrepo.spec import Catalog, Spec
 from envrepo.stage import stage
 
 TESTS_MOUNT = "/envrepo-tests"
-PACKAGES_PROBE = (
-    "import importlib.metadata as m, json; "
-    "print(json.dumps(sorted({d.metadata['Name']: d.version for d in m.distributions()}.items())))"
+# Runs inside the image: every smoke test, then what is installed, as one JSON line.
+CHECK_DRIVER = """
+import glob, importlib.metadata as m, json, subprocess, sys, time
+results = []
+for path in sorted(glob.glob('/envrepo-tests/*.py')):
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, path], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+    print(done.stdout, end='', flush=True)
+    results.append({'test': path.rsplit('/', 1)[1], 'passed': done.returncode == 0,
+                    'exit': done.returncode, 'seconds': round(time.monotonic() - started, 2)})
+packages = sorted({d.metadata['Name']: d.version for d in m.distributions()}.items())
+print('ENVREPO-RESULT ' + json.dumps({'tests': results, 'packages': packages}))
+"""
+PYTHON_PROBE = (
+    "import os, sys; print(os.path.realpath(sys.executable)); "
+    "print('%d.%d.%d' % sys.version_info[:3])"
 )
 
 Log = Callable[[str], None]
@@ -131,31 +147,35 @@ def run_in_image(
         return code, container.logs().decode(errors="replace")
 
 
-def smoke_tests(
+def check_image(
     client: docker.DockerClient, image: str, spec: Spec, log: Log
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Run the environment's tests/*.py inside the image (network off) and read what is
+    installed: (test results, packages)."""
     folder = spec.folder / "tests"
-    results = []
-    for script in sorted(folder.glob("*.py")) if folder.is_dir() else []:
-        started = time.monotonic()
-        code, output = run_in_image(
-            client,
-            image,
-            [interpreter(spec), f"{TESTS_MOUNT}/{script.name}"],
-            {str(folder): {"bind": TESTS_MOUNT, "mode": "ro"}},
-        )
-        log(f"test {script.name}: {'passed' if code == 0 else f'FAILED (exit {code})'}")
-        for line in output.splitlines()[-20:]:
+    mounts = {str(folder): {"bind": TESTS_MOUNT, "mode": "ro"}} if folder.is_dir() else {}
+    code, output = run_in_image(client, image, [interpreter(spec), "-c", CHECK_DRIVER], mounts)
+    lines = output.splitlines()
+    result_lines = [line for line in lines if line.startswith("ENVREPO-RESULT ")]
+    for line in lines:
+        if not line.startswith("ENVREPO-RESULT "):
             log(f"  {line}")
-        results.append(
-            {
-                "test": script.name,
-                "passed": code == 0,
-                "exit": code,
-                "seconds": round(time.monotonic() - started, 2),
-            }
+    if code != 0 or not result_lines:
+        raise EnvrepoError(
+            Problem(
+                spec.display,
+                "",
+                (
+                    f"the image's interpreter {interpreter(spec)} could not run the checks (exit {code}); "
+                    "check interpreter and user_managed in the spec"
+                ),
+            )
         )
-    return results
+    found = json.loads(result_lines[-1].removeprefix("ENVREPO-RESULT "))
+    for test in found["tests"]:
+        verdict = "passed" if test["passed"] else f"FAILED (exit {test['exit']})"
+        log(f"test {test['test']}: {verdict}")
+    return list(found["tests"]), dict(found["packages"])
 
 
 class Builder:
@@ -178,7 +198,7 @@ class Builder:
         except docker.errors.ImageNotFound:
             return None
 
-    def _base_ref(self, spec: Spec, log: Log, context: Path) -> str:
+    def _base_ref(self, spec: Spec, log: Log) -> str:
         if spec.base.kind == "environment":
             return self.refs[spec.base.value]
         if spec.base.kind == "image":
@@ -269,23 +289,42 @@ class Builder:
                     image.tag(repo, tag)
                 record.status = "cached"
                 self.refs[spec.name] = f"{repo}:{hash_tag}"
-                record.packages = self._packages(record.image, spec)
+                record.packages = check_image(self.client, record.image, spec, log)[1]
                 record.durations["total"] = round(time.monotonic() - started, 2)
                 return self._finish(record)
             with tempfile.TemporaryDirectory(prefix=f"envrepo-build-{spec.name}-") as scratch:
                 context = Path(scratch)
-                base_ref = self._base_ref(spec, log, context)
-                stage_started = time.monotonic()
-                layout = stage(spec, context) if not spec.user_managed else Layout()
-                record.durations["stage"] = round(time.monotonic() - stage_started, 2)
+                base_ref = self._base_ref(spec, log)
+                base = self._ensure(base_ref, log)
                 parent = self.catalog.specs.get(spec.parent or "")
-                (context / "Dockerfile").write_text(render(spec, base_ref, parent, layout))
-                build_started = time.monotonic()
-                image_id = self._docker_build(
-                    context, "Dockerfile", None, _labels(spec, digest, settings), log
+                stage_started = time.monotonic()
+                site = PurePosixPath(python_dir(spec))
+                new_layers = []
+                if needs_venv(spec, parent):
+                    python, version = self._python(base, parent, spec)
+                    new_layers.append(venv_layer(python, version, site))
+                target = stage(spec, context)
+                if target is not None:
+                    new_layers += package_layers(target, site)
+                record.durations["stage"] = round(time.monotonic() - stage_started, 2)
+                for layer in new_layers:
+                    log(
+                        f"layer {layer.diff_id[7:19]} {layer.size / 1e6:7.1f} MB  {layer.created_by}"
+                    )
+                variables = dict(spec.variables)
+                if not spec.user_managed:
+                    variables = {"VIRTUAL_ENV": ENV_PREFIX, **variables}
+                env = environment(
+                    base.attrs["Config"].get("Env") or [],
+                    None if spec.user_managed else f"{ENV_PREFIX}/bin",
+                    variables,
                 )
-                record.durations["build"] = round(time.monotonic() - build_started, 2)
-            record.tests = smoke_tests(self.client, image_id, spec, log)
+                config = image_config(base.attrs, new_layers, env, _labels(spec, digest, settings))
+                load_started = time.monotonic()
+                image_id = load(self.client, config, new_layers)
+                record.durations["build"] = round(time.monotonic() - load_started, 2)
+                log(f"assembled {image_id[:19]} on {base_ref}")
+            record.tests, record.packages = check_image(self.client, image_id, spec, log)
             if not all(t["passed"] for t in record.tests):
                 failed = ", ".join(t["test"] for t in record.tests if not t["passed"])
                 raise EnvrepoError(
@@ -302,7 +341,6 @@ class Builder:
             for tag in tags:
                 image.tag(repo, tag)
             record.size = image.attrs.get("Size")
-            record.packages = self._packages(image_id, spec)
             if settings.push:
                 push_started = time.monotonic()
                 record.digest = self._push(repo, tags, log)
@@ -313,11 +351,50 @@ class Builder:
         record.durations["total"] = round(time.monotonic() - started, 2)
         return self._finish(record)
 
-    def _packages(self, image: str, spec: Spec) -> dict[str, str]:
-        code, output = run_in_image(self.client, image, [interpreter(spec), "-c", PACKAGES_PROBE])
-        if code != 0:
-            return {}
-        return dict(json.loads(output.strip().splitlines()[-1]))
+    def _ensure(self, reference: str, log: Log) -> Image:
+        """The base image in the daemon, pulled from its registry when it is not there."""
+        image = self._local(reference)
+        if image is not None:
+            return image
+        log(f"pulling {reference}")
+        creds = self.settings.registry.creds
+        try:
+            return self.client.images.pull(
+                reference, auth_config=creds.for_docker() if creds else None
+            )
+        except docker.errors.APIError as error:
+            raise EnvrepoError(
+                f"the base image {reference} cannot be pulled: {error.explanation or error}"
+            ) from None
+
+    def _python(self, base: Image, parent: Spec | None, spec: Spec) -> tuple[str, str]:
+        """Where the base image's interpreter is, and its version."""
+        creator = parent.interpreter if parent is not None else "python3"
+        code, output = run_in_image(self.client, str(base.id), [creator, "-c", PYTHON_PROBE])
+        lines = output.split()
+        if code != 0 or len(lines) < 2:
+            raise EnvrepoError(
+                Problem(
+                    spec.spec_display,
+                    "base",
+                    (
+                        f"the base image has no working {creator} to make the environment's venv; "
+                        "use a base with python3, or user_managed: true"
+                    ),
+                )
+            )
+        path, version = lines[-2], lines[-1]
+        if not version.startswith(spec.python + ".") and version != spec.python:
+            raise EnvrepoError(
+                Problem(
+                    spec.spec_display,
+                    "python",
+                    (
+                        f"is {spec.python!r} but the base image's python is {version}; make them agree"
+                    ),
+                )
+            )
+        return path, version
 
     def _push(self, repo: str, tags: Sequence[str], log: Log) -> str:
         creds = self.settings.registry.creds

@@ -13,10 +13,8 @@ from pathlib import Path
 from envrepo import lock
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.lock_pip import PLATFORM_TAGS, uv
-from envrepo.render import ENV_PREFIX, Layout
+from envrepo.render import ENV_PREFIX
 from envrepo.spec import Spec
-
-COPIED = ("site-packages", "bin", "share")
 
 
 def _first_line(text: str) -> str:
@@ -35,8 +33,9 @@ def _rewrite_shebangs(folder: Path) -> None:
             script.write_bytes(f"#!{ENV_PREFIX}/bin/python\n".encode() + rest)
 
 
-def stage(spec: Spec, context: Path) -> Layout:
-    """Fill `context` for `spec`; which folders of env/ it holds."""
+def stage(spec: Spec, context: Path) -> Path | None:
+    """Install `spec`'s locked packages into a folder under `context` (uv's --target layout:
+    packages, bin/, share/); None when it installs nothing."""
     if spec.apt:
         raise EnvrepoError(
             Problem(
@@ -58,7 +57,7 @@ def stage(spec: Spec, context: Path) -> Layout:
         )
     pip_lock = lock.pip_lock(spec)
     if pip_lock is None or spec.user_managed:
-        return Layout()
+        return None
     if not pip_lock.is_file():
         raise EnvrepoError(
             Problem(
@@ -67,7 +66,7 @@ def stage(spec: Spec, context: Path) -> Layout:
                 (f"{pip_lock.name} is missing; run envrepo lock {spec.name}"),
             )
         )
-    target = context / "env" / "site-packages"
+    target = context / "target"
     command = [
         uv(),
         "pip",
@@ -102,11 +101,6 @@ def stage(spec: Spec, context: Path) -> Layout:
                 ),
             )
         )
-    folders = ["site-packages"]
-    for extra in ("bin", "share"):
-        if (target / extra).is_dir():
-            (target / extra).rename(context / "env" / extra)
-            folders.append(extra)
-    if "bin" in folders:
-        _rewrite_shebangs(context / "env" / "bin")
-    return Layout(tuple(folders))
+    if (target / "bin").is_dir():
+        _rewrite_shebangs(target / "bin")
+    return target

@@ -1,0 +1,84 @@
+"""Putting an image together from a base image and layers made on the host, with docker-py:
+the new image's config (environment, labels, layer list) and a `docker load` archive that
+carries only the new layers; the daemon already has the base's.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import io
+import json
+import tarfile
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+
+from envrepo.errors import EnvrepoError
+from envrepo.layers import Layer
+
+KEPT = ("Cmd", "Entrypoint", "WorkingDir", "User", "ExposedPorts", "Volumes", "StopSignal")
+
+
+def environment(
+    base: Sequence[str], prepend_path: str | None, variables: Mapping[str, str]
+) -> list[str]:
+    """The base's environment with PATH extended and the variables set, in a stable order."""
+    values = dict(item.split("=", 1) for item in base if "=" in item)
+    if prepend_path is not None:
+        path = values.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        if not path.startswith(prepend_path + ":"):
+            values["PATH"] = f"{prepend_path}:{path}"
+    values.update(variables)
+    return [f"{key}={value}" for key, value in values.items()]
+
+
+def image_config(
+    base: Mapping[str, Any], layers: Sequence[Layer], env: list[str], labels: Mapping[str, str]
+) -> dict[str, Any]:
+    base_config = base.get("Config") or {}
+    config = {key: base_config[key] for key in KEPT if base_config.get(key) is not None}
+    config["Env"] = env
+    config["Labels"] = {**(base_config.get("Labels") or {}), **labels}
+    return {
+        "architecture": base.get("Architecture", "amd64"),
+        "os": base.get("Os", "linux"),
+        "created": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "config": config,
+        "rootfs": {
+            "type": "layers",
+            "diff_ids": [*base["RootFS"]["Layers"], *(layer.diff_id for layer in layers)],
+        },
+    }
+
+
+def load(client: docker.DockerClient, config: Mapping[str, Any], layers: Sequence[Layer]) -> str:
+    """Load an image made of the base's layers (already in the daemon) and `layers`; its ID."""
+    body = json.dumps(config, sort_keys=True).encode()
+    image_id = hashlib.sha256(body).hexdigest()
+    paths = [f"{diff.split(':', 1)[1]}/layer.tar" for diff in config["rootfs"]["diff_ids"]]
+    manifest = [{"Config": f"{image_id}.json", "RepoTags": None, "Layers": paths}]
+    with tempfile.TemporaryDirectory(prefix="envrepo-assemble-") as scratch:
+        archive = Path(scratch) / "image.tar"
+        with tarfile.open(archive, "w") as tar:
+            for name, data in (
+                ("manifest.json", json.dumps(manifest).encode()),
+                (f"{image_id}.json", body),
+            ):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, fileobj=io.BytesIO(data))
+            for layer in layers:
+                tar.add(layer.path, arcname=f"{layer.diff_id.split(':', 1)[1]}/layer.tar")
+        try:
+            with archive.open("rb") as handle:
+                client.images.load(handle)
+        except docker.errors.APIError as error:
+            raise EnvrepoError(
+                f"docker load of the new image failed: {error.explanation or error}"
+            ) from None
+    return f"sha256:{image_id}"
