@@ -4,7 +4,8 @@ base. Prints times and image sizes; asserts nothing (these machines are noisy).
 
   (a) cold build of envrepo-tutorial: empty download cache, its base already built
   (b) rebuild after changing one pin (the lock is made first and timed apart)
-  (c) no-op build of the whole curated tree
+      (a) and (b) build into the local Docker Engine; the push is timed apart, as (d) has none
+  (c) no-op build of the whole curated tree, --push: nothing to build or push
   (d) plain Dockerfile, pip install inside the build, cold and after adding one package
 
 Needs Docker and a registry: run scripts/services.sh first (the README's commands do).
@@ -86,7 +87,7 @@ def main() -> None:
         try:
             host = f"127.0.0.1:{port}"
             env = {**os.environ, "UV_CACHE_DIR": str(work / "uv-cache"), "CI": "true"}
-            build = [str(BIN / "envrepo"), "build", "--push", "--registry", host]
+            build = [str(BIN / "envrepo"), "build", "--registry", host]
             bases = timed([*build, "envrepo-minimal"], repo, env)
             cold = timed([*build, NAME], repo, env)
             image = client.images.get(f"{host}/{NAME}:latest")
@@ -96,7 +97,8 @@ def main() -> None:
             requirements.write_text(original.replace("matplotlib==3.11.2", "matplotlib==3.11.1"))
             relock = timed([str(BIN / "envrepo"), "lock", NAME], repo, env)
             rebuild = timed([*build, NAME], repo, env)
-            noop = timed(build, repo, env)
+            push = timed([*build, "--push"], repo, env)
+            noop = timed([*build, "--push"], repo, env)
             base = f"{host}/envrepo-minimal:latest"
             plain_cold, plain_size = plain_build(client, base, work / "plain", original)
             plain_more, _ = plain_build(
@@ -114,7 +116,8 @@ def main() -> None:
     rows = [
         ("(a) envrepo cold build", cold, f"{size / 1e6:.0f} MB"),
         ("(b) envrepo rebuild, one pin changed", rebuild, f"(lock: {relock:.1f} s)"),
-        ("(c) envrepo no-op build, whole tree", noop, ""),
+        ("    push of the tree to the registry", push, "(apart: (d) pushes nothing)"),
+        ("(c) envrepo no-op build --push, whole tree", noop, ""),
         ("(d) plain Dockerfile, pip install, cold", plain_cold, f"{plain_size / 1e6:.0f} MB"),
         ("(d) plain Dockerfile, one package added", plain_more, ""),
     ]

@@ -1,8 +1,11 @@
-"""The Dockerfile for an environment: a pure function of the spec and what the build stages.
+"""The Dockerfile of an environment: a pure function of the spec, for people to read.
 
-Layered for the cache, cheapest change last: the base, the virtual environment, the locked
-packages (installed on the host, copied in; nothing runs in the container and no wheel file
-enters a layer), then variables. Labels are set by the build, not here, so that the commit
+`envrepo build` makes the same filesystem without a Dockerfile build: it assembles the layers
+on the host (the virtual environment's skeleton, then one layer per locked distribution,
+installed by uv for the image's target, hash-checked) and loads them onto the base image, so
+nothing runs in a container, no wheel file enters a layer, and a changed pin makes one new
+layer. This text is what a Docker build would need to do the same, as Azure ML prints the
+Dockerfile of an environment for debugging. Labels are left to the build, so that the commit
 they name does not change the rendered text.
 """
 
@@ -39,6 +42,7 @@ def needs_venv(spec: Spec, parent: Spec | None) -> bool:
 def render(spec: Spec, base_ref: str, parent: Spec | None, layout: Layout) -> str:
     lines = [
         f"# envrepo render scheme {RENDER_SCHEME}: {spec.name}",
+        "# envrepo build assembles these layers on the host; this builds the same filesystem.",
         f"FROM {base_ref}",
     ]
     if needs_venv(spec, parent):
