@@ -11,7 +11,7 @@ import io
 import json
 import tarfile
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +56,42 @@ def image_config(
     }
 
 
-def load(client: docker.DockerClient, config: Mapping[str, Any], layers: Sequence[Layer]) -> str:
-    """Load an image made of the base's layers (already in the daemon) and `layers`; its ID."""
+def chain_ids(diff_ids: Sequence[str]) -> list[str]:
+    """Docker's chain IDs: a layer's identity together with everything under it."""
+    chains: list[str] = []
+    for diff_id in diff_ids:
+        if not chains:
+            chains.append(diff_id)
+        else:
+            chains.append(
+                "sha256:" + hashlib.sha256(f"{chains[-1]} {diff_id}".encode()).hexdigest()
+            )
+    return chains
+
+
+def present_chains(client: docker.DockerClient, references: Sequence[str]) -> set[str]:
+    """Chain IDs the daemon has, read from the images named (the base, earlier builds)."""
+    found: set[str] = set()
+    for reference in references:
+        try:
+            layers = client.images.get(reference).attrs["RootFS"]["Layers"]
+        except docker.errors.ImageNotFound:
+            continue
+        found.update(chain_ids(layers))
+    return found
+
+
+def load(
+    client: docker.DockerClient,
+    config: Mapping[str, Any],
+    layers: Sequence[Layer],
+    present: Collection[str] = (),
+) -> str:
+    """Load an image made of the base's layers (already in the daemon) and `layers`; its ID.
+
+    The archive carries only the layers whose chain the daemon does not have yet (`present`):
+    after a one-pin change, that is the changed layer and those above it.
+    """
     body = json.dumps(config, sort_keys=True).encode()
     image_id = hashlib.sha256(body).hexdigest()
     paths = [f"{diff.split(':', 1)[1]}/layer.tar" for diff in config["rootfs"]["diff_ids"]]
@@ -72,8 +106,10 @@ def load(client: docker.DockerClient, config: Mapping[str, Any], layers: Sequenc
                 info = tarfile.TarInfo(name)
                 info.size = len(data)
                 tar.addfile(info, fileobj=io.BytesIO(data))
-            for layer in layers:
-                tar.add(layer.path, arcname=f"{layer.diff_id.split(':', 1)[1]}/layer.tar")
+            chains = chain_ids(config["rootfs"]["diff_ids"])[-len(layers) :] if layers else []
+            for layer, chain in zip(layers, chains, strict=True):
+                if chain not in present:
+                    tar.add(layer.path, arcname=f"{layer.diff_id.split(':', 1)[1]}/layer.tar")
         try:
             with archive.open("rb") as handle:
                 client.images.load(handle)

@@ -20,7 +20,7 @@ import docker.errors
 from docker.models.images import Image
 
 from envrepo import bootstrap, graph
-from envrepo.assemble import environment, image_config, load
+from envrepo.assemble import environment, image_config, load, present_chains
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.files import write_text
 from envrepo.hashing import SpecHash
@@ -178,6 +178,17 @@ def check_image(
     return list(found["tests"]), dict(found["packages"])
 
 
+def direct_names(spec: Spec) -> set[str]:
+    """The packages the environment names itself, canonical."""
+    from envrepo import requirements
+
+    names: set[str] = set()
+    if spec.pip is not None:
+        parsed = requirements.parse(spec.folder / spec.pip, spec.folder, Path(spec.display))
+        names = {requirements.canonical(r.name) for r in parsed.requirements}
+    return names
+
+
 class Builder:
     def __init__(
         self, catalog: Catalog, hashes: dict[str, SpecHash], settings: Settings, echo: Log
@@ -305,7 +316,7 @@ class Builder:
                     new_layers.append(venv_layer(python, version, site))
                 target = stage(spec, context)
                 if target is not None:
-                    new_layers += package_layers(target, site)
+                    new_layers += package_layers(target, site, direct_names(spec))
                 record.durations["stage"] = round(time.monotonic() - stage_started, 2)
                 for layer in new_layers:
                     log(
@@ -321,7 +332,9 @@ class Builder:
                 )
                 config = image_config(base.attrs, new_layers, env, _labels(spec, digest, settings))
                 load_started = time.monotonic()
-                image_id = load(self.client, config, new_layers)
+                earlier = [f"{repo}:{t}" for t in ("latest", hash_tag)]
+                present = present_chains(self.client, [base_ref, *earlier])
+                image_id = load(self.client, config, new_layers, present)
                 record.durations["build"] = round(time.monotonic() - load_started, 2)
                 log(f"assembled {image_id[:19]} on {base_ref}")
             record.tests, record.packages = check_image(self.client, image_id, spec, log)

@@ -12,10 +12,12 @@ import hashlib
 import io
 import os
 import tarfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path, PurePosixPath
+
+from packaging.utils import canonicalize_name
 
 from envrepo.digest import json_sha256
 
@@ -119,8 +121,14 @@ def _image_path(relative: str, site_packages: PurePosixPath) -> str:
     return str((site_packages / relative).relative_to("/"))
 
 
-def package_layers(target: Path, site_packages: PurePosixPath) -> list[Layer]:
-    """One layer per distribution installed in `target` (uv's --target folder), by RECORD."""
+def package_layers(
+    target: Path, site_packages: PurePosixPath, direct: Collection[str] = ()
+) -> list[Layer]:
+    """One layer per distribution installed in `target` (uv's --target folder), by RECORD.
+
+    The packages a spec names itself (`direct`, canonical names) go last: they change more
+    often than what they pull in, and a changed layer makes every layer above it load again.
+    """
     claimed: set[str] = set()
     groups: list[tuple[str, dict[str, Path]]] = []
     for record in sorted(target.glob("*.dist-info/RECORD")):
@@ -138,8 +146,13 @@ def package_layers(target: Path, site_packages: PurePosixPath) -> list[Layer]:
         for path in sorted(target.rglob("*"))
         if path.is_file() and str(path.relative_to(target)) not in claimed | UV_FILES
     }
-    # Largest first: a changed pin reloads its layer and those above it, mostly small ones.
-    groups.sort(key=lambda g: -sum(p.stat().st_size for p in g[1].values()))
+    # Within each part, largest first: a changed pin reloads its layer and those above it.
+    groups.sort(
+        key=lambda g: (
+            canonicalize_name(g[0].rsplit("-", 1)[0]) in direct,
+            -sum(p.stat().st_size for p in g[1].values()),
+        )
+    )
     if len(groups) > MAX_PACKAGE_LAYERS:
         tail = groups[MAX_PACKAGE_LAYERS - 1 :]
         merged = {k: v for _, files in tail for k, v in files.items()}
