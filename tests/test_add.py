@@ -13,7 +13,7 @@ SPEC = """\
 # The service's environment.
 name: svc
 base:
-  image: python:3.11-slim   # the team's base
+  image: python:3.11-slim@sha256:abababababababababababababababababababababababababababababababab   # the team's base
 python: "3.11"
 """
 

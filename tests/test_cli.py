@@ -84,9 +84,9 @@ def test_validate_reports_every_environment_in_one_run(make_repo: RepoMaker) -> 
     write_files(
         root,
         {
-            "environments/one/environment.yaml": "name: one\nbase: {image: x}\npython: 3.10\n",
-            "environments/two/environment.yaml": "name: two\nbase: {image: x}\nplatfroms: []\n",
-            "environments/three/environment.yaml": "name: three\nbase: {image: x}\n",
+            "environments/one/environment.yaml": "name: one\nbase: {image: x@sha256:abababababababababababababababababababababababababababababababab}\npython: 3.10\n",
+            "environments/two/environment.yaml": "name: two\nbase: {image: x@sha256:abababababababababababababababababababababababababababababababab}\nplatfroms: []\n",
+            "environments/three/environment.yaml": "name: three\nbase: {image: x@sha256:abababababababababababababababababababababababababababababababab}\n",
         },
     )
     result = run_envrepo("validate", cwd=root)
@@ -111,7 +111,7 @@ def test_warnings_pass_unless_strict(make_repo: RepoMaker) -> None:
     write_files(
         root,
         {
-            "environments/app/environment.yaml": "name: app\nbase: {image: x}\npip: r.txt\n",
+            "environments/app/environment.yaml": "name: app\nbase: {image: x@sha256:abababababababababababababababababababababababababababababababab}\npip: r.txt\n",
             "environments/app/r.txt": "numpy>=1.26\n",
         },
     )
@@ -134,7 +134,12 @@ def test_warnings_pass_unless_strict(make_repo: RepoMaker) -> None:
 
 def test_repository_found_from_a_subfolder_and_by_git_root(make_repo: RepoMaker) -> None:
     root = make_repo("")
-    write_files(root, {"environments/app/environment.yaml": "name: app\nbase: {image: x}\n"})
+    write_files(
+        root,
+        {
+            "environments/app/environment.yaml": "name: app\nbase: {image: x@sha256:abababababababababababababababababababababababababababababababab}\n"
+        },
+    )
     inner = root / "environments/app"
     assert run_envrepo("list", cwd=inner).out.splitlines()[1].startswith("app ")
     (root / "envrepo.yaml").unlink()

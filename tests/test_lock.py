@@ -48,7 +48,11 @@ def uv_env(index: Index, tmp_path: Path) -> dict[str, str]:
     return {"UV_DEFAULT_INDEX": index.url, "UV_CACHE_DIR": str(tmp_path / "uv-cache")}
 
 
-def env_spec(name: str, base: str = "image: python:3.11-slim", extra: str = "") -> str:
+def env_spec(
+    name: str,
+    base: str = "image: python:3.11-slim@sha256:abababababababababababababababababababababababababababababababab",
+    extra: str = "",
+) -> str:
     return SPEC.format(name=name, base=base) + extra
 
 

@@ -69,7 +69,7 @@ def test_another_repository_uses_the_hooks_by_repo_and_rev(
         {
             ".pre-commit-config.yaml": yaml.safe_dump(config),
             "environments/app/environment.yaml": (
-                'name: app\nbase:\n  image: python:3.11-slim\npython: "3.11"\n'
+                'name: app\nbase:\n  image: python:3.11-slim@sha256:abababababababababababababababababababababababababababababababab\npython: "3.11"\n'
             ),
         },
     )
@@ -86,7 +86,7 @@ def test_another_repository_uses_the_hooks_by_repo_and_rev(
         },
     )
     (root / "environments/app/environment.yaml").write_text(
-        'name: app\nbase:\n  image: python:3.11-slim\npython: "3.11"\npip: requirements.txt\n'
+        'name: app\nbase:\n  image: python:3.11-slim@sha256:abababababababababababababababababababababababababababababababab\npython: "3.11"\npip: requirements.txt\n'
     )
     git("add", "-A", cwd=root)
     bad = run_pre_commit(root, pre_commit_home)

@@ -18,7 +18,7 @@ reserved_prefix: team-
 defaults:
   python: "3.11"
   base:
-    image: python:3.11-slim
+    image: python:3.11-slim@sha256:abababababababababababababababababababababababababababababababab
 """
 
 ENVIRONMENT_YML = """\
@@ -64,7 +64,9 @@ def test_empty_scaffold_validates(repo: Path) -> None:
     assert spec == {
         "name": "plain",
         "description": "nothing yet",
-        "base": {"image": "python:3.11-slim"},
+        "base": {
+            "image": "python:3.11-slim@sha256:abababababababababababababababababababababababababababababababab"
+        },
         "python": "3.11",
     }
     assert validate_lines(repo, "plain") == []

@@ -77,11 +77,11 @@ def test_waves_put_parents_first(make_repo: RepoMaker) -> None:
     write_files(
         root,
         {
-            "environments/root/environment.yaml": "name: root\nbase: {image: x}\n",
+            "environments/root/environment.yaml": "name: root\nbase: {image: x@sha256:abababababababababababababababababababababababababababababababab}\n",
             "environments/mid/environment.yaml": env.format(n="mid", p="root"),
             "environments/leaf/environment.yaml": env.format(n="leaf", p="mid"),
             "environments/side/environment.yaml": env.format(n="side", p="root"),
-            "environments/other/environment.yaml": "name: other\nbase: {image: y}\n",
+            "environments/other/environment.yaml": "name: other\nbase: {image: y@sha256:abababababababababababababababababababababababababababababababab}\n",
         },
     )
     repo, _ = open_repository(root, explicit=True)
@@ -96,7 +96,7 @@ def test_lock_goes_stale_when_input_or_target_changes(make_repo: RepoMaker) -> N
     write_files(
         root,
         {
-            "environments/app/environment.yaml": "name: app\nbase: {image: x}\npip: r.txt\n",
+            "environments/app/environment.yaml": "name: app\nbase: {image: x@sha256:abababababababababababababababababababababababababababababababab}\npip: r.txt\n",
             "environments/app/r.txt": "-r more.txt\n",
             "environments/app/more.txt": "a==1\n",
         },
@@ -112,7 +112,7 @@ def test_lock_goes_stale_when_input_or_target_changes(make_repo: RepoMaker) -> N
     assert [p.message.split(":")[0] for p in lock.check(spec, [])] == ["is stale"]
     (root / "environments/app/more.txt").write_text("a==1\n")
     (root / "environments/app/environment.yaml").write_text(
-        'name: app\nbase: {image: x}\npip: r.txt\npython: "3.12"\n'
+        'name: app\nbase: {image: x@sha256:abababababababababababababababababababababababababababababababab}\npip: r.txt\npython: "3.12"\n'
     )
     spec = load_catalog(repo).specs["app"]
     assert [p.message.split(":")[0] for p in lock.check(spec, [])] == ["is stale"]

@@ -213,7 +213,11 @@ class Builder:
         if spec.base.kind == "environment":
             return self.refs[spec.base.value]
         if spec.base.kind == "image":
-            return spec.base.value
+            from envrepo import lock_image
+            from envrepo.lock import lock_inputs
+
+            item = next((i for i in lock_inputs(spec) if i.field == "image"), None)
+            return spec.base.value if item is None else lock_image.locked_reference(spec, item)
         if spec.base.bootstrap is not None:
             return bootstrap.build_root_image(
                 spec.base.bootstrap, lambda tag: self._local(tag) is not None, log

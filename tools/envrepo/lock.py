@@ -17,6 +17,7 @@ from envrepo.spec import Spec
 
 FORMAT = "1"
 PIP_LOCK = "requirements.lock"
+IMAGE_LOCK = "base-image.lock"
 _HEADER_KEYS = ("envrepo-lock-format", "input-digest", "target", "tools")
 
 Parsed = Mapping[str, Sequence[Path]]
@@ -70,6 +71,10 @@ def lock_inputs(spec: Spec) -> list[LockInput]:
     if spec.conda is not None:
         source = spec.folder / spec.conda
         inputs.append(LockInput("conda", source, lock_path(source)))
+    if spec.base.kind == "image" and "@sha256:" not in spec.base.value:
+        inputs.append(
+            LockInput("image", spec.folder / "environment.yaml", spec.folder / IMAGE_LOCK)
+        )
     return inputs
 
 
@@ -125,7 +130,14 @@ def input_digest(
         base_lock = next((i.lock for i in lock_inputs(ancestor) if i.field == item.field), None)
         if base_lock is not None and base_lock.is_file():
             bases[ancestor.name] = file_sha256(base_lock)
-    document = {"kind": item.field, "files": files, "target": target(spec), "bases": bases}
+    document: dict[str, object] = {
+        "kind": item.field,
+        "files": files,
+        "target": target(spec),
+        "bases": bases,
+    }
+    if item.field == "image":
+        document = {"kind": "image", "reference": spec.base.value}
     return "sha256:" + json_sha256(document)
 
 

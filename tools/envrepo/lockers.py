@@ -33,9 +33,16 @@ def _conda() -> tuple[Locker, Callable[[], str]]:
     return lock_conda.resolve, lock_conda.tool_version
 
 
+def _image() -> tuple[Locker, Callable[[], str]]:
+    from envrepo import lock_image
+
+    return lock_image.resolve, lock_image.tool_version
+
+
 LOCKERS: Mapping[str, Callable[[], tuple[Locker, Callable[[], str]]]] = {
     "pip": _pip,
     "conda": _conda,
+    "image": _image,
 }
 
 
