@@ -14,6 +14,7 @@ Run: .venv/bin/python benchmarks/build_tutorial.py
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -97,6 +98,10 @@ def main() -> None:
             requirements.write_text(original.replace("matplotlib==3.11.2", "matplotlib==3.11.1"))
             relock = timed([str(BIN / "envrepo"), "lock", NAME], repo, env)
             rebuild = timed([*build, NAME], repo, env)
+            phases = {
+                path.stem: json.loads(path.read_text())["durations"]
+                for path in (repo / ".envrepo/builds").glob(f"{NAME}-*.json")
+            }
             push = timed([*build, "--push"], repo, env)
             noop = timed([*build, "--push"], repo, env)
             base = f"{host}/envrepo-minimal:latest"
@@ -123,6 +128,9 @@ def main() -> None:
     ]
     for label, seconds, extra in rows:
         print(f"{label:<42}{seconds:>8.1f} s  {extra}")
+    for name, durations in sorted(phases.items()):
+        parts = ", ".join(f"{k} {v:.1f} s" for k, v in sorted(durations.items()))
+        print(f"    {name}: {parts} (check = smoke tests + package list in the image)")
     print(
         f"goals: (c) < 2 s: {'met' if noop < 2 else 'MISSED'}; "
         f"(a) <= half of (d): {'met' if cold <= plain_cold / 2 else 'MISSED'} "

@@ -341,7 +341,9 @@ class Builder:
                 image_id = load(self.client, config, new_layers, present)
                 record.durations["build"] = round(time.monotonic() - load_started, 2)
                 log(f"assembled {image_id[:19]} on {base_ref}")
+            check_started = time.monotonic()
             record.tests, record.packages = check_image(self.client, image_id, spec, log)
+            record.durations["check"] = round(time.monotonic() - check_started, 2)
             if not all(t["passed"] for t in record.tests):
                 failed = ", ".join(t["test"] for t in record.tests if not t["passed"])
                 raise EnvrepoError(
