@@ -440,3 +440,45 @@ def test_ctrl_c_during_a_build_leaves_no_container_temp_file_or_tag(
     assert {p.name for p in Path("/tmp").glob("envrepo-build-*")} == before_temp
     assert tags_of(built.registry.host, "slow") == []
     assert local_tags("slow") == []
+
+
+def test_a_base_image_tag_is_locked_to_its_digest_and_a_new_digest_rebuilds(
+    built: Built, scratch: Path
+) -> None:
+    client = docker.from_env()
+    host = built.registry.host
+    root_image = client.images.get(str(built.record("envrepo-bookworm")["image"]))
+    minimal = client.images.get(str(built.record("envrepo-minimal")["image"]))
+    root_image.tag(f"{host}/base/debian", "12")
+    client.images.push(f"{host}/base/debian", tag="12")
+    write_files(
+        scratch,
+        {
+            "environments/on-image/environment.yaml": (
+                f'name: on-image\nbase:\n  image: {host}/base/debian:12\npython: "3.11"\n'
+                "user_managed: true\ninterpreter: /usr/bin/python3\n"
+            ),
+        },
+    )
+    missing = run_envrepo("validate", "environments/on-image", cwd=scratch)
+    assert missing.code == 1
+    assert (
+        f"base.image: {host}/base/debian:12 is not resolved to a digest and has no lock "
+        "(base-image.lock is missing)" in missing.out
+    )
+    assert run_envrepo("lock", "on-image", cwd=scratch).code == 0
+    lock_file = scratch / "environments/on-image/base-image.lock"
+    first = lock_file.read_text().splitlines()[-1]
+    assert first == f"{host}/base/debian:12@{manifest(host, 'base/debian', '12')}"
+    built_once = run_envrepo("build", "on-image", "--push", "--registry", host, cwd=scratch)
+    assert built_once.code == 0, built_once.err[-2000:]
+    assert "assembled" in built_once.err and first in built_once.err
+    hash_before = run_envrepo("hash", "on-image", cwd=scratch).out
+    # The base image is patched: same tag, new digest.
+    minimal.tag(f"{host}/base/debian", "12")
+    client.images.push(f"{host}/base/debian", tag="12")
+    assert run_envrepo("lock", "on-image", cwd=scratch).code == 0
+    assert lock_file.read_text().splitlines()[-1] != first
+    assert run_envrepo("hash", "on-image", cwd=scratch).out != hash_before
+    planned = run_envrepo("plan", "--format", "json", "--registry", host, cwd=scratch)
+    assert [p["name"] for p in json.loads(planned.out)] == ["on-image"]

@@ -179,10 +179,13 @@ def check(spec: Spec, ancestors: Sequence[Spec], parsed: Parsed | None = None) -
         run = f"run envrepo lock {spec.name}"
         if not item.lock.is_file():
             what = item.source.name if item.source != spec.folder else "its inputs"
+            field = item.field
+            if item.field == "image":
+                what, field = f"{spec.base.value} is not resolved to a digest and", "base.image"
             problems.append(
                 Problem(
                     spec.spec_display,
-                    item.field,
+                    field,
                     (f"{what} has no lock ({item.lock.name} is missing); {run}"),
                 )
             )
