@@ -18,34 +18,26 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import docker
+from common import BIN, PROJECT, curated_copy, free_port, run_timed
 
-PROJECT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 NAME = "envrepo-tutorial"
 CA_BUNDLE = Path(os.environ.get("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt"))
 
 
-def timed(command: list[str], cwd: Path, env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    elapsed = time.perf_counter() - start
-    if done.returncode != 0:
-        sys.exit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return elapsed
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def forget_tutorial_layers(client: docker.DockerClient) -> None:
+    """Make (a) cold in the daemon too: no image holding the tutorial's layers is kept."""
+    for image in client.images.list():
+        if any(
+            tag.split(":")[0].endswith(f"/{NAME}") or tag.startswith("envrepo-bench/")
+            for tag in image.tags
+        ):
+            client.images.remove(image.id, force=True)
+    client.images.prune(filters={"dangling": True})
 
 
 def plain_build(
@@ -68,11 +60,7 @@ def main() -> None:
     client = docker.from_env()
     with tempfile.TemporaryDirectory(prefix="envrepo-bench-") as scratch:
         work = Path(scratch)
-        repo = work / "repo"
-        repo.mkdir()
-        shutil.copy(PROJECT / "envrepo.yaml", repo)
-        shutil.copytree(PROJECT / "environments", repo / "environments")
-        subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
+        repo = curated_copy(work / "repo")
         port = free_port()
         registry_dir = work / "registry"
         subprocess.run(
@@ -87,23 +75,30 @@ def main() -> None:
         )
         try:
             host = f"127.0.0.1:{port}"
-            env = {**os.environ, "UV_CACHE_DIR": str(work / "uv-cache"), "CI": "true"}
+            # Cold: an empty download cache, an empty layer cache, no tutorial layers in Docker.
+            env = {
+                **os.environ,
+                "UV_CACHE_DIR": str(work / "uv-cache"),
+                "XDG_CACHE_HOME": str(work / "cache"),
+                "CI": "true",
+            }
             build = [str(BIN / "envrepo"), "build", "--registry", host]
-            bases = timed([*build, "envrepo-minimal"], repo, env)
-            cold = timed([*build, NAME], repo, env)
+            bases = run_timed([*build, "envrepo-minimal"], repo, env)
+            forget_tutorial_layers(client)
+            cold = run_timed([*build, NAME], repo, env)
             image = client.images.get(f"{host}/{NAME}:latest")
             size = int(image.attrs["Size"])
             requirements = repo / "environments" / NAME / "requirements.txt"
             original = requirements.read_text()
             requirements.write_text(original.replace("matplotlib==3.11.2", "matplotlib==3.11.1"))
-            relock = timed([str(BIN / "envrepo"), "lock", NAME], repo, env)
-            rebuild = timed([*build, NAME], repo, env)
+            relock = run_timed([str(BIN / "envrepo"), "lock", NAME], repo, env)
+            rebuild = run_timed([*build, NAME], repo, env)
             phases = {
                 path.stem: json.loads(path.read_text())["durations"]
                 for path in (repo / ".envrepo/builds").glob(f"{NAME}-*.json")
             }
-            push = timed([*build, "--push"], repo, env)
-            noop = timed([*build, "--push"], repo, env)
+            push = run_timed([*build, "--push"], repo, env)
+            noop = run_timed([*build, "--push"], repo, env)
             base = f"{host}/envrepo-minimal:latest"
             plain_cold, plain_size = plain_build(client, base, work / "plain", original)
             plain_more, _ = plain_build(

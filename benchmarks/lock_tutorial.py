@@ -10,35 +10,22 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from common import BIN, curated_copy, run_timed
+
 from envrepo.lock_pip import PLATFORM_TAGS, uv
 
-PROJECT = Path(__file__).resolve().parent.parent
 NAME = "envrepo-tutorial"
-BIN = Path(sys.executable).parent
 WARM_GOAL_VS_PIP_COMPILE = 10.0
 WARM_GOAL_VS_UV = 1.5
 
 
-def run(command: Sequence[str], cwd: Path, env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    elapsed = time.perf_counter() - start
-    if done.returncode != 0:
-        sys.exit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
-    return elapsed
-
-
 def warm(command: Sequence[str], cwd: Path, env: dict[str, str], repeat: int) -> float:
-    return statistics.median(run(command, cwd, env) for _ in range(repeat))
+    return statistics.median(run_timed(command, cwd, env) for _ in range(repeat))
 
 
 def main() -> None:
@@ -47,10 +34,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="envrepo-bench-") as scratch:
         work = Path(scratch)
-        repo = work / "repo"
-        repo.mkdir()
-        shutil.copy(PROJECT / "envrepo.yaml", repo)
-        shutil.copytree(PROJECT / "environments", repo / "environments")
+        repo = curated_copy(work / "repo")
         folder = repo / "environments" / NAME
         caches = {name: work / f"cache-{name}" for name in ("envrepo", "uv", "pip")}
         base = {k: v for k, v in os.environ.items() if not k.startswith("UV_")}
@@ -89,7 +73,7 @@ def main() -> None:
         results = {}
         for label, command in commands.items():
             env = envs[cache_of[label]]
-            cold = run(command, folder, env)
+            cold = run_timed(command, folder, env)
             results[label] = (cold, warm(command, folder, env, args.repeat))
         nothing_to_do = warm(up_to_date, folder, envs["envrepo"], args.repeat)
     print(

@@ -1,0 +1,42 @@
+"""What the benchmark scripts share: timing a command, a free loopback port, a copy of the
+curated tree to work on."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def run_timed(command: Sequence[str], cwd: Path, env: dict[str, str]) -> float:
+    """Wall seconds of `command`; the benchmark stops with its output when it fails."""
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.exit(
+            f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout}{done.stderr[-3000:]}"
+        )
+    return elapsed
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def curated_copy(target: Path) -> Path:
+    """This repository's config and environments in a git repository of their own."""
+    target.mkdir(parents=True)
+    shutil.copy(PROJECT / "envrepo.yaml", target)
+    shutil.copytree(PROJECT / "environments", target / "environments")
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=target, check=True)
+    return target
