@@ -1,0 +1,142 @@
+"""Pure parts of building: the rendered Dockerfile, layers, chain IDs, image config, refs."""
+
+from __future__ import annotations
+
+import hashlib
+import tarfile
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from conftest import RepoMaker, write_files
+from envrepo.assemble import chain_ids, environment, image_config
+from envrepo.layers import Layer, package_layers, venv_layer, write_layer
+from envrepo.lock_image import DOCKER_HUB, parse_reference
+from envrepo.render import Layout, render
+from envrepo.repo import open_repository
+from envrepo.spec import load_catalog
+
+SITE = PurePosixPath("/opt/env/lib/python3.11/site-packages")
+
+
+def test_render_layers_base_venv_packages_variables(make_repo: RepoMaker) -> None:
+    root = make_repo("")
+    write_files(
+        root,
+        {
+            "environments/root/environment.yaml": (
+                "name: root\nbase:\n  bootstrap: {suite: bookworm}\nuser_managed: true\n"
+            ),
+            "environments/app/environment.yaml": (
+                'name: app\nbase:\n  environment: root\npython: "3.11"\npip: r.txt\n'
+                "variables: {B: '2', A: 'one two'}\n"
+            ),
+            "environments/app/r.txt": "x==1\n",
+        },
+    )
+    catalog = load_catalog(open_repository(root, explicit=True)[0])
+    text = render(
+        catalog.specs["app"],
+        "reg/root@sha256:00",
+        catalog.specs["root"],
+        Layout(("site-packages", "bin")),
+    )
+    assert text.splitlines()[2:] == [
+        "FROM reg/root@sha256:00",
+        'RUN ["/usr/bin/python3", "-m", "venv", "--without-pip", "/opt/env"]',
+        "COPY env/site-packages/ /opt/env/lib/python3.11/site-packages/",
+        "COPY env/bin/ /opt/env/bin/",
+        "ENV VIRTUAL_ENV=/opt/env PATH=/opt/env/bin:$PATH",
+        'ENV A="one two"',
+        'ENV B="2"',
+    ]
+
+
+def installed(target: Path, name: str, files: dict[str, str]) -> None:
+    dist = f"{name}-1.0.dist-info"
+    record = [f"{path},," for path in files] + [f"{dist}/RECORD,,"]
+    write_files(target, {**files, f"{dist}/RECORD": "\n".join(record) + "\n"})
+
+
+def test_package_layers_are_deterministic_and_one_per_distribution(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    for copy in ("one", "two"):
+        target = tmp_path / copy
+        installed(target, "alpha", {"alpha/__init__.py": "A = 1\n", "bin/alpha": "#!x\n"})
+        installed(target, "beta", {"beta/__init__.py": "B = 2\n" * 100})
+        (target / ".lock").write_text("uv's own lock")
+    first = package_layers(tmp_path / "one", SITE, direct={"alpha"})
+    second = package_layers(tmp_path / "two", SITE, direct={"alpha"})
+    assert [layer.diff_id for layer in first] == [layer.diff_id for layer in second]
+    assert [layer.created_by for layer in first] == [
+        "envrepo: install beta-1.0",
+        "envrepo: install alpha-1.0",
+    ]
+    with tarfile.open(first[1].path) as tar:
+        names = tar.getnames()
+        assert "opt/env/bin/alpha" in names
+        assert "opt/env/lib/python3.11/site-packages/alpha/__init__.py" in names
+        assert all(m.mtime == 0 and m.uid == 0 for m in tar.getmembers())
+    assert first[0].diff_id == "sha256:" + hashlib.sha256(first[0].path.read_bytes()).hexdigest()
+    (tmp_path / "two/beta/__init__.py").write_text("B = 3\n")
+    changed = package_layers(tmp_path / "two", SITE, direct={"alpha"})
+    assert changed[0].diff_id != first[0].diff_id
+    assert changed[1].diff_id == first[1].diff_id
+
+
+def test_venv_layer_points_at_the_base_interpreter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    layer = venv_layer("/usr/bin/python3.11", "3.11.2", SITE)
+    with tarfile.open(layer.path) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        assert members["opt/env/bin/python"].linkname == "/usr/bin/python3.11"
+        assert members["opt/env/bin/python3"].linkname == "python"
+        assert members["opt/env/lib/python3.11/site-packages"].isdir()
+        config = tar.extractfile("opt/env/pyvenv.cfg")
+        assert config is not None
+        assert b"home = /usr/bin\n" in config.read()
+
+
+def test_chain_ids_follow_docker() -> None:
+    a, b = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    expected = "sha256:" + hashlib.sha256(f"{a} {b}".encode()).hexdigest()
+    assert chain_ids([a, b]) == [a, expected]
+
+
+def test_image_config_extends_path_and_keeps_the_base(tmp_path: Path) -> None:
+    layer_file = tmp_path / "l.tar"
+    write_layer(layer_file, {}, extra={"x": b"1"})
+    layer = Layer(layer_file, "sha256:" + "c" * 64, 1, "test")
+    env = environment(
+        ["PATH=/usr/bin:/bin", "LANG=C.UTF-8"],
+        "/opt/env/bin",
+        {"VIRTUAL_ENV": "/opt/env", "A": "1"},
+    )
+    assert env == ["PATH=/opt/env/bin:/usr/bin:/bin", "LANG=C.UTF-8", "VIRTUAL_ENV=/opt/env", "A=1"]
+    base = {
+        "Architecture": "amd64",
+        "Os": "linux",
+        "Config": {"Cmd": ["bash"], "Labels": {"keep": "me"}, "Env": []},
+        "RootFS": {"Layers": ["sha256:" + "d" * 64]},
+    }
+    config = image_config(base, [layer], env, {"dev.envrepo.name": "app"})
+    assert config["config"]["Cmd"] == ["bash"]
+    assert config["config"]["Labels"] == {"keep": "me", "dev.envrepo.name": "app"}
+    assert config["rootfs"]["diff_ids"] == ["sha256:" + "d" * 64, "sha256:" + "c" * 64]
+
+
+@pytest.mark.parametrize(
+    ("reference", "parts"),
+    [
+        ("python:3.11-slim", (DOCKER_HUB, "library/python", "3.11-slim")),
+        ("team/base", (DOCKER_HUB, "team/base", "latest")),
+        ("localhost:5000/a/b:1", ("localhost:5000", "a/b", "1")),
+        ("registry.example/x/y", ("registry.example", "x/y", "latest")),
+    ],
+)
+def test_image_references(reference: str, parts: tuple[str, str, str]) -> None:
+    assert parse_reference(reference) == parts
