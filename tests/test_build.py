@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import docker
+import jsonschema
 import pytest
 
 from conftest import (
@@ -28,6 +29,7 @@ from conftest import (
     start_registry,
     write_files,
 )
+from envrepo import schemas
 
 CURATED = ["envrepo-bookworm", "envrepo-minimal", "envrepo-tutorial"]
 
@@ -40,7 +42,9 @@ class Built:
 
     def record(self, name: str) -> dict[str, object]:
         [path] = (self.root / ".envrepo/builds").glob(f"{name}-*.json")
-        return json.loads(path.read_text())  # type: ignore[no-any-return]
+        record: dict[str, object] = json.loads(path.read_text())
+        jsonschema.validate(record, schemas.load(schemas.BUILD_RECORD))
+        return record
 
 
 def curated_repo(target: Path) -> Path:

@@ -9,6 +9,7 @@ from typing import Any
 
 ENVIRONMENT = "environment.schema.json"
 CONFIG = "envrepo.schema.json"
+BUILD_RECORD = "build-record.schema.json"
 
 
 @cache
