@@ -486,3 +486,30 @@ def test_a_base_image_tag_is_locked_to_its_digest_and_a_new_digest_rebuilds(
     assert run_envrepo("hash", "on-image", cwd=scratch).out != hash_before
     planned = run_envrepo("plan", "--format", "json", "--registry", host, cwd=scratch)
     assert [p["name"] for p in json.loads(planned.out)] == ["on-image"]
+
+
+def test_apt_packages_are_installed_without_network_and_no_deb_stays(
+    built: Built, scratch: Path
+) -> None:
+    write_files(
+        scratch,
+        {
+            "environments/native/environment.yaml": CHILD.format(name="native")
+            + "apt: [libgomp1]\n",
+            "environments/native/tests/test_gomp.py": (
+                "import ctypes\nctypes.CDLL('libgomp.so.1')\nprint('libgomp loads')\n"
+            ),
+        },
+    )
+    result = run_envrepo(
+        "build", "native", "--push", "--registry", built.registry.host, cwd=scratch
+    )
+    assert result.code == 0, result.err[-2000:]
+    assert "test test_gomp.py: passed" in result.err
+    listing = docker.from_env().containers.run(
+        f"{built.registry.host}/native:latest",
+        ["sh", "-c", "ls /var/cache/apt/archives/ /var/lib/apt/lists/ | grep -c deb || true"],
+        remove=True,
+        network_disabled=True,
+    )
+    assert listing.decode().strip() == "0"

@@ -22,6 +22,7 @@ from envrepo.spec import Bootstrap
 SOURCES = Path("/etc/apt/sources.list")
 SOURCES_DIR = Path("/etc/apt/sources.list.d")
 IMAGE = "envrepo-bootstrap"
+ROOT_FORMAT = 2  # 2: debootstrap's downloaded .deb files and package lists are left out
 
 
 def _uris() -> list[str]:
@@ -61,6 +62,7 @@ def mirror(boot: Bootstrap) -> str:
 
 def image_tag(boot: Bootstrap) -> str:
     identity = {
+        "format": ROOT_FORMAT,
         "suite": boot.suite,
         "variant": boot.variant,
         "packages": sorted(set(boot.packages)),
@@ -111,6 +113,11 @@ def build_root_image(
                 f"debootstrap of {boot.suite} failed (exit {process.returncode}); "
                 "the build log has its output"
             )
+        for leftover in [
+            *root.glob("var/cache/apt/archives/*.deb"),
+            *root.glob("var/lib/apt/lists/*_*"),
+        ]:
+            leftover.unlink()
         tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
         imported = subprocess.run(
             ["docker", "import", "-", tag],

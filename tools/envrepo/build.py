@@ -311,6 +311,14 @@ class Builder:
                 context = Path(scratch)
                 base_ref = self._base_ref(spec, log)
                 base = self._ensure(base_ref, log)
+                if spec.apt:
+                    from envrepo import apt
+
+                    apt_started = time.monotonic()
+                    base = self.client.images.get(
+                        apt.install(self.client, str(base.id), spec.apt, log)
+                    )
+                    record.durations["apt"] = round(time.monotonic() - apt_started, 2)
                 parent = self.catalog.specs.get(spec.parent or "")
                 stage_started = time.monotonic()
                 site = PurePosixPath(python_dir(spec))
@@ -337,7 +345,7 @@ class Builder:
                 config = image_config(base.attrs, new_layers, env, _labels(spec, digest, settings))
                 load_started = time.monotonic()
                 earlier = [f"{repo}:{t}" for t in ("latest", hash_tag)]
-                present = present_chains(self.client, [base_ref, *earlier])
+                present = present_chains(self.client, [str(base.id), *earlier])
                 image_id = load(self.client, config, new_layers, present)
                 record.durations["build"] = round(time.monotonic() - load_started, 2)
                 log(f"assembled {image_id[:19]} on {base_ref}")

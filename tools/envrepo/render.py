@@ -45,6 +45,12 @@ def render(spec: Spec, base_ref: str, parent: Spec | None, layout: Layout) -> st
         "# envrepo build assembles these layers on the host; this builds the same filesystem.",
         f"FROM {base_ref}",
     ]
+    if spec.apt:
+        packages = " ".join(sorted(set(spec.apt)))
+        lines.append(
+            "RUN apt-get update && apt-get install -y --no-install-recommends "
+            f"{packages} && rm -rf /var/lib/apt/lists/*"
+        )
     if needs_venv(spec, parent):
         creator = parent.interpreter if parent is not None else "python3"
         lines.append(f"RUN {json.dumps([creator, '-m', 'venv', '--without-pip', ENV_PREFIX])}")

@@ -36,17 +36,6 @@ def _rewrite_shebangs(folder: Path) -> None:
 def stage(spec: Spec, context: Path) -> Path | None:
     """Install `spec`'s locked packages into a folder under `context` (uv's --target layout:
     packages, bin/, share/); None when it installs nothing."""
-    if spec.apt:
-        raise EnvrepoError(
-            Problem(
-                spec.spec_display,
-                "apt",
-                (
-                    "this envrepo cannot install Debian packages into images yet (a build has no "
-                    "network); put them in the bootstrap packages of the root environment"
-                ),
-            )
-        )
     if spec.conda is not None:
         raise EnvrepoError(
             Problem(
