@@ -57,7 +57,7 @@ def test_a_fixed_spec_has_a_pinned_hash(repo: Path) -> None:
     # The hash is a contract with every registry holding images by it: if this fails, the
     # change to the hash inputs needs a RENDER_SCHEME bump and a note in the changelog.
     contract = {
-        "scheme": 1,
+        "scheme": 2,
         "parent": None,
         "files": {},
         "spec": {
@@ -72,7 +72,7 @@ def test_a_fixed_spec_has_a_pinned_hash(repo: Path) -> None:
         },
     }
     canonical = json.dumps(contract, sort_keys=True, separators=(",", ":")).encode()
-    pinned = "3bbf3693b5f73c37bbf23633d9e95c505ea5abeea6b2d2625f6740483b38af60"
+    pinned = "6ac68111314ce26ac1cd21cc06f6559abd8dc668fac9b8116684dedf1b958d0a"
     assert hashlib.sha256(canonical).hexdigest() == pinned
     assert hashes(repo)["app"] == pinned
 
@@ -181,5 +181,5 @@ def test_hash_json_names_the_inputs(repo: Path) -> None:
     assert child["name"] == "child"
     assert child["inputs"]["parent"]["name"] == "app"
     assert child["inputs"]["parent"]["hash"] == hashes(repo)["app"]
-    assert child["inputs"]["scheme"] == 1
+    assert child["inputs"]["scheme"] == 2
     assert "description" not in child["inputs"]["spec"]
