@@ -22,7 +22,7 @@ from packaging.utils import canonicalize_name
 from envrepo.digest import json_sha256
 
 ENV_PREFIX = PurePosixPath("/opt/env")
-LAYER_FORMAT = 1
+LAYER_FORMAT = 2
 UV_FILES = {".lock"}  # uv's own lock on the --target folder, not part of the environment
 MAX_PACKAGE_LAYERS = 100  # Docker allows 127 layers in all; the rest share one layer
 
@@ -130,6 +130,7 @@ def package_layers(
     often than what they pull in, and a changed layer makes every layer above it load again.
     """
     claimed: set[str] = set()
+    recorded: dict[str, str] = {}
     groups: list[tuple[str, dict[str, Path]]] = []
     for record in sorted(target.glob("*.dist-info/RECORD")):
         files: dict[str, Path] = {}
@@ -139,7 +140,12 @@ def package_layers(
                     continue
                 relative = os.path.normpath(row[0])
                 claimed.add(relative)
-                files[_image_path(relative, site_packages)] = target / relative
+                image_path = _image_path(relative, site_packages)
+                files[image_path] = target / relative
+                # The installer's own record of the file's hash saves reading every byte again;
+                # console scripts are rewritten after install, so they are hashed as they are.
+                if len(row) > 1 and row[1] and not relative.startswith("bin/"):
+                    recorded[image_path] = row[1]
         groups.append((record.parent.name.removesuffix(".dist-info"), files))
     rest = {
         _image_path(str(path.relative_to(target)), site_packages): path
@@ -165,7 +171,7 @@ def package_layers(
             {
                 "format": LAYER_FORMAT,
                 "files": {
-                    image: hashlib.sha256(path.read_bytes()).hexdigest()
+                    image: recorded.get(image) or hashlib.sha256(path.read_bytes()).hexdigest()
                     for image, path in sorted(files.items())
                 },
                 "executable": sorted(i for i, p in files.items() if os.access(p, os.X_OK)),
