@@ -10,6 +10,7 @@ import pytest
 
 from conftest import RepoMaker, write_files
 from envrepo.assemble import chain_ids, environment, image_config
+from envrepo.errors import EnvrepoError
 from envrepo.layers import Layer, package_layers, venv_layer, write_layer
 from envrepo.lock_image import DOCKER_HUB, parse_reference
 from envrepo.render import Layout, render
@@ -140,3 +141,51 @@ def test_image_config_extends_path_and_keeps_the_base(tmp_path: Path) -> None:
 )
 def test_image_references(reference: str, parts: tuple[str, str, str]) -> None:
     assert parse_reference(reference) == parts
+
+
+def test_debian_mirror_comes_from_the_hosts_apt_sources(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from envrepo import bootstrap
+    from envrepo.spec import Bootstrap
+
+    sources = tmp_path / "sources.list.d"
+    sources.mkdir()
+    (sources / "debian.sources").write_text(
+        "Types: deb\nURIs: http://mirror.invalid/debian-security\nSuites: bookworm-security\n\n"
+        "Types: deb\nURIs: http://mirror.invalid/debian\nSuites: bookworm\n"
+    )
+    monkeypatch.setattr(bootstrap, "SOURCES", tmp_path / "none.list")
+    monkeypatch.setattr(bootstrap, "SOURCES_DIR", sources)
+    monkeypatch.delenv("ENVREPO_DEBIAN_MIRROR", raising=False)
+    assert bootstrap.mirror(Bootstrap("bookworm")) == "http://mirror.invalid/debian"
+    monkeypatch.setenv("ENVREPO_DEBIAN_MIRROR", "http://other.invalid/debian")
+    assert bootstrap.mirror(Bootstrap("bookworm")) == "http://other.invalid/debian"
+    monkeypatch.delenv("ENVREPO_DEBIAN_SNAPSHOT_MIRROR", raising=False)
+    with pytest.raises(EnvrepoError) as raised:
+        bootstrap.mirror(Bootstrap("bookworm", snapshot="20250101T000000Z"))
+    assert "ENVREPO_DEBIAN_SNAPSHOT_MIRROR" in raised.value.lines[0]
+
+
+def test_bootstrap_identity_leaves_the_mirror_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    from envrepo import bootstrap
+    from envrepo.spec import Bootstrap
+
+    boot = Bootstrap("bookworm", "minbase", ("python3", "ca-certificates"))
+    monkeypatch.setenv("ENVREPO_DEBIAN_MIRROR", "http://a.invalid/debian")
+    first = bootstrap.image_tag(boot)
+    monkeypatch.setenv("ENVREPO_DEBIAN_MIRROR", "http://b.invalid/debian")
+    assert bootstrap.image_tag(boot) == first
+    assert (
+        bootstrap.image_tag(Bootstrap("bookworm", "minbase", ("ca-certificates", "python3")))
+        == first
+    )
+    assert bootstrap.image_tag(Bootstrap("trixie", "minbase", boot.packages)) != first
+
+
+def test_the_suite_of_a_base_image() -> None:
+    from envrepo.apt import _suite
+
+    assert _suite(b'PRETTY_NAME="Debian GNU/Linux 12"\nVERSION_CODENAME=bookworm\n') == "bookworm"
+    with pytest.raises(EnvrepoError):
+        _suite(b"NAME=Alpine\n")
