@@ -12,17 +12,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 STATE="${ENVREPO_STATE:-$PWD/.state}"
 
+# shellcheck source=scripts/apt-packages.sh
+source scripts/apt-packages.sh
 need_packages() {
-    local missing=()
-    for package in docker.io docker-registry debootstrap curl apache2-utils; do
-        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
-    done
-    if ((${#missing[@]})); then
-        echo "services: installing ${missing[*]} with apt-get" >&2
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq
-        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    fi
+    ensure_packages services docker.io docker-registry debootstrap curl apache2-utils
 }
 
 start_docker() {

@@ -4,20 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(git python3 python3-venv ca-certificates)
-
-missing=()
-for package in "${APT_PACKAGES[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
-        missing+=("$package")
-    fi
-done
-if ((${#missing[@]})); then
-    echo "setup: installing ${missing[*]} with apt-get" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# shellcheck source=scripts/apt-packages.sh
+source scripts/apt-packages.sh
+ensure_packages setup git python3 python3-venv ca-certificates
 
 # Debian's interpreter, not whatever python3 is first on PATH, so that every machine builds
 # the same .venv.
