@@ -304,7 +304,15 @@ class Builder:
                     image.tag(repo, tag)
                 record.status = "cached"
                 self.refs[spec.name] = f"{repo}:{hash_tag}"
-                record.packages = check_image(self.client, record.image, spec, log)[1]
+                earlier = self._record_path(record)
+                if earlier.is_file():
+                    # The image is the one that record describes: same hash, same image.
+                    known = json.loads(earlier.read_text(encoding="utf-8"))
+                    record.packages, record.tests = known["packages"], known["tests"]
+                else:
+                    record.tests, record.packages = check_image(
+                        self.client, record.image, spec, log
+                    )
                 record.durations["total"] = round(time.monotonic() - started, 2)
                 return self._finish(record)
             with tempfile.TemporaryDirectory(prefix=f"envrepo-build-{spec.name}-") as scratch:
@@ -344,8 +352,8 @@ class Builder:
                 )
                 config = image_config(base.attrs, new_layers, env, _labels(spec, digest, settings))
                 load_started = time.monotonic()
-                earlier = [f"{repo}:{t}" for t in ("latest", hash_tag)]
-                present = present_chains(self.client, [str(base.id), *earlier])
+                previous = [f"{repo}:{t}" for t in ("latest", hash_tag)]
+                present = present_chains(self.client, [str(base.id), *previous])
                 image_id = load(self.client, config, new_layers, present)
                 record.durations["build"] = round(time.monotonic() - load_started, 2)
                 log(f"assembled {image_id[:19]} on {base_ref}")
@@ -438,8 +446,11 @@ class Builder:
             log(f"pushed {repo}:{tag}")
         return digest
 
+    def _record_path(self, record: BuildRecord) -> Path:
+        return self.settings.records / f"{record.name}-{record.hash[:12]}.json"
+
     def _finish(self, record: BuildRecord) -> BuildRecord:
-        path = self.settings.records / f"{record.name}-{record.hash[:12]}.json"
+        path = self._record_path(record)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_text(path, json.dumps(asdict(record), indent=2, sort_keys=True) + "\n")
         return record
