@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import json
 import tarfile
@@ -12,8 +13,15 @@ from rattler.index import index_fs
 
 
 def make_conda_package(
-    channel: Path, name: str, version: str, depends: tuple[str, ...] = (), subdir: str = "noarch"
+    channel: Path,
+    name: str,
+    version: str,
+    depends: tuple[str, ...] = (),
+    subdir: str = "noarch",
+    files: dict[str, bytes] | None = None,
 ) -> Path:
+    """A conda package; `files` (path in the prefix → bytes) are installed executable."""
+    files = files or {}
     folder = channel / subdir
     folder.mkdir(parents=True, exist_ok=True)
     index = {
@@ -28,15 +36,27 @@ def make_conda_package(
     }
     if subdir == "noarch":
         index["noarch"] = "generic"
+    paths = [
+        {
+            "_path": path,
+            "path_type": "hardlink",
+            "size_in_bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        }
+        for path, data in sorted(files.items())
+    ]
     members = {
         "info/index.json": json.dumps(index).encode(),
-        "info/paths.json": json.dumps({"paths": [], "paths_version": 1}).encode(),
+        "info/paths.json": json.dumps({"paths": paths, "paths_version": 1}).encode(),
+        "info/files": "".join(f"{path}\n" for path in sorted(files)).encode(),
+        **files,
     }
     path = folder / f"{name}-{version}-0.tar.bz2"
     with tarfile.open(path, "w:bz2") as archive:
         for member, data in members.items():
             info = tarfile.TarInfo(member)
             info.size = len(data)
+            info.mode = 0o755 if member in files else 0o644
             archive.addfile(info, io.BytesIO(data))
     return path
 

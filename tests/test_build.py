@@ -513,3 +513,44 @@ def test_apt_packages_are_installed_without_network_and_no_deb_stays(
         network_disabled=True,
     )
     assert listing.decode().strip() == "0"
+
+
+def test_a_conda_environment_is_linked_on_the_host_and_works_in_the_image(
+    built: Built, scratch: Path, tmp_path: Path
+) -> None:
+    from channel import index_channel, make_conda_package
+
+    channel = tmp_path / "channel"
+    make_conda_package(
+        channel,
+        "greeting-data",
+        "1.0",
+        files={"share/greeting.txt": b"hello from a conda package\n"},
+    )
+    make_conda_package(
+        channel,
+        "hello-tool",
+        "1.0",
+        ("greeting-data",),
+        files={"bin/hello": b"#!/bin/sh\ncat /opt/env/share/greeting.txt\n"},
+    )
+    url = index_channel(channel)
+    write_files(
+        scratch,
+        {
+            "environments/tools/environment.yaml": (
+                CHILD.format(name="tools") + "conda: conda.yaml\ninterpreter: /usr/bin/python3\n"
+            ),
+            "environments/tools/conda.yaml": f"channels: [{url}]\ndependencies: [hello-tool==1.0]\n",
+            "environments/tools/tests/test_hello.py": (
+                "import subprocess\n"
+                "out = subprocess.run(['/opt/env/bin/hello'], capture_output=True, text=True, check=True)\n"
+                "assert out.stdout == 'hello from a conda package\\n', out.stdout\n"
+            ),
+        },
+    )
+    assert run_envrepo("lock", "tools", cwd=scratch).code == 0
+    result = run_envrepo("build", "tools", "--push", "--registry", built.registry.host, cwd=scratch)
+    assert result.code == 0, result.err[-2000:]
+    assert "envrepo: conda hello-tool-1.0-0" in result.err
+    assert "test test_hello.py: passed" in result.err

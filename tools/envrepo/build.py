@@ -24,11 +24,12 @@ from envrepo.assemble import environment, image_config, load, present_chains
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.files import write_text
 from envrepo.hashing import SpecHash
-from envrepo.layers import package_layers, venv_layer
+from envrepo.layers import conda_layers, package_layers, venv_layer
 from envrepo.registry import Registry
 from envrepo.render import ENV_PREFIX, interpreter, needs_venv, python_dir
 from envrepo.spec import Catalog, Spec
 from envrepo.stage import stage
+from envrepo.stage_conda import stage_conda
 
 TESTS_MOUNT = "/envrepo-tests"
 # Runs inside the image: every smoke test, then what is installed, as one JSON line.
@@ -334,6 +335,22 @@ class Builder:
                 if needs_venv(spec, parent):
                     python, version = self._python(base, parent, spec)
                     new_layers.append(venv_layer(python, version, site))
+                if spec.conda is not None:
+                    if parent is not None and not parent.user_managed:
+                        raise EnvrepoError(
+                            Problem(
+                                spec.spec_display,
+                                "conda",
+                                (
+                                    f"a conda environment is its own prefix at {ENV_PREFIX}, and "
+                                    f"{parent.name} has a virtual environment there; base it on a "
+                                    "root environment or an image"
+                                ),
+                            )
+                        )
+                    conda_prefix = stage_conda(spec, context)
+                    if conda_prefix is not None:
+                        new_layers += conda_layers(conda_prefix)
                 target = stage(spec, context)
                 if target is not None:
                     new_layers += package_layers(target, site, direct_names(spec))

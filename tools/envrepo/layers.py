@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import os
 import tarfile
 from collections.abc import Callable, Collection, Iterable
@@ -204,3 +205,28 @@ def venv_layer(python: str, version: str, site_packages: PurePosixPath) -> Layer
         f"envrepo: python -m venv {ENV_PREFIX}",
         lambda out: write_layer(out, {}, links, extra, folders),
     )
+
+
+def conda_layers(prefix: Path) -> list[Layer]:
+    """One layer per conda package linked into `prefix` (the image's /opt/env), by the file
+    list rattler records in conda-meta/, the record itself included."""
+    root = str(ENV_PREFIX.relative_to("/"))
+    layers = []
+    for meta in sorted((prefix / "conda-meta").glob("*.json")):
+        listed = json.loads(meta.read_text(encoding="utf-8")).get("files", [])
+        files = {f"{root}/{rel}": prefix / rel for rel in listed if (prefix / rel).is_file()}
+        files[f"{root}/conda-meta/{meta.name}"] = meta
+        key = json_sha256(
+            {
+                "format": LAYER_FORMAT,
+                "conda": {
+                    image: hashlib.sha256(path.read_bytes()).hexdigest()
+                    for image, path in sorted(files.items())
+                },
+                "executable": sorted(i for i, p in files.items() if os.access(p, os.X_OK)),
+            }
+        )
+        layers.append(
+            _finish(key, f"envrepo: conda {meta.stem}", partial(write_layer, files=files))
+        )
+    return layers

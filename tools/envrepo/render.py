@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 
 from envrepo.hashing import RENDER_SCHEME
-from envrepo.spec import VENV_INTERPRETER, Spec
+from envrepo.spec import Spec
 
 ENV_PREFIX = "/opt/env"
 
@@ -34,7 +34,7 @@ def python_dir(spec: Spec) -> str:
 
 def needs_venv(spec: Spec, parent: Spec | None) -> bool:
     """A virtual environment is made once, by the first environment of a chain that has one."""
-    if spec.user_managed:
+    if spec.user_managed or spec.conda is not None:
         return False
     return parent is None or parent.user_managed
 
@@ -51,6 +51,8 @@ def render(spec: Spec, base_ref: str, parent: Spec | None, layout: Layout) -> st
             "RUN apt-get update && apt-get install -y --no-install-recommends "
             f"{packages} && rm -rf /var/lib/apt/lists/*"
         )
+    if spec.conda is not None:
+        lines.append(f"COPY conda-prefix/ {ENV_PREFIX}/  # the packages of conda.lock, linked")
     if needs_venv(spec, parent):
         creator = parent.interpreter if parent is not None else "python3"
         lines.append(f"RUN {json.dumps([creator, '-m', 'venv', '--without-pip', ENV_PREFIX])}")
@@ -69,4 +71,4 @@ def render(spec: Spec, base_ref: str, parent: Spec | None, layout: Layout) -> st
 
 
 def interpreter(spec: Spec) -> str:
-    return spec.interpreter if spec.user_managed else VENV_INTERPRETER
+    return spec.interpreter

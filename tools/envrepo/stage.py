@@ -36,14 +36,6 @@ def _rewrite_shebangs(folder: Path) -> None:
 def stage(spec: Spec, context: Path) -> Path | None:
     """Install `spec`'s locked packages into a folder under `context` (uv's --target layout:
     packages, bin/, share/); None when it installs nothing."""
-    if spec.conda is not None:
-        raise EnvrepoError(
-            Problem(
-                spec.spec_display,
-                "conda",
-                ("this envrepo cannot build conda inputs into images yet; use pip inputs"),
-            )
-        )
     pip_lock = lock.pip_lock(spec)
     if pip_lock is None or spec.user_managed:
         return None
