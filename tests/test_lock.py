@@ -409,8 +409,11 @@ def test_missing_conda_package_is_one_line(make_repo: RepoMaker, channel: str) -
         },
     )
     result = run_envrepo("lock", "sci", cwd=root)
-    assert result.code == 2
-    assert "No candidates were found for nothere" in result.err.splitlines()[0]
+    assert result.code == 2, result.err
+    [line, summary] = result.err.splitlines()
+    assert line.startswith("environments/sci/conda.lock: sci cannot be locked for linux/amd64: ")
+    assert "nothere" in line, result.err
+    assert summary.startswith("envrepo lock: 0 locks changed")
 
 
 def test_lock_hook_rewrites_stale_locks_through_pre_commit(

@@ -336,18 +336,6 @@ class Builder:
                     python, version = self._python(base, parent, spec)
                     new_layers.append(venv_layer(python, version, site))
                 if spec.conda is not None:
-                    if parent is not None and not parent.user_managed:
-                        raise EnvrepoError(
-                            Problem(
-                                spec.spec_display,
-                                "conda",
-                                (
-                                    f"a conda environment is its own prefix at {ENV_PREFIX}, and "
-                                    f"{parent.name} has a virtual environment there; base it on a "
-                                    "root environment or an image"
-                                ),
-                            )
-                        )
                     conda_prefix = stage_conda(spec, context)
                     if conda_prefix is not None:
                         new_layers += conda_layers(conda_prefix)

@@ -489,6 +489,12 @@ def build(
     else:
         chosen = [get(catalog, n).name for n in names] or list(catalog.specs)
         chosen = sorted(graph.with_ancestors(chosen, catalog.specs))
+    from envrepo.validate import validate as check
+
+    # An environment that does not validate (a stale lock included) is never built.
+    problems = [p for p in check(catalog, state.opened()[1], set(chosen)) if p.is_error]
+    if problems:
+        raise EnvrepoError(*problems, code=ExitCode.PROBLEMS)
     root = catalog.repo.root / ".envrepo"
     commit = building.git_commit(catalog.repo.root)
     settings = building.Settings(

@@ -176,6 +176,17 @@ def _consistency(spec: Spec, catalog: Catalog) -> list[Problem]:
                     ),
                 )
             )
+        if spec.conda is not None and not parent.user_managed:
+            problems.append(
+                Problem(
+                    where,
+                    "conda",
+                    (
+                        f"a conda environment is its own prefix at /opt/env, and {parent.name!r} has a "
+                        "virtual environment there; base it on a root environment or an image"
+                    ),
+                )
+            )
         if spec.curated and not parent.curated:
             problems.append(
                 Problem(
