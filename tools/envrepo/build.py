@@ -297,23 +297,26 @@ class Builder:
                 self.refs[spec.name] = f"{repo}@{record.digest}"
                 record.durations["total"] = round(time.monotonic() - started, 2)
                 return self._finish(record)
-            if not settings.push and self._local(f"{repo}:{hash_tag}") is not None:
+            image = self._local(f"{repo}:{hash_tag}")
+            if image is not None:
+                # Built here before: the same hash is the same image, so it is tagged (and
+                # pushed) as it is, with what its record says or what the image shows.
                 log(f"{repo}:{hash_tag} is built already")
-                image = self._local(f"{repo}:{hash_tag}")
-                assert image is not None
                 for tag in tags[1:]:
                     image.tag(repo, tag)
                 record.status = "cached"
-                self.refs[spec.name] = f"{repo}:{hash_tag}"
                 earlier = self._record_path(record)
                 if earlier.is_file():
-                    # The image is the one that record describes: same hash, same image.
                     known = json.loads(earlier.read_text(encoding="utf-8"))
                     record.packages, record.tests = known["packages"], known["tests"]
                 else:
                     record.tests, record.packages = check_image(
                         self.client, record.image, spec, log
                     )
+                self.refs[spec.name] = f"{repo}:{hash_tag}"
+                if settings.push:
+                    record.digest = self._push(repo, tags, log)
+                    self.refs[spec.name] = f"{repo}@{record.digest}"
                 record.durations["total"] = round(time.monotonic() - started, 2)
                 return self._finish(record)
             with tempfile.TemporaryDirectory(prefix=f"envrepo-build-{spec.name}-") as scratch:
