@@ -410,10 +410,10 @@ def test_missing_conda_package_is_one_line(make_repo: RepoMaker, channel: str) -
     )
     result = run_envrepo("lock", "sci", cwd=root)
     assert result.code == 2, result.err
-    [line, summary] = result.err.splitlines()
+    [line] = [x for x in result.err.splitlines() if x.startswith("environments/sci/")]
     assert line.startswith("environments/sci/conda.lock: sci cannot be locked for linux/amd64: ")
     assert "nothere" in line, result.err
-    assert summary.startswith("envrepo lock: 0 locks changed")
+    assert "Traceback" not in result.err
 
 
 def test_lock_hook_rewrites_stale_locks_through_pre_commit(
