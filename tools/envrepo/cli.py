@@ -408,7 +408,7 @@ def _registry(repo: Repository, given: str | None) -> Any:
 @click.argument("name")
 @pass_state
 def render_command(state: State, name: str) -> int:
-    """Print the Dockerfile an environment is built from."""
+    """Print a Dockerfile that makes the same filesystem as `envrepo build`."""
     from envrepo.hashing import hash_environments
     from envrepo.render import Layout, render
     from envrepo.spec import get
