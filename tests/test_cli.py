@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROJECT, RepoMaker, run_envrepo, run_on_terminal, write_files
+from conftest import PROJECT, RepoMaker, git, run_envrepo, run_on_terminal, write_files
 
 CURATED = ["envrepo-bookworm", "envrepo-minimal", "envrepo-tutorial"]
 
@@ -185,3 +185,38 @@ def test_ctrl_c_exits_130(
         cli.main(["-C", str(PROJECT), "validate"])
     assert stopped.value.code == 130
     assert capsys.readouterr().err.strip() == "envrepo: interrupted"
+
+
+def test_plan_since_a_git_ref_lists_what_changed_and_what_is_built_on_it(
+    make_repo: RepoMaker,
+) -> None:
+    root = make_repo("")
+    digest = "sha256:" + "ab" * 32
+    write_files(
+        root,
+        {
+            "environments/root/environment.yaml": f"name: root\nbase: {{image: x@{digest}}}\n",
+            "environments/mid/environment.yaml": "name: mid\nbase: {environment: root}\n",
+            "environments/leaf/environment.yaml": "name: leaf\nbase: {environment: mid}\n",
+            "environments/other/environment.yaml": f"name: other\nbase: {{image: y@{digest}}}\n",
+        },
+    )
+    git("add", "-A", cwd=root)
+    git("commit", "-qm", "environments", cwd=root)
+    unchanged = run_envrepo("plan", "--since", "HEAD", "--format", "json", cwd=root)
+    assert (unchanged.code, json.loads(unchanged.out)) == (0, [])
+    (root / "environments/mid/environment.yaml").write_text(
+        "name: mid\nbase: {environment: root}\nvariables: {A: '1'}\n"
+    )
+    write_files(
+        root, {"environments/new/environment.yaml": "name: new\nbase: {environment: root}\n"}
+    )
+    planned = run_envrepo("plan", "--since", "HEAD", "--format", "json", cwd=root)
+    assert [(p["name"], p["wave"], p["reason"]) for p in json.loads(planned.out)] == [
+        ("mid", 0, "changed since the ref"),
+        ("new", 0, "new since the ref"),
+        ("leaf", 1, "changed since the ref"),  # its hash holds its base's
+    ]
+    bad = run_envrepo("plan", "--since", "no-such-ref", cwd=root)
+    assert bad.code == 2
+    assert bad.err.startswith("--since no-such-ref: ")

@@ -8,7 +8,7 @@ import subprocess
 import tarfile
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from envrepo import graph
@@ -49,7 +49,16 @@ def hashes_at(repo: Repository, ref: str) -> dict[str, str]:
         )
     with tempfile.TemporaryDirectory(prefix="envrepo-since-") as scratch:
         with tarfile.open(fileobj=io.BytesIO(done.stdout)) as archive:
-            archive.extractall(scratch, filter="data")
+            # Regular files and folders only, inside the scratch folder: what git archive of
+            # environments can hold, without trusting it (Python 3.11.2 has no tar filters).
+            safe = [
+                m
+                for m in archive.getmembers()
+                if (m.isfile() or m.isdir())
+                and not m.name.startswith("/")
+                and ".." not in PurePosixPath(m.name).parts
+            ]
+            archive.extractall(scratch, members=safe)
         old, _ = open_repository(Path(scratch), explicit=True)
         catalog = load_catalog(old)
         result = {}
