@@ -554,3 +554,36 @@ def test_a_conda_environment_is_linked_on_the_host_and_works_in_the_image(
     assert result.code == 0, result.err[-2000:]
     assert "envrepo: conda hello-tool-1.0-0" in result.err
     assert "test test_hello.py: passed" in result.err
+
+
+def test_a_dockerfile_base_is_built_and_the_environment_goes_on_top(
+    built: Built, scratch: Path
+) -> None:
+    from envrepo.bootstrap import image_tag
+    from envrepo.spec import Bootstrap
+
+    root_image = image_tag(
+        Bootstrap("bookworm", "minbase", ("python3", "python3-venv", "ca-certificates"))
+    )
+    write_files(
+        scratch,
+        {
+            "environments/custom/environment.yaml": (
+                'name: custom\nbase:\n  dockerfile: Dockerfile\npython: "3.11"\n'
+                "variables: {GREETING: hello}\n"
+            ),
+            "environments/custom/Dockerfile": (f"FROM {root_image}\nCOPY motd.txt /etc/motd.txt\n"),
+            "environments/custom/motd.txt": "built from the environment's own Dockerfile\n",
+            "environments/custom/tests/test_base.py": (
+                "import os, sys\n"
+                "assert open('/etc/motd.txt').read().startswith('built from'), 'no motd'\n"
+                "assert os.environ['GREETING'] == 'hello'\n"
+                "assert sys.prefix == '/opt/env', sys.prefix\n"
+            ),
+        },
+    )
+    result = run_envrepo(
+        "build", "custom", "--push", "--registry", built.registry.host, cwd=scratch
+    )
+    assert result.code == 0, result.err[-2000:]
+    assert "test test_base.py: passed" in result.err
