@@ -9,8 +9,7 @@ import json
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -21,37 +20,16 @@ from docker.models.images import Image
 
 from envrepo import bootstrap, graph
 from envrepo.assemble import environment, image_config, load, present_chains
+from envrepo.checks import PYTHON_PROBE, Log, check_image, run_in_image
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.files import write_text
 from envrepo.hashing import SpecHash
 from envrepo.layers import conda_layers, package_layers, venv_layer
 from envrepo.registry import Registry
-from envrepo.render import ENV_PREFIX, interpreter, needs_venv, python_dir
+from envrepo.render import ENV_PREFIX, needs_venv, python_dir
 from envrepo.spec import Catalog, Spec
 from envrepo.stage import stage
 from envrepo.stage_conda import stage_conda
-
-TESTS_MOUNT = "/envrepo-tests"
-# Runs inside the image: every smoke test, then what is installed, as one JSON line.
-CHECK_DRIVER = """
-import glob, importlib.metadata as m, json, subprocess, sys, time
-results = []
-for path in sorted(glob.glob('/envrepo-tests/*.py')):
-    started = time.monotonic()
-    done = subprocess.run([sys.executable, path], stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)
-    print(done.stdout, end='', flush=True)
-    results.append({'test': path.rsplit('/', 1)[1], 'passed': done.returncode == 0,
-                    'exit': done.returncode, 'seconds': round(time.monotonic() - started, 2)})
-packages = sorted({d.metadata['Name']: d.version for d in m.distributions()}.items())
-print('ENVREPO-RESULT ' + json.dumps({'tests': results, 'packages': packages}))
-"""
-PYTHON_PROBE = (
-    "import os, sys; print(os.path.realpath(sys.executable)); "
-    "print('%d.%d.%d' % sys.version_info[:3])"
-)
-
-Log = Callable[[str], None]
 
 
 @dataclass
@@ -121,62 +99,6 @@ def _labels(spec: Spec, digest: SpecHash, settings: Settings) -> dict[str, str]:
     if settings.source:
         labels["org.opencontainers.image.source"] = settings.source
     return labels
-
-
-@contextmanager
-def _container(client: docker.DockerClient, **options: Any) -> Iterator[Any]:
-    """A container that is removed whatever happens, Ctrl-C included."""
-    container = client.containers.create(**options)
-    try:
-        yield container
-    finally:
-        with suppress(docker.errors.NotFound):
-            container.remove(force=True)
-
-
-def run_in_image(
-    client: docker.DockerClient,
-    image: str,
-    command: list[str],
-    mounts: dict[str, Any] | None = None,
-) -> tuple[int, str]:
-    with _container(
-        client, image=image, command=command, network_disabled=True, volumes=mounts or {}
-    ) as container:
-        container.start()
-        code = int(container.wait(timeout=600)["StatusCode"])
-        return code, container.logs().decode(errors="replace")
-
-
-def check_image(
-    client: docker.DockerClient, image: str, spec: Spec, log: Log
-) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """Run the environment's tests/*.py inside the image (network off) and read what is
-    installed: (test results, packages)."""
-    folder = spec.folder / "tests"
-    mounts = {str(folder): {"bind": TESTS_MOUNT, "mode": "ro"}} if folder.is_dir() else {}
-    code, output = run_in_image(client, image, [interpreter(spec), "-c", CHECK_DRIVER], mounts)
-    lines = output.splitlines()
-    result_lines = [line for line in lines if line.startswith("ENVREPO-RESULT ")]
-    for line in lines:
-        if not line.startswith("ENVREPO-RESULT "):
-            log(f"  {line}")
-    if code != 0 or not result_lines:
-        raise EnvrepoError(
-            Problem(
-                spec.display,
-                "",
-                (
-                    f"the image's interpreter {interpreter(spec)} could not run the checks (exit {code}); "
-                    "check interpreter and user_managed in the spec"
-                ),
-            )
-        )
-    found = json.loads(result_lines[-1].removeprefix("ENVREPO-RESULT "))
-    for test in found["tests"]:
-        verdict = "passed" if test["passed"] else f"FAILED (exit {test['exit']})"
-        log(f"test {test['test']}: {verdict}")
-    return list(found["tests"]), dict(found["packages"])
 
 
 def direct_names(spec: Spec) -> set[str]:
