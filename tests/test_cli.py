@@ -162,9 +162,7 @@ def test_a_bug_is_one_line_with_the_traceback_in_the_log(
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     monkeypatch.setattr(cli, "load_catalog", broken)
-    with pytest.raises(SystemExit) as stopped:
-        cli.main(["-C", str(PROJECT), "validate"])
-    assert stopped.value.code == 3
+    assert cli.run(["-C", str(PROJECT), "validate"]) == 3
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "internal error (RuntimeError: boom)" in err
@@ -181,9 +179,7 @@ def test_ctrl_c_exits_130(
         raise KeyboardInterrupt
 
     monkeypatch.setattr(cli, "load_catalog", interrupted)
-    with pytest.raises(SystemExit) as stopped:
-        cli.main(["-C", str(PROJECT), "validate"])
-    assert stopped.value.code == 130
+    assert cli.run(["-C", str(PROJECT), "validate"]) == 130
     assert capsys.readouterr().err.strip() == "envrepo: interrupted"
 
 

@@ -556,7 +556,7 @@ def _log_crash() -> str:
         return "nowhere (the log could not be written)"
 
 
-def main(argv: Sequence[str] | None = None) -> NoReturn:
+def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; user errors become lines on stderr and an exit code, never a traceback."""
     code: int
     try:
@@ -587,4 +587,17 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             err=True,
         )
         code = 3
+    return code
+
+
+def main() -> NoReturn:
+    """The `envrepo` command."""
+    code = run()
+    if "rattler" in sys.modules:
+        # rattler's Rust runtime can crash while Python tears the interpreter down (seen as
+        # SIGSEGV or SIGABRT after all output, under load); all work is done and written, so
+        # the command leaves without that teardown.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     sys.exit(code)
