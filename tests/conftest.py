@@ -204,6 +204,18 @@ def start_registry(folder: Path, htpasswd: Path | None = None) -> RunningRegistr
     return RunningRegistry(f"127.0.0.1:{port}", folder)
 
 
+def forget_images(host: str) -> None:
+    """Untag what the tests built under a registry of their own, and drop what that frees."""
+    import docker
+
+    client = docker.from_env()
+    for image in client.images.list():
+        for tag in image.tags:
+            if tag.startswith(f"{host}/"):
+                client.images.remove(tag)
+    client.images.prune(filters={"dangling": True, "label": "dev.envrepo.name"})
+
+
 @pytest.fixture(scope="session")
 def registry(
     docker_ready: None, tmp_path_factory: pytest.TempPathFactory
@@ -212,3 +224,4 @@ def registry(
     running = start_registry(tmp_path_factory.mktemp("registry"))
     yield running
     services_script("stop-registry", str(running.folder))
+    forget_images(running.host)

@@ -23,6 +23,7 @@ from conftest import (
     Result,
     RunningRegistry,
     envrepo_command,
+    forget_images,
     git,
     run_envrepo,
     services_script,
@@ -360,6 +361,7 @@ def auth_registry(
     running = start_registry(folder, htpasswd)
     yield running, password
     services_script("stop-registry", str(running.folder))
+    forget_images(running.host)
 
 
 def test_push_with_auth_and_the_password_is_never_shown(
