@@ -236,6 +236,17 @@ def scratch(built: Built, make_repo: object, tmp_path: Path) -> Path:
     return root
 
 
+def curated_root_image() -> str:
+    """The local tag of the curated root's debootstrap image, as its spec defines it."""
+    from envrepo.bootstrap import image_tag
+    from envrepo.repo import open_repository
+    from envrepo.spec import load_catalog
+
+    root = load_catalog(open_repository(PROJECT, explicit=True)[0]).specs["envrepo-bookworm"]
+    assert root.base.bootstrap is not None
+    return image_tag(root.base.bootstrap)
+
+
 CHILD = 'name: {name}\nbase:\n  environment: envrepo-bookworm\npython: "3.11"\n'
 
 
@@ -274,12 +285,7 @@ def test_a_failing_smoke_test_means_no_tag_and_no_push(built: Built, scratch: Pa
 
 
 def test_a_failing_dockerfile_step_skips_its_dependents(built: Built, scratch: Path) -> None:
-    from envrepo.bootstrap import image_tag
-    from envrepo.spec import Bootstrap
-
-    root_image = image_tag(
-        Bootstrap("bookworm", "minbase", ("python3", "python3-venv", "ca-certificates"))
-    )
+    root_image = curated_root_image()
     write_files(
         scratch,
         {
@@ -561,12 +567,7 @@ def test_a_conda_environment_is_linked_on_the_host_and_works_in_the_image(
 def test_a_dockerfile_base_is_built_and_the_environment_goes_on_top(
     built: Built, scratch: Path
 ) -> None:
-    from envrepo.bootstrap import image_tag
-    from envrepo.spec import Bootstrap
-
-    root_image = image_tag(
-        Bootstrap("bookworm", "minbase", ("python3", "python3-venv", "ca-certificates"))
-    )
+    root_image = curated_root_image()
     write_files(
         scratch,
         {

@@ -5,7 +5,6 @@ with the network off, the .deb files mounted read-only so that none stays in a l
 from __future__ import annotations
 
 import io
-import os
 import posixpath
 import subprocess
 import tarfile
@@ -18,6 +17,7 @@ import docker.errors
 
 from envrepo import bootstrap
 from envrepo.errors import EnvrepoError
+from envrepo.files import cache_dir
 from envrepo.spec import Bootstrap
 
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
@@ -50,11 +50,6 @@ def _suite(os_release: bytes) -> str:
     )
 
 
-def cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "envrepo" / "apt"
-
-
 def download(
     client: docker.DockerClient,
     image: str,
@@ -67,7 +62,7 @@ def download(
     status.write_bytes(_file_from_image(client, image, "/var/lib/dpkg/status"))
     suite = _suite(_file_from_image(client, image, "/etc/os-release"))
     mirror = bootstrap.mirror(Bootstrap(suite))
-    root = cache_root() / suite  # package lists, shared by builds
+    root = cache_dir("apt") / suite  # package lists, shared by builds
     archives = target / "debs"
     for folder in (root / "lists/partial", archives / "partial", target / "parts"):
         folder.mkdir(parents=True, exist_ok=True)

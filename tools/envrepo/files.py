@@ -39,3 +39,11 @@ def create_folder(folder: Path, files: Mapping[str, str | bytes]) -> None:
     finally:
         if staging.exists():
             shutil.rmtree(staging)
+
+
+def cache_dir(kind: str) -> Path:
+    """envrepo's cache folder for `kind` (layers, apt lists, conda files), made on demand."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    folder = Path(base) / "envrepo" / kind
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from packaging.utils import canonicalize_name
 
 from envrepo.digest import json_sha256
+from envrepo.files import cache_dir
 
 ENV_PREFIX = PurePosixPath("/opt/env")
 LAYER_FORMAT = 2
@@ -36,13 +37,6 @@ class Layer:
     diff_id: str
     size: int
     created_by: str
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    folder = Path(base) / "envrepo" / "layers"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def _info(name: str, mode: int, kind: bytes = tarfile.REGTYPE, size: int = 0) -> tarfile.TarInfo:
@@ -97,7 +91,7 @@ def write_layer(
 
 def _finish(key: str, created_by: str, make: Callable[[Path], None]) -> Layer:
     """The cached layer for `key`, made by `make(path)` when it is not cached yet."""
-    folder = cache_dir()
+    folder = cache_dir("layers")
     path = folder / f"{key}.tar"
     marker = folder / f"{key}.sha256"
     if not (path.is_file() and marker.is_file()):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from envrepo.digest import file_sha256, json_sha256
-from envrepo.errors import Problem
+from envrepo.errors import EnvrepoError, Problem
 from envrepo.spec import Spec
 
 FORMAT = "1"
@@ -139,6 +139,17 @@ def input_digest(
     if item.field == "image":
         document = {"kind": "image", "reference": spec.base.value}
     return "sha256:" + json_sha256(document)
+
+
+def require(spec: Spec, field: str, lock: Path) -> Path:
+    """`lock`, which a build reads; a clear error naming the command to run when it is missing."""
+    if not lock.is_file():
+        raise EnvrepoError(
+            Problem(
+                spec.spec_display, field, f"{lock.name} is missing; run envrepo lock {spec.name}"
+            )
+        )
+    return lock
 
 
 def read_header(lock: Path) -> dict[str, str]:

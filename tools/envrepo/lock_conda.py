@@ -7,7 +7,6 @@ conda's explicit format (`# platform:` then `@EXPLICIT` then `url#sha256=...`).
 from __future__ import annotations
 
 import asyncio
-import datetime
 from collections.abc import Sequence
 from functools import cache
 from importlib import metadata
@@ -20,7 +19,7 @@ from rattler.platform import SubdirLiteral
 from envrepo import conda_input
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.lock import LockInput
-from envrepo.spec import Spec
+from envrepo.spec import Spec, cutoff
 
 SUBDIRS: dict[str, SubdirLiteral] = {"linux/amd64": "linux-64", "linux/arm64": "linux-aarch64"}
 ARCHSPEC = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
@@ -51,13 +50,6 @@ def _virtual(platform: str) -> list[GenericVirtualPackage]:
     ]
 
 
-def _cutoff(spec: Spec) -> datetime.datetime | None:
-    if not spec.exclude_newer:
-        return None
-    moment = datetime.datetime.fromisoformat(spec.exclude_newer.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
-
-
 def resolve(spec: Spec, item: LockInput, ancestors: Sequence[Spec], request: object = None) -> str:
     shown = f"{spec.display}/{spec.conda}"
     parsed, problems = conda_input.load(item.source, shown)
@@ -75,7 +67,7 @@ def resolve(spec: Spec, item: LockInput, ancestors: Sequence[Spec], request: obj
                     platforms=[subdir, "noarch"],
                     virtual_packages=_virtual(platform),
                     constraints=[f"python {spec.python}.*"],
-                    exclude_newer=_cutoff(spec),
+                    exclude_newer=cutoff(spec),
                 )
             )
         except RATTLER_ERRORS as error:

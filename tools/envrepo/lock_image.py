@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from envrepo.errors import EnvrepoError, Problem
-from envrepo.lock import LockInput, split
+from envrepo.lock import LockInput, require, split
 from envrepo.registry import connect
 from envrepo.spec import Spec
 
@@ -55,15 +55,6 @@ def resolve(spec: Spec, item: LockInput, ancestors: Sequence[Spec], request: obj
 
 def locked_reference(spec: Spec, item: LockInput) -> str:
     """The digest reference a build uses, from the lock."""
-    if not item.lock.is_file():
-        raise EnvrepoError(
-            Problem(
-                spec.spec_display,
-                "base.image",
-                (
-                    f"{spec.base.value} is not resolved to a digest yet; run envrepo lock {spec.name}"
-                ),
-            )
-        )
+    require(spec, "base.image", item.lock)
     body = split(item.lock.read_text(encoding="utf-8"))[1].strip()
     return body.splitlines()[0]

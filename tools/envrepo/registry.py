@@ -7,12 +7,14 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from envrepo import schemas
 from envrepo.errors import EnvrepoError
 
 MANIFEST_TYPES = ", ".join(
@@ -131,4 +133,10 @@ class Registry:
 
 
 def connect(host: str) -> Registry:
+    # The same rule envrepo.yaml's schema gives `registry`, for hosts from --registry too.
+    pattern = schemas.load(schemas.CONFIG)["properties"]["registry"]["pattern"]
+    if not re.match(pattern, host):
+        raise EnvrepoError(
+            f"{host!r} is not a registry host[:port][/path]; fix --registry or envrepo.yaml"
+        )
     return Registry(host, credentials(host))

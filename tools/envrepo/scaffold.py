@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from envrepo import conda_input, requirements, yamledit
+from envrepo import conda_input, requirements, schema, yamledit
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.files import create_folder
 from envrepo.repo import SPEC_FILE, Repository
@@ -295,6 +295,9 @@ def scaffold(
     if inputs.conda is not None:
         document["conda"] = "conda.yaml"
         files["conda.yaml"] = inputs.conda
+    problems = schema.check(document, ENVIRONMENT, f"{shown}/{SPEC_FILE}")
+    if problems:
+        raise EnvrepoError(*problems)
     files[SPEC_FILE] = render_spec(document, schema_comment(repo, folder))
     repo.environments_dir.mkdir(parents=True, exist_ok=True)
     create_folder(folder, files)

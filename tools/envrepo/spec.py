@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +107,23 @@ def _base(document: Mapping[str, Any], repo: Repository, display: str) -> Base:
         )
         return Base("bootstrap", boot.suite, boot)
     return Base(kind, value)
+
+
+def cutoff(spec: Spec) -> datetime.datetime | None:
+    """The spec's exclude_newer as a moment (UTC when it names no zone)."""
+    if not spec.exclude_newer:
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(spec.exclude_newer.replace("Z", "+00:00"))
+    except ValueError as error:
+        raise EnvrepoError(
+            Problem(
+                spec.spec_display,
+                "exclude_newer",
+                (f"{spec.exclude_newer!r} is not a real date ({error}); fix it"),
+            )
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
 
 
 def build_spec(document: Mapping[str, Any], folder: Path, repo: Repository) -> Spec:

@@ -39,14 +39,7 @@ def stage(spec: Spec, context: Path) -> Path | None:
     pip_lock = lock.pip_lock(spec)
     if pip_lock is None or spec.user_managed:
         return None
-    if not pip_lock.is_file():
-        raise EnvrepoError(
-            Problem(
-                spec.spec_display,
-                "pip",
-                (f"{pip_lock.name} is missing; run envrepo lock {spec.name}"),
-            )
-        )
+    lock.require(spec, "pip", pip_lock)
     target = context / "target"
     command = [
         uv(),

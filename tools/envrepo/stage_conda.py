@@ -16,17 +16,11 @@ from rattler import RepoDataRecord
 from rattler.platform import Subdir
 
 from envrepo.errors import EnvrepoError, Problem
-from envrepo.lock import lock_path, split
+from envrepo.files import cache_dir
+from envrepo.lock import lock_path, require, split
 from envrepo.lock_conda import RATTLER_ERRORS, SUBDIRS
 from envrepo.render import ENV_PREFIX
 from envrepo.spec import Spec
-
-
-def cache_dir(kind: str) -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    folder = Path(base) / "envrepo" / kind
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def locked_urls(lock_text: str, subdir: str) -> list[tuple[str, str]]:
@@ -80,14 +74,7 @@ def stage_conda(spec: Spec, context: Path) -> Path | None:
         return None
     conda_lock = lock_path(spec.folder / spec.conda)
     shown = f"{spec.display}/{conda_lock.name}"
-    if not conda_lock.is_file():
-        raise EnvrepoError(
-            Problem(
-                spec.spec_display,
-                "conda",
-                (f"{conda_lock.name} is missing; run envrepo lock {spec.name}"),
-            )
-        )
+    require(spec, "conda", conda_lock)
     subdir = SUBDIRS[spec.platforms[0]]
     entries = locked_urls(conda_lock.read_text(encoding="utf-8"), subdir)
     files = [fetch(url, digest, shown) for url, digest in entries]

@@ -12,7 +12,7 @@ from envrepo import conda_input, graph, lock, requirements
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.paths import check_relative, inside
 from envrepo.repo import CONFIG_FILE, Repository
-from envrepo.spec import Catalog, Spec
+from envrepo.spec import Catalog, Spec, cutoff
 
 NAME = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 
@@ -148,8 +148,12 @@ def _inputs(spec: Spec) -> tuple[list[Problem], dict[str, Sequence[Path]]]:
 
 
 def _consistency(spec: Spec, catalog: Catalog) -> list[Problem]:
-    problems = []
+    problems: list[Problem] = []
     where = spec.spec_display
+    try:
+        cutoff(spec)
+    except EnvrepoError as error:
+        problems.extend(error.problems)
     if spec.user_managed:
         for field in ("pip", "conda", "wheels", "apt"):
             if spec.document.get(field):
