@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from envrepo.spec import Spec
+
 PROJECT = Path(__file__).resolve().parent.parent
 
 
@@ -225,3 +227,16 @@ def registry(
     yield running
     services_script("stop-registry", str(running.folder))
     forget_images(running.host)
+
+
+def write_fresh_lock(root: Path, name: str, body: str) -> Spec:
+    """A pip lock for environment `name` whose header matches its inputs now (no resolver);
+    the environment's Spec."""
+    from envrepo import lock
+    from envrepo.repo import open_repository
+    from envrepo.spec import load_catalog
+
+    spec = load_catalog(open_repository(root, explicit=True)[0]).specs[name]
+    [item] = lock.lock_inputs(spec)
+    item.lock.write_text(lock.render(spec, item, lock.input_digest(spec, item, []), body, "uv 0"))
+    return spec

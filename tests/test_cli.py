@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROJECT, RepoMaker, git, run_envrepo, run_on_terminal, write_files
+from conftest import (
+    PROJECT,
+    RepoMaker,
+    git,
+    run_envrepo,
+    run_on_terminal,
+    write_files,
+    write_fresh_lock,
+)
 
 CURATED = ["envrepo-bookworm", "envrepo-minimal", "envrepo-tutorial"]
 
@@ -103,10 +111,6 @@ def test_validate_reports_every_environment_in_one_run(make_repo: RepoMaker) -> 
 
 
 def test_warnings_pass_unless_strict(make_repo: RepoMaker) -> None:
-    from envrepo import lock
-    from envrepo.repo import open_repository
-    from envrepo.spec import load_catalog
-
     root = make_repo("")
     write_files(
         root,
@@ -116,11 +120,7 @@ def test_warnings_pass_unless_strict(make_repo: RepoMaker) -> None:
         },
     )
     assert run_envrepo("lock", "--check", cwd=root).code == 1
-    spec = load_catalog(open_repository(root, explicit=True)[0]).specs["app"]
-    [item] = lock.lock_inputs(spec)
-    item.lock.write_text(
-        lock.render(spec, item, lock.input_digest(spec, item, []), "numpy==2.0.0\n", "uv 0")
-    )
+    write_fresh_lock(root, "app", "numpy==2.0.0\n")
     assert run_envrepo("lock", "--check", cwd=root).code == 0
     relaxed = run_envrepo("validate", cwd=root)
     assert relaxed.code == 0

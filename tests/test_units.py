@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RepoMaker, write_files
+from conftest import RepoMaker, write_files, write_fresh_lock
 from envrepo import graph, lock, requirements
 from envrepo.errors import EnvrepoError
 from envrepo.repo import open_repository
@@ -101,12 +101,8 @@ def test_lock_goes_stale_when_input_or_target_changes(make_repo: RepoMaker) -> N
             "environments/app/more.txt": "a==1\n",
         },
     )
+    spec = write_fresh_lock(root, "app", "a==1\n")
     repo, _ = open_repository(root, explicit=True)
-    spec = load_catalog(repo).specs["app"]
-    [item] = lock.lock_inputs(spec)
-    item.lock.write_text(
-        lock.render(spec, item, lock.input_digest(spec, item, []), "a==1\n", "uv 0")
-    )
     assert lock.check(spec, []) == []
     (root / "environments/app/more.txt").write_text("a==2\n")
     assert [p.message.split(":")[0] for p in lock.check(spec, [])] == ["is stale"]
