@@ -14,6 +14,7 @@ Run: .venv/bin/python benchmarks/build_tutorial.py
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -23,21 +24,22 @@ import time
 from pathlib import Path
 
 import docker
+import docker.errors
 from common import BIN, PROJECT, curated_copy, free_port, run_timed
 
 NAME = "envrepo-tutorial"
 CA_BUNDLE = Path(os.environ.get("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt"))
 
 
-def forget_tutorial_layers(client: docker.DockerClient) -> None:
-    """Make (a) cold in the daemon too: no image holding the tutorial's layers is kept."""
-    for image in client.images.list():
-        if any(
-            tag.split(":")[0].endswith(f"/{NAME}") or tag.startswith("envrepo-bench/")
-            for tag in image.tags
-        ):
-            client.images.remove(image.id, force=True)
-    client.images.prune(filters={"dangling": True})
+def forget_layers_on(client: docker.DockerClient, base: str) -> None:
+    """Make a build cold in the daemon too: no image built on `base` is kept, whatever its
+    tags, so that no layer of the tutorial (or of the plain build) is there already."""
+    below = client.images.get(base).attrs["RootFS"]["Layers"]
+    for image in client.images.list(all=True):
+        layers = image.attrs["RootFS"]["Layers"]
+        if len(layers) > len(below) and layers[: len(below)] == below:
+            with contextlib.suppress(docker.errors.NotFound):
+                client.images.remove(image.id, force=True)
 
 
 def plain_build(
@@ -73,8 +75,8 @@ def main() -> None:
             ],
             check=True,
         )
+        host = f"127.0.0.1:{port}"
         try:
-            host = f"127.0.0.1:{port}"
             # Cold: an empty download cache, an empty layer cache, no tutorial layers in Docker.
             env = {
                 **os.environ,
@@ -84,7 +86,8 @@ def main() -> None:
             }
             build = [str(BIN / "envrepo"), "build", "--registry", host]
             bases = run_timed([*build, "envrepo-minimal"], repo, env)
-            forget_tutorial_layers(client)
+            base = f"{host}/envrepo-minimal:latest"
+            forget_layers_on(client, base)
             cold = run_timed([*build, NAME], repo, env)
             image = client.images.get(f"{host}/{NAME}:latest")
             size = int(image.attrs["Size"])
@@ -99,12 +102,16 @@ def main() -> None:
             }
             push = run_timed([*build, "--push"], repo, env)
             noop = run_timed([*build, "--push"], repo, env)
-            base = f"{host}/envrepo-minimal:latest"
+            forget_layers_on(client, base)
             plain_cold, plain_size = plain_build(client, base, work / "plain", original)
             plain_more, _ = plain_build(
                 client, base, work / "plain", original + "requests==2.32.3\n"
             )
         finally:
+            for image in client.images.list():
+                for tag in image.tags:
+                    if tag.startswith((f"{host}/", "envrepo-bench/")):
+                        client.images.remove(tag)
             subprocess.run(
                 ["bash", str(PROJECT / "scripts/services.sh"), "stop-registry", str(registry_dir)],
                 check=False,

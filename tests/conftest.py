@@ -79,25 +79,38 @@ def run_on_terminal(
     return process.wait(timeout=120), b"".join(chunks).decode(errors="replace")
 
 
-@pytest.fixture(autouse=True)
-def isolated_home(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _isolate(patch: pytest.MonkeyPatch, home: Path, caches: Path) -> None:
     """No test writes to the real home: config, state and logs go to a scratch home.
 
-    uv's cache is shared by the whole session so that the network is asked once per package.
+    uv's cache and envrepo's (layers, probes) are shared by the whole session, as they are
+    by a user's runs: the network is asked once per package and a layer is made once.
     """
-    home = tmp_path_factory.mktemp("home")
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("XDG_STATE_HOME", str(home / ".local" / "state"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
-    monkeypatch.setenv("GIT_AUTHOR_NAME", "envrepo tests")
-    monkeypatch.setenv("GIT_AUTHOR_EMAIL", "tests@envrepo.invalid")
-    monkeypatch.setenv("GIT_COMMITTER_NAME", "envrepo tests")
-    monkeypatch.setenv("GIT_COMMITTER_EMAIL", "tests@envrepo.invalid")
-    cache = tmp_path_factory.getbasetemp() / "uv-cache"
-    monkeypatch.setenv("UV_CACHE_DIR", str(cache))
+    patch.setenv("HOME", str(home))
+    patch.setenv("XDG_STATE_HOME", str(home / ".local" / "state"))
+    patch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    patch.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
+    patch.setenv("GIT_AUTHOR_NAME", "envrepo tests")
+    patch.setenv("GIT_AUTHOR_EMAIL", "tests@envrepo.invalid")
+    patch.setenv("GIT_COMMITTER_NAME", "envrepo tests")
+    patch.setenv("GIT_COMMITTER_EMAIL", "tests@envrepo.invalid")
+    patch.setenv("UV_CACHE_DIR", str(caches / "uv-cache"))
+    patch.setenv("XDG_CACHE_HOME", str(caches / "cache"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Session fixtures (the built tree, registries) are set up before any test's own home:
+    they get a scratch home of the session's."""
+    with pytest.MonkeyPatch.context() as patch:
+        _isolate(patch, tmp_path_factory.mktemp("home"), tmp_path_factory.getbasetemp())
+        yield
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(
+    session_home: None, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _isolate(monkeypatch, tmp_path_factory.mktemp("home"), tmp_path_factory.getbasetemp())
 
 
 def git(*args: str, cwd: Path) -> str:

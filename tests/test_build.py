@@ -118,7 +118,7 @@ def test_curated_tree_builds_tags_and_pushes(built: Built) -> None:
         }  # type: ignore[index]
     ]
     log = Path(str(tutorial["log"])).read_text()
-    assert "envrepo: install scikit_learn-1.9.1" in log
+    assert "envrepo: install scikit-learn-1.9.1" in log
     assert "test test_imports.py: passed" in log
     image = docker.from_env().images.get(str(tutorial["image"]))
     labels = image.labels
@@ -144,6 +144,53 @@ def test_pulled_by_digest_the_tutorial_imports_at_the_locked_versions(built: Bui
     pins = lock_pins(PROJECT / "environments/envrepo-tutorial/requirements.lock")
     assert versions == {name: pins[name] for name in versions}
     assert record["packages"]["pandas"] == pins["pandas"]  # type: ignore[index]
+
+
+def test_the_image_imports_from_its_bytecode_and_test_suites_stay_sources(
+    built: Built,
+) -> None:
+    client = docker.from_env()
+    image = str(built.record("envrepo-tutorial")["image"])
+    site = "/opt/env/lib/python3.11/site-packages"
+    container = client.containers.create(
+        image,
+        [
+            "python",
+            "-c",
+            "import sklearn.linear_model, pandas, matplotlib.pyplot, scipy.stats; "
+            f"import os; print(os.path.isdir('{site}/pandas/tests/__pycache__'))",
+        ],
+        network_disabled=True,
+    )
+    try:
+        container.start()
+        assert container.wait(timeout=120)["StatusCode"] == 0
+        assert container.logs().decode().strip() == "False"
+        # Python wrote no bytecode: what the image ships is valid for its interpreter.
+        written = [c["Path"] for c in container.diff() or [] if c["Path"].endswith(".pyc")]
+        assert written == []
+    finally:
+        container.remove(force=True)
+
+
+def test_bytecode_for_another_interpreter_is_compiled_in_the_base_image(
+    built: Built, tmp_path: Path
+) -> None:
+    from envrepo.bytecode import Job, compile_staged
+    from envrepo.checks import Python
+
+    staging = tmp_path / "staging"
+    write_files(staging, {"target/pkg/mod.py": "VALUE = 41 + 1\n"})
+    # A cache tag the host does not have: the base image's own interpreter compiles.
+    python = Python("/usr/bin/python3.11", "3.11.2", "cpython-311-elsewhere")
+    client = docker.from_env()
+    compile_staged(
+        client, curated_root_image(), python, staging, [Job("target/pkg/mod.py", "/x/pkg/mod.py")]
+    )
+    [pyc] = (staging / "target/pkg/__pycache__").iterdir()
+    assert pyc.name == "mod.cpython-311.pyc"
+    assert pyc.stat().st_uid == os.getuid()
+    assert not (staging / "envrepo-compile.json").exists()
 
 
 def test_the_child_adds_layers_on_its_parent_and_no_wheel_is_in_any_layer(built: Built) -> None:
@@ -219,6 +266,17 @@ def test_one_requirement_of_minimal_rebuilds_minimal_and_tutorial_only(
     assert result.err.splitlines()[-1] == (
         "envrepo build: 2 built, 0 already there, 0 failed, 0 skipped"
     )
+    # The tutorial's own packages did not change: their layers are reused, not installed or
+    # compiled again.
+    log = Path(
+        str(
+            json.loads(
+                next((root / ".envrepo/builds").glob("envrepo-tutorial-*.json")).read_text()
+            )["log"]
+        )
+    ).read_text()
+    assert "compiled" not in log
+    assert "envrepo: install scikit-learn-1.9.1" in log
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import RepoMaker, git, run_envrepo, write_files
-from envrepo.hashing import hash_environments
+from envrepo.hashing import RENDER_SCHEME, hash_environments
 from envrepo.repo import open_repository
 from envrepo.spec import load_catalog
 
@@ -57,7 +57,7 @@ def test_a_fixed_spec_has_a_pinned_hash(repo: Path) -> None:
     # The hash is a contract with every registry holding images by it: if this fails, the
     # change to the hash inputs needs a RENDER_SCHEME bump and a note in the changelog.
     contract = {
-        "scheme": 2,
+        "scheme": 3,
         "parent": None,
         "files": {},
         "spec": {
@@ -72,7 +72,7 @@ def test_a_fixed_spec_has_a_pinned_hash(repo: Path) -> None:
         },
     }
     canonical = json.dumps(contract, sort_keys=True, separators=(",", ":")).encode()
-    pinned = "6ac68111314ce26ac1cd21cc06f6559abd8dc668fac9b8116684dedf1b958d0a"
+    pinned = "bd674c057a888889e5cc08321309fcf229adbadd555605707adb65d441e55359"
     assert hashlib.sha256(canonical).hexdigest() == pinned
     assert hashes(repo)["app"] == pinned
 
@@ -181,5 +181,5 @@ def test_hash_json_names_the_inputs(repo: Path) -> None:
     assert child["name"] == "child"
     assert child["inputs"]["parent"]["name"] == "app"
     assert child["inputs"]["parent"]["hash"] == hashes(repo)["app"]
-    assert child["inputs"]["scheme"] == 2
+    assert child["inputs"]["scheme"] == RENDER_SCHEME
     assert "description" not in child["inputs"]["spec"]

@@ -10,8 +10,9 @@ import pytest
 
 from conftest import RepoMaker, write_files
 from envrepo.assemble import chain_ids, environment, image_config
+from envrepo.bytecode import pyc_path, wanted
 from envrepo.errors import EnvrepoError
-from envrepo.layers import Layer, package_layers, venv_layer, write_layer
+from envrepo.layers import Layer, Package, package_layers, venv_layer, write_layer
 from envrepo.lock_image import DOCKER_HUB, parse_reference
 from envrepo.render import Layout, render
 from envrepo.repo import open_repository
@@ -47,6 +48,8 @@ def test_render_layers_base_venv_packages_variables(make_repo: RepoMaker) -> Non
         'RUN ["/usr/bin/python3", "-m", "venv", "--without-pip", "/opt/env"]',
         "COPY env/site-packages/ /opt/env/lib/python3.11/site-packages/",
         "COPY env/bin/ /opt/env/bin/",
+        'RUN ["/opt/env/bin/python", "-m", "compileall", "-q", "-x", "/tests/", '
+        '"/opt/env/lib/python3.11/site-packages"]',
         "ENV VIRTUAL_ENV=/opt/env PATH=/opt/env/bin:$PATH",
         'ENV A="one two"',
         'ENV B="2"',
@@ -59,32 +62,79 @@ def installed(target: Path, name: str, files: dict[str, str]) -> None:
     write_files(target, {**files, f"{dist}/RECORD": "\n".join(record) + "\n"})
 
 
-def test_package_layers_are_deterministic_and_one_per_distribution(
+def test_package_layers_one_per_distribution_with_bytecode_and_made_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    tag = "cpython-311"
+    alpha_files = {
+        "alpha/__init__.py": "A = 1\n",
+        f"alpha/__pycache__/__init__.{tag}.pyc": "compiled",
+        "alpha/tests/test_alpha.py": "def test(): pass\n",
+        "bin/alpha": "#!x\n",
+    }
     for copy in ("one", "two"):
         target = tmp_path / copy
-        installed(target, "alpha", {"alpha/__init__.py": "A = 1\n", "bin/alpha": "#!x\n"})
+        installed(target, "alpha", alpha_files)
         installed(target, "beta", {"beta/__init__.py": "B = 2\n" * 100})
         (target / ".lock").write_text("uv's own lock")
-    first = package_layers(tmp_path / "one", SITE, direct={"alpha"})
-    second = package_layers(tmp_path / "two", SITE, direct={"alpha"})
-    assert [layer.diff_id for layer in first] == [layer.diff_id for layer in second]
+    packages = [Package("beta", "1.0", "key-beta"), Package("alpha", "1.0", "key-alpha")]
+    first = package_layers(packages, tmp_path / "one", SITE, direct={"alpha"}, cache_tag=tag)
     assert [layer.created_by for layer in first] == [
         "envrepo: install beta-1.0",
         "envrepo: install alpha-1.0",
     ]
     with tarfile.open(first[1].path) as tar:
         names = tar.getnames()
-        assert "opt/env/bin/alpha" in names
-        assert "opt/env/lib/python3.11/site-packages/alpha/__init__.py" in names
         assert all(m.mtime == 0 and m.uid == 0 for m in tar.getmembers())
+    assert "opt/env/bin/alpha" in names
+    assert f"opt/env/lib/python3.11/site-packages/alpha/__pycache__/__init__.{tag}.pyc" in names
+    assert "opt/env/lib/python3.11/site-packages/alpha/tests/test_alpha.py" in names
     assert first[0].diff_id == "sha256:" + hashlib.sha256(first[0].path.read_bytes()).hexdigest()
+    # Made once: the same keys find the same layers with nothing staged at all.
+    again = package_layers(packages, None, SITE, direct={"alpha"}, cache_tag=tag)
+    assert [layer.diff_id for layer in again] == [layer.diff_id for layer in first]
+    # A new key (a changed pin) is made from what is staged now; the other layer stays.
     (tmp_path / "two/beta/__init__.py").write_text("B = 3\n")
-    changed = package_layers(tmp_path / "two", SITE, direct={"alpha"})
+    changed = package_layers(
+        [Package("beta", "1.1", "key-beta-1.1"), packages[1]],
+        tmp_path / "two",
+        SITE,
+        direct={"alpha"},
+        cache_tag=tag,
+    )
     assert changed[0].diff_id != first[0].diff_id
     assert changed[1].diff_id == first[1].diff_id
+
+
+def test_more_distributions_than_layers_share_one_merged_layer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr("envrepo.layers.MAX_PACKAGE_LAYERS", 3)
+    names = ["p1", "p2", "p3", "p4", "p5"]
+    for name in names:
+        installed(
+            tmp_path / "t", name, {f"{name}/__init__.py": f"{name} = 1\n" * (10 - int(name[1]))}
+        )
+    layers = package_layers(
+        [Package(n, "1.0", f"key-{n}") for n in names], tmp_path / "t", SITE, cache_tag=None
+    )
+    assert len(layers) == 3
+    assert layers[2].created_by == "envrepo: install p3-1.0, p4-1.0, p5-1.0"
+    with tarfile.open(layers[2].path) as tar:
+        merged = tar.getnames()
+    assert [n for n in merged if n.endswith("__init__.py")] == [
+        f"opt/env/lib/python3.11/site-packages/{n}/__init__.py" for n in ("p3", "p4", "p5")
+    ]
+    assert len(merged) == len(set(merged))
+
+
+def test_bytecode_skips_test_suites_and_names_files_by_cache_tag() -> None:
+    assert wanted("pkg/mod.py")
+    assert not wanted("pkg/tests/test_mod.py")
+    assert not wanted("pkg/data.txt")
+    assert pyc_path("pkg/mod.py", "cpython-311") == "pkg/__pycache__/mod.cpython-311.pyc"
 
 
 def test_venv_layer_points_at_the_base_interpreter(

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import io
 import json
 import tarfile
-import tempfile
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +79,22 @@ def present_chains(client: docker.DockerClient, references: Sequence[str]) -> se
     return found
 
 
+def _tar_stream(members: Sequence[tuple[str, bytes | Path]]) -> Iterator[bytes]:
+    """A tar archive of `members` (name, bytes or file), made as it is read: the layers go to
+    the daemon without a copy of them on disk."""
+    for name, content in members:
+        info = tarfile.TarInfo(name)
+        info.size = len(content) if isinstance(content, bytes) else content.stat().st_size
+        yield info.tobuf(tarfile.PAX_FORMAT)
+        if isinstance(content, bytes):
+            yield content
+        else:
+            with content.open("rb") as handle:
+                yield from iter(lambda: handle.read(1 << 20), b"")
+        yield bytes(-info.size % tarfile.BLOCKSIZE)
+    yield bytes(2 * tarfile.BLOCKSIZE)
+
+
 def load(
     client: docker.DockerClient,
     config: Mapping[str, Any],
@@ -96,25 +110,21 @@ def load(
     image_id = hashlib.sha256(body).hexdigest()
     paths = [f"{diff.split(':', 1)[1]}/layer.tar" for diff in config["rootfs"]["diff_ids"]]
     manifest = [{"Config": f"{image_id}.json", "RepoTags": None, "Layers": paths}]
-    with tempfile.TemporaryDirectory(prefix="envrepo-assemble-") as scratch:
-        archive = Path(scratch) / "image.tar"
-        with tarfile.open(archive, "w") as tar:
-            for name, data in (
-                ("manifest.json", json.dumps(manifest).encode()),
-                (f"{image_id}.json", body),
-            ):
-                info = tarfile.TarInfo(name)
-                info.size = len(data)
-                tar.addfile(info, fileobj=io.BytesIO(data))
-            chains = chain_ids(config["rootfs"]["diff_ids"])[-len(layers) :] if layers else []
-            for layer, chain in zip(layers, chains, strict=True):
-                if chain not in present:
-                    tar.add(layer.path, arcname=f"{layer.diff_id.split(':', 1)[1]}/layer.tar")
-        try:
-            with archive.open("rb") as handle:
-                client.images.load(handle)
-        except docker.errors.APIError as error:
-            raise EnvrepoError(
-                f"docker load of the new image failed: {error.explanation or error}"
-            ) from None
+    members: list[tuple[str, bytes | Path]] = [
+        ("manifest.json", json.dumps(manifest).encode()),
+        (f"{image_id}.json", body),
+    ]
+    chains = chain_ids(config["rootfs"]["diff_ids"])[-len(layers) :] if layers else []
+    for layer, chain in zip(layers, chains, strict=True):
+        if chain not in present:
+            members.append((f"{layer.diff_id.split(':', 1)[1]}/layer.tar", layer.path))
+    try:
+        load_image: Callable[..., Iterator[dict[str, Any]]] = client.api.load_image
+        for chunk in load_image(_tar_stream(members), quiet=True):
+            if "error" in chunk:
+                raise EnvrepoError(f"docker load of the new image failed: {chunk['error']}")
+    except docker.errors.APIError as error:
+        raise EnvrepoError(
+            f"docker load of the new image failed: {error.explanation or error}"
+        ) from None
     return f"sha256:{image_id}"

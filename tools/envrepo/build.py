@@ -18,17 +18,18 @@ import docker
 import docker.errors
 from docker.models.images import Image
 
-from envrepo import bootstrap, graph
+from envrepo import bootstrap, graph, lock
 from envrepo.assemble import environment, image_config, load, present_chains
-from envrepo.checks import PYTHON_PROBE, Log, check_image, run_in_image
+from envrepo.bytecode import compile_staged
+from envrepo.checks import Log, Python, check_image, probe_python
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.files import write_text
 from envrepo.hashing import SpecHash
-from envrepo.layers import conda_layers, package_layers, venv_layer
+from envrepo.layers import cached, conda_layers, package_layers, venv_layer
 from envrepo.registry import Registry
 from envrepo.render import ENV_PREFIX, needs_venv, python_dir
 from envrepo.spec import Catalog, Spec
-from envrepo.stage import stage
+from envrepo.stage import locked, sources, stage
 from envrepo.stage_conda import stage_conda
 
 
@@ -256,17 +257,26 @@ class Builder:
                 parent = self.catalog.specs.get(spec.parent or "")
                 stage_started = time.monotonic()
                 site = PurePosixPath(python_dir(spec))
+                venv = needs_venv(spec, parent)
+                python = self._python(base, parent, spec, venv)
                 new_layers = []
-                if needs_venv(spec, parent):
-                    python, version = self._python(base, parent, spec)
-                    new_layers.append(venv_layer(python, version, site))
+                if venv and python is not None:
+                    new_layers.append(venv_layer(python.path, python.version, site))
                 if spec.conda is not None:
                     conda_prefix = stage_conda(spec, context)
                     if conda_prefix is not None:
                         new_layers += conda_layers(conda_prefix)
-                target = stage(spec, context)
-                if target is not None:
-                    new_layers += package_layers(target, site, direct_names(spec))
+                cache_tag = python.cache_tag if python is not None else None
+                packages = locked(spec, site, cache_tag)
+                missing = [p for p in packages if cached(p.key, "") is None]
+                target = stage(spec, context, missing) if missing else None
+                if target is not None and python is not None and cache_tag is not None:
+                    compile_started = time.monotonic()
+                    jobs = sources(target, context, site)
+                    compile_staged(self.client, str(base.id), python, context, jobs)
+                    record.durations["compile"] = round(time.monotonic() - compile_started, 2)
+                    log(f"compiled {len(jobs)} files to bytecode for {python.path}")
+                new_layers += package_layers(packages, target, site, direct_names(spec), cache_tag)
                 record.durations["stage"] = round(time.monotonic() - stage_started, 2)
                 for layer in new_layers:
                     log(
@@ -332,34 +342,41 @@ class Builder:
                 f"the base image {reference} cannot be pulled: {error.explanation or error}"
             ) from None
 
-    def _python(self, base: Image, parent: Spec | None, spec: Spec) -> tuple[str, str]:
-        """Where the base image's interpreter is, and its version."""
-        creator = parent.interpreter if parent is not None else "python3"
-        code, output = run_in_image(self.client, str(base.id), [creator, "-c", PYTHON_PROBE])
-        lines = output.split()
-        if code != 0 or len(lines) < 2:
+    def _python(self, base: Image, parent: Spec | None, spec: Spec, venv: bool) -> Python | None:
+        """The interpreter the environment's packages are for: the one its venv is made from,
+        or the environment's own. None when it installs no packages or has none yet (a conda
+        environment's python comes with its packages)."""
+        if not venv and (spec.user_managed or lock.pip_lock(spec) is None):
+            return None
+        command = (
+            (parent.interpreter if parent is not None else "python3") if venv else spec.interpreter
+        )
+        found = probe_python(self.client, str(base.id), command)
+        if found is None:
+            if not venv:
+                return None
             raise EnvrepoError(
                 Problem(
                     spec.spec_display,
                     "base",
                     (
-                        f"the base image has no working {creator} to make the environment's venv; "
+                        f"the base image has no working {command} to make the environment's venv; "
                         "use a base with python3, or user_managed: true"
                     ),
                 )
             )
-        path, version = lines[-2], lines[-1]
-        if not version.startswith(spec.python + ".") and version != spec.python:
+        if not found.version.startswith(spec.python + ".") and found.version != spec.python:
             raise EnvrepoError(
                 Problem(
                     spec.spec_display,
                     "python",
                     (
-                        f"is {spec.python!r} but the base image's python is {version}; make them agree"
+                        f"is {spec.python!r} but the base image's python is {found.version}; "
+                        "make them agree"
                     ),
                 )
             )
-        return path, version
+        return found
 
     def _push(self, repo: str, tags: Sequence[str], log: Log) -> str:
         creds = self.settings.registry.creds

@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import docker
 import docker.errors
 
+from envrepo.digest import json_sha256
 from envrepo.errors import EnvrepoError, Problem
+from envrepo.files import cache_dir, write_text
 from envrepo.render import interpreter
 from envrepo.spec import Spec
 
@@ -34,8 +37,18 @@ print('ENVREPO-RESULT ' + json.dumps({'tests': results, 'packages': packages}))
 """
 PYTHON_PROBE = (
     "import os, sys; print(os.path.realpath(sys.executable)); "
-    "print('%d.%d.%d' % sys.version_info[:3])"
+    "print('%d.%d.%d' % sys.version_info[:3]); print(sys.implementation.cache_tag)"
 )
+
+
+@dataclass(frozen=True)
+class Python:
+    """An image's interpreter: its real path, version, and the tag its bytecode files carry
+    (None when it writes none)."""
+
+    path: str
+    version: str
+    cache_tag: str | None
 
 
 @contextmanager
@@ -54,13 +67,34 @@ def run_in_image(
     image: str,
     command: list[str],
     mounts: dict[str, Any] | None = None,
+    user: str = "",
 ) -> tuple[int, str]:
     with _container(
-        client, image=image, command=command, network_disabled=True, volumes=mounts or {}
+        client,
+        image=image,
+        command=command,
+        network_disabled=True,
+        volumes=mounts or {},
+        user=user,
     ) as container:
         container.start()
         code = int(container.wait(timeout=600)["StatusCode"])
         return code, container.logs().decode(errors="replace")
+
+
+def probe_python(client: docker.DockerClient, image: str, command: str) -> Python | None:
+    """The interpreter `command` names in `image`, or None when it does not run there. An
+    image ID names its content, so the answer is kept and the container starts once."""
+    kept = cache_dir("probes") / f"{json_sha256([image, command])}.json"
+    if kept.is_file():
+        return Python(**json.loads(kept.read_text(encoding="utf-8")))
+    code, output = run_in_image(client, image, [command, "-c", PYTHON_PROBE])
+    lines = output.split()
+    if code != 0 or len(lines) < 3:
+        return None
+    found = Python(lines[-3], lines[-2], None if lines[-1] == "None" else lines[-1])
+    write_text(kept, json.dumps(asdict(found)))
+    return found
 
 
 def check_image(

@@ -18,7 +18,7 @@ from envrepo.errors import EnvrepoError
 from envrepo.repo import SPEC_FILE
 from envrepo.spec import Catalog, Spec, get
 
-RENDER_SCHEME = 2  # 2: images are assembled from per-package layers; roots without .deb files
+RENDER_SCHEME = 3  # 2: per-package layers, roots without .deb files; 3: packages' bytecode
 TESTS_DIR = "tests"
 
 

@@ -1,8 +1,10 @@
-"""Image layers made on the host: one deterministic tar per installed distribution, and the
-virtual environment's skeleton, cached by content so that a layer is made once.
+"""Image layers made on the host: one tar per installed distribution, and the virtual
+environment's skeleton, cached so that a layer is made once.
 
 A layer holds only its files (uid 0, mtime 0, sorted), so the same package gives the same
-layer on every machine and in every environment, and a changed pin makes one new layer.
+layer in every environment, and a changed pin makes one new layer. A distribution's layer is
+keyed by its lock entry and the image's target, so a rebuild finds it without installing or
+compiling anything.
 """
 
 from __future__ import annotations
@@ -13,20 +15,32 @@ import io
 import json
 import os
 import tarfile
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path, PurePosixPath
 
 from packaging.utils import canonicalize_name
 
+from envrepo.bytecode import pyc_path, wanted
 from envrepo.digest import json_sha256
 from envrepo.files import cache_dir
 
 ENV_PREFIX = PurePosixPath("/opt/env")
-LAYER_FORMAT = 2
+LAYER_FORMAT = 3  # 3: a layer is keyed by its lock entry and holds bytecode
 UV_FILES = {".lock"}  # uv's own lock on the --target folder, not part of the environment
 MAX_PACKAGE_LAYERS = 100  # Docker allows 127 layers in all; the rest share one layer
+
+
+@dataclass(frozen=True)
+class Package:
+    """A locked distribution that gets a layer of its own, and that layer's cache key, known
+    before anything is installed."""
+
+    name: str
+    version: str
+    key: str
 
 
 @dataclass(frozen=True)
@@ -89,44 +103,56 @@ def write_layer(
                     tar.addfile(_info(name, mode, size=source.stat().st_size), handle)
 
 
-def _finish(key: str, created_by: str, make: Callable[[Path], None]) -> Layer:
-    """The cached layer for `key`, made by `make(path)` when it is not cached yet."""
+def cached(key: str, created_by: str) -> Layer | None:
+    """The layer made for `key` before, if any."""
     folder = cache_dir("layers")
-    path = folder / f"{key}.tar"
-    marker = folder / f"{key}.sha256"
+    path, marker = folder / f"{key}.tar", folder / f"{key}.sha256"
     if not (path.is_file() and marker.is_file()):
-        partial = folder / f".{key}.{os.getpid()}.tmp"
-        try:
-            make(partial)
-            digest = hashlib.sha256()
-            with partial.open("rb") as handle:
-                for chunk in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(chunk)
-            partial.replace(path)
-            marker.write_text(digest.hexdigest())
-        finally:
-            partial.unlink(missing_ok=True)
+        return None
     return Layer(path, f"sha256:{marker.read_text().strip()}", path.stat().st_size, created_by)
 
 
-def _image_path(relative: str, site_packages: PurePosixPath) -> str:
-    top = relative.split("/", 1)[0]
-    if top in ("bin", "share"):
+def _finish(key: str, created_by: str, make: Callable[[Path], None]) -> Layer:
+    """The cached layer for `key`, made by `make(path)` when it is not cached yet."""
+    found = cached(key, created_by)
+    if found is not None:
+        return found
+    folder = cache_dir("layers")
+    partial = folder / f".{key}.{os.getpid()}.tmp"
+    try:
+        make(partial)
+        digest = hashlib.sha256()
+        with partial.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        partial.replace(folder / f"{key}.tar")
+        (folder / f"{key}.sha256").write_text(digest.hexdigest())
+    finally:
+        partial.unlink(missing_ok=True)
+    made = cached(key, created_by)
+    assert made is not None
+    return made
+
+
+def in_site(relative: str) -> bool:
+    """Whether a file of uv's --target folder goes to site-packages (not bin/ or share/)."""
+    return relative.split("/", 1)[0] not in ("bin", "share")
+
+
+def image_path(relative: str, site_packages: PurePosixPath) -> str:
+    if not in_site(relative):
         return str((ENV_PREFIX / relative).relative_to("/"))
     return str((site_packages / relative).relative_to("/"))
 
 
-def package_layers(
-    target: Path, site_packages: PurePosixPath, direct: Collection[str] = ()
-) -> list[Layer]:
-    """One layer per distribution installed in `target` (uv's --target folder), by RECORD.
-
-    The packages a spec names itself (`direct`, canonical names) go last: they change more
-    often than what they pull in, and a changed layer makes every layer above it load again.
-    """
-    claimed: set[str] = set()
-    recorded: dict[str, str] = {}
-    groups: list[tuple[str, dict[str, Path]]] = []
+def _staged(
+    target: Path, site_packages: PurePosixPath, cache_tag: str | None
+) -> tuple[dict[str, dict[str, Path]], dict[str, Path]]:
+    """The files of each distribution in `target` (uv's --target folder) by RECORD, with
+    their bytecode, by canonical name (path in the image → file); and the files no RECORD
+    claims."""
+    claimed: set[Path] = {target / name for name in UV_FILES}
+    found: dict[str, dict[str, Path]] = {}
     for record in sorted(target.glob("*.dist-info/RECORD")):
         files: dict[str, Path] = {}
         with record.open(newline="", encoding="utf-8") as handle:
@@ -134,45 +160,86 @@ def package_layers(
                 if not row or not (target / row[0]).is_file():
                     continue
                 relative = os.path.normpath(row[0])
-                claimed.add(relative)
-                image_path = _image_path(relative, site_packages)
-                files[image_path] = target / relative
-                # The installer's own record of the file's hash saves reading every byte again;
-                # console scripts are rewritten after install, so they are hashed as they are.
-                if len(row) > 1 and row[1] and not relative.startswith("bin/"):
-                    recorded[image_path] = row[1]
-        groups.append((record.parent.name.removesuffix(".dist-info"), files))
+                files[image_path(relative, site_packages)] = target / relative
+                if cache_tag and in_site(relative) and wanted(relative):
+                    pyc = pyc_path(relative, cache_tag)
+                    if (target / pyc).is_file():
+                        files[image_path(pyc, site_packages)] = target / pyc
+        claimed.update(files.values())
+        name = record.parent.name.removesuffix(".dist-info").rsplit("-", 1)[0]
+        found[canonicalize_name(name)] = files
     rest = {
-        _image_path(str(path.relative_to(target)), site_packages): path
+        image_path(str(path.relative_to(target)), site_packages): path
         for path in sorted(target.rglob("*"))
-        if path.is_file() and str(path.relative_to(target)) not in claimed | UV_FILES
+        if path.is_file() and path not in claimed
     }
-    # Within each part, largest first: a changed pin reloads its layer and those above it.
-    groups.sort(
-        key=lambda g: (
-            canonicalize_name(g[0].rsplit("-", 1)[0]) in direct,
-            -sum(p.stat().st_size for p in g[1].values()),
-        )
+    return found, rest
+
+
+def _content_key(files: dict[str, Path]) -> str:
+    return json_sha256(
+        {
+            "format": LAYER_FORMAT,
+            "files": {
+                image: hashlib.sha256(path.read_bytes()).hexdigest()
+                for image, path in sorted(files.items())
+            },
+            "executable": sorted(i for i, p in files.items() if os.access(p, os.X_OK)),
+        }
     )
-    if len(groups) > MAX_PACKAGE_LAYERS:
-        tail = groups[MAX_PACKAGE_LAYERS - 1 :]
-        merged = {k: v for _, files in tail for k, v in files.items()}
-        groups = [*groups[: MAX_PACKAGE_LAYERS - 1], ("+".join(n for n, _ in tail), merged)]
+
+
+def _merge(out: Path, parts: Sequence[Layer]) -> None:
+    """One tar holding what the `parts` hold, in name order."""
+    with ExitStack() as stack:
+        members: dict[str, tuple[tarfile.TarFile, tarfile.TarInfo]] = {}
+        for part in parts:
+            tar = stack.enter_context(tarfile.open(part.path))
+            for member in tar.getmembers():
+                members.setdefault(member.name, (tar, member))
+        with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as merged:
+            for name in sorted(members):
+                tar, member = members[name]
+                merged.addfile(member, tar.extractfile(member) if member.isfile() else None)
+
+
+def package_layers(
+    packages: Sequence[Package],
+    target: Path | None,
+    site_packages: PurePosixPath,
+    direct: Collection[str] = (),
+    cache_tag: str | None = None,
+) -> list[Layer]:
+    """One layer per distribution: made before (by its key), or from what `target` (uv's
+    --target folder, holding the distributions whose layer was not made yet) holds.
+
+    The packages a spec names itself (`direct`, canonical names) go last: they change more
+    often than what they pull in, and a changed layer makes every layer above it load again.
+    """
+    staged, rest = _staged(target, site_packages, cache_tag) if target else ({}, {})
+    made: list[tuple[bool, Layer]] = []
+    for package in packages:
+        name = canonicalize_name(package.name)
+        created_by = f"envrepo: install {package.name}-{package.version}"
+        layer = cached(package.key, created_by)
+        if layer is None and name in staged:
+            layer = _finish(package.key, created_by, partial(write_layer, files=staged[name]))
+        if layer is not None:
+            made.append((name in direct, layer))
+    # Within each part, largest first: a changed pin reloads its layer and those above it.
+    layers = [layer for _, layer in sorted(made, key=lambda m: (m[0], -m[1].size))]
+    if len(layers) > MAX_PACKAGE_LAYERS:
+        tail = layers[MAX_PACKAGE_LAYERS - 1 :]
+        key = json_sha256({"format": LAYER_FORMAT, "merged": [layer.diff_id for layer in tail]})
+        label = "envrepo: install " + ", ".join(t.created_by.rsplit(" ", 1)[1] for t in tail)
+        layers = [
+            *layers[: MAX_PACKAGE_LAYERS - 1],
+            _finish(key, label, partial(_merge, parts=tail)),
+        ]
     if rest:
-        groups.append(("other files", rest))
-    layers = []
-    for name, files in groups:
-        key = json_sha256(
-            {
-                "format": LAYER_FORMAT,
-                "files": {
-                    image: recorded.get(image) or hashlib.sha256(path.read_bytes()).hexdigest()
-                    for image, path in sorted(files.items())
-                },
-                "executable": sorted(i for i, p in files.items() if os.access(p, os.X_OK)),
-            }
+        layers.append(
+            _finish(_content_key(rest), "envrepo: other files", partial(write_layer, files=rest))
         )
-        layers.append(_finish(key, f"envrepo: install {name}", partial(write_layer, files=files)))
     return layers
 
 
@@ -210,17 +277,11 @@ def conda_layers(prefix: Path) -> list[Layer]:
         listed = json.loads(meta.read_text(encoding="utf-8")).get("files", [])
         files = {f"{root}/{rel}": prefix / rel for rel in listed if (prefix / rel).is_file()}
         files[f"{root}/conda-meta/{meta.name}"] = meta
-        key = json_sha256(
-            {
-                "format": LAYER_FORMAT,
-                "conda": {
-                    image: hashlib.sha256(path.read_bytes()).hexdigest()
-                    for image, path in sorted(files.items())
-                },
-                "executable": sorted(i for i, p in files.items() if os.access(p, os.X_OK)),
-            }
-        )
         layers.append(
-            _finish(key, f"envrepo: conda {meta.stem}", partial(write_layer, files=files))
+            _finish(
+                _content_key(files),
+                f"envrepo: conda {meta.stem}",
+                partial(write_layer, files=files),
+            )
         )
     return layers

@@ -2,9 +2,8 @@
 
 `envrepo build` makes the same filesystem without a Dockerfile build: it assembles the layers
 on the host (the virtual environment's skeleton, then one layer per locked distribution,
-installed by uv for the image's target, hash-checked) and loads them onto the base image, so
-nothing runs in a container, no wheel file enters a layer, and a changed pin makes one new
-layer. This text is what a Docker build would need to do the same, as Azure ML prints the
+installed by uv for the image's target, hash-checked, with their bytecode) and loads them onto
+the base image, so no wheel file enters a layer, and a changed pin makes one new layer. This text is what a Docker build would need to do the same, as Azure ML prints the
 Dockerfile of an environment for debugging. Labels are left to the build, so that the commit
 they name does not change the rendered text.
 """
@@ -63,6 +62,10 @@ def render(spec: Spec, base_ref: str, parent: Spec | None, layout: Layout) -> st
     }
     for folder in layout.folders:
         lines.append(f"COPY env/{folder}/ {targets[folder]}/")
+    if "site-packages" in layout.folders and spec.conda is None:
+        # Bytecode as the build writes it; packages' own test suites stay sources.
+        compiled = [spec.interpreter, "-m", "compileall", "-q", "-x", "/tests/", python_dir(spec)]
+        lines.append(f"RUN {json.dumps(compiled)}")
     if not spec.user_managed:
         lines.append(f"ENV VIRTUAL_ENV={ENV_PREFIX} PATH={ENV_PREFIX}/bin:$PATH")
     for key, value in sorted(spec.variables.items()):

@@ -1,20 +1,90 @@
-"""The build context: the locked packages installed on the host for the image's target.
+"""The locked packages installed on the host for the image's target.
 
-uv installs the lock's files, hash-checked, from its content-addressed cache (shared by
-every environment and run) into a folder that the Dockerfile copies; the container never
-reaches a package index, and no wheel file goes into the context.
+Each entry of the pip lock gets the cache key of the layer it makes, known before anything is
+installed (its hashes name its files); only the entries whose layer is not made yet are
+installed. uv installs the lock's files, hash-checked, from its content-addressed cache
+(shared by every environment and run) into a staging folder; no container reaches a package
+index, and no wheel file goes into a layer.
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
-from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from packaging.markers import default_environment
+from packaging.requirements import Requirement
 
 from envrepo import lock
+from envrepo.bytecode import POLICY, Job, wanted
+from envrepo.digest import json_sha256
 from envrepo.errors import EnvrepoError, Problem
-from envrepo.lock_pip import PLATFORM_TAGS, uv
+from envrepo.layers import LAYER_FORMAT, Package, image_path, in_site
+from envrepo.lock_pip import PLATFORM_TAGS, entries, tool_version, uv
 from envrepo.render import ENV_PREFIX
 from envrepo.spec import Spec
+
+_HASH = re.compile(r"--hash=(\S+)")
+
+
+@dataclass(frozen=True)
+class Locked(Package):
+    """One distribution of the pip lock: its entry, hashes included, and the lock it is from,
+    as shown to users."""
+
+    text: str
+    source: str
+
+
+def _target_environment(spec: Spec) -> dict[str, str]:
+    """Marker values for the image: what uv assumes for --python-version/--python-platform."""
+    machine = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}[spec.platforms[0]]
+    version = spec.python if spec.python.count(".") == 2 else f"{spec.python}.0"
+    return {
+        **{key: str(value) for key, value in default_environment().items()},
+        "implementation_name": "cpython",
+        "implementation_version": version,
+        "os_name": "posix",
+        "platform_machine": machine,
+        "platform_python_implementation": "CPython",
+        "platform_system": "Linux",
+        "python_full_version": version,
+        "python_version": ".".join(version.split(".")[:2]),
+        "sys_platform": "linux",
+    }
+
+
+def locked(spec: Spec, site: PurePosixPath, cache_tag: str | None) -> list[Locked]:
+    """The pip lock's distributions for the image's target, each with its layer's key."""
+    pip_lock = lock.pip_lock(spec)
+    if pip_lock is None or spec.user_managed:
+        return []
+    lock.require(spec, "pip", pip_lock)
+    target = _target_environment(spec)
+    common = {
+        "format": LAYER_FORMAT,
+        "python": spec.python,
+        "platform": PLATFORM_TAGS[spec.platforms[0]],
+        "site": str(site),
+        "prefix": ENV_PREFIX,
+        "installer": tool_version(),
+        "bytecode": [cache_tag, POLICY] if cache_tag else None,
+    }
+    shown = f"{spec.display}/{pip_lock.name}"
+    found = []
+    for first, text in entries(lock.split(pip_lock.read_text(encoding="utf-8"))[1]):
+        requirement = Requirement(first)
+        if requirement.marker is not None and not requirement.marker.evaluate(target):
+            continue
+        version = str(next(iter(requirement.specifier)).version)
+        name = requirement.name
+        hashes = sorted(_HASH.findall(text))
+        key = json_sha256({**common, "package": [name, version, hashes]})
+        found.append(Locked(name=name, version=version, key=key, text=text, source=shown))
+    return found
 
 
 def _first_line(text: str) -> str:
@@ -33,13 +103,11 @@ def _rewrite_shebangs(folder: Path) -> None:
             script.write_bytes(f"#!{ENV_PREFIX}/bin/python\n".encode() + rest)
 
 
-def stage(spec: Spec, context: Path) -> Path | None:
-    """Install `spec`'s locked packages into a folder under `context` (uv's --target layout:
-    packages, bin/, share/); None when it installs nothing."""
-    pip_lock = lock.pip_lock(spec)
-    if pip_lock is None or spec.user_managed:
-        return None
-    lock.require(spec, "pip", pip_lock)
+def stage(spec: Spec, context: Path, wanted: Sequence[Locked]) -> Path:
+    """Install the `wanted` entries of `spec`'s pip lock into a folder under `context` (uv's
+    --target layout: packages, bin/, share/)."""
+    subset = context / "wanted.lock"
+    subset.write_text("".join(entry.text for entry in wanted), encoding="utf-8")
     target = context / "target"
     command = [
         uv(),
@@ -59,7 +127,7 @@ def stage(spec: Spec, context: Path) -> Path | None:
         "--color",
         "never",
         "-r",
-        str(pip_lock),
+        str(subset),
     ]
     if spec.wheels is not None:
         command += ["--find-links", str(spec.folder / spec.wheels)]
@@ -67,7 +135,7 @@ def stage(spec: Spec, context: Path) -> Path | None:
     if done.returncode != 0:
         raise EnvrepoError(
             Problem(
-                f"{spec.display}/{pip_lock.name}",
+                wanted[0].source,
                 "",
                 (
                     f"the locked files cannot be installed: {_first_line(done.stderr)}; "
@@ -78,3 +146,14 @@ def stage(spec: Spec, context: Path) -> Path | None:
     if (target / "bin").is_dir():
         _rewrite_shebangs(target / "bin")
     return target
+
+
+def sources(target: Path, staging: Path, site: PurePosixPath) -> list[Job]:
+    """The staged files that get bytecode, each by its path under `staging` and in the image."""
+    jobs = []
+    for path in sorted(target.rglob("*.py")):
+        relative = path.relative_to(target).as_posix()
+        if in_site(relative) and wanted(relative):
+            shown = "/" + image_path(relative, site)
+            jobs.append(Job(path.relative_to(staging).as_posix(), shown))
+    return jobs
