@@ -52,7 +52,7 @@ def compile_one(job):
 root, listing = sys.argv[1], sys.argv[2]
 with open(listing, encoding="utf-8") as handle:
     jobs = [(os.path.join(root, relative), shown) for relative, shown in json.load(handle)]
-if len(jobs) < 400 or (os.cpu_count() or 1) < 2:
+if len(jobs) < 100 or (os.cpu_count() or 1) < 2:
     print(sum(map(compile_one, jobs)))
 else:
     with ProcessPoolExecutor(mp_context=multiprocessing.get_context("fork")) as pool:
