@@ -53,6 +53,7 @@ def plain_build(
         "RUN PIP_CERT=/etc/ssl/certs/host-ca.crt python -m pip install --no-cache-dir "
         "-r /tmp/requirements.txt\n"
     )
+    os.sync()
     start = time.perf_counter()
     image, _ = client.images.build(path=str(context), tag="envrepo-bench/plain:latest", rm=True)
     return time.perf_counter() - start, int(image.attrs["Size"])

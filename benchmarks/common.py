@@ -3,6 +3,7 @@ curated tree to work on."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -16,7 +17,9 @@ BIN = Path(sys.executable).parent
 
 
 def run_timed(command: Sequence[str], cwd: Path, env: dict[str, str]) -> float:
-    """Wall seconds of `command`; the benchmark stops with its output when it fails."""
+    """Wall seconds of `command`; the benchmark stops with its output when it fails. Each run
+    starts with the disk written back, so that none pays for what ran before it."""
+    os.sync()
     start = time.perf_counter()
     done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
