@@ -160,7 +160,8 @@ def test_chain_ids_follow_docker() -> None:
 
 def test_image_config_extends_path_and_keeps_the_base(tmp_path: Path) -> None:
     layer_file = tmp_path / "l.tar"
-    write_layer(layer_file, {}, extra={"x": b"1"})
+    with layer_file.open("wb") as out:
+        write_layer(out, {}, extra={"x": b"1"})
     layer = Layer(layer_file, "sha256:" + "c" * 64, 1, "test")
     env = environment(
         ["PATH=/usr/bin:/bin", "LANG=C.UTF-8"],

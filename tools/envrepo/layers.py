@@ -20,6 +20,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path, PurePosixPath
+from typing import IO, Any, cast
 
 from packaging.utils import canonicalize_name
 
@@ -75,7 +76,7 @@ def _parents(paths: Iterable[str]) -> list[str]:
 
 
 def write_layer(
-    target: Path,
+    out: IO[bytes],
     files: dict[str, Path],
     links: dict[str, str] | None = None,
     extra: dict[str, bytes] | None = None,
@@ -86,7 +87,7 @@ def write_layer(
     links = links or {}
     extra = extra or {}
     names = sorted({*files, *links, *extra})
-    with tarfile.open(target, "w", format=tarfile.PAX_FORMAT) as tar:
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for folder in sorted({*_parents(names), *_parents(f"{f}/x" for f in folders)}):
             tar.addfile(_info(folder + "/", 0o755, tarfile.DIRTYPE))
         for name in names:
@@ -112,21 +113,39 @@ def cached(key: str, created_by: str) -> Layer | None:
     return Layer(path, f"sha256:{marker.read_text().strip()}", path.stat().st_size, created_by)
 
 
-def _finish(key: str, created_by: str, make: Callable[[Path], None]) -> Layer:
-    """The cached layer for `key`, made by `make(path)` when it is not cached yet."""
+class _Hashing(io.RawIOBase):
+    """A file being written, hashed on the way: a new layer is never read back to hash it."""
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self.handle = handle
+        self.digest = hashlib.sha256()
+        self.written = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.digest.update(data)
+        self.written += len(data)
+        return self.handle.write(data)
+
+    def tell(self) -> int:
+        return self.written
+
+
+def _finish(key: str, created_by: str, make: Callable[[IO[bytes]], None]) -> Layer:
+    """The cached layer for `key`, made by `make(file)` when it is not cached yet."""
     found = cached(key, created_by)
     if found is not None:
         return found
     folder = cache_dir("layers")
     partial = folder / f".{key}.{os.getpid()}.tmp"
     try:
-        make(partial)
-        digest = hashlib.sha256()
-        with partial.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
+        with partial.open("wb") as handle:
+            sink = _Hashing(handle)
+            make(cast(IO[bytes], sink))  # a writable file, as tarfile needs
         partial.replace(folder / f"{key}.tar")
-        (folder / f"{key}.sha256").write_text(digest.hexdigest())
+        (folder / f"{key}.sha256").write_text(sink.digest.hexdigest())
     finally:
         partial.unlink(missing_ok=True)
     made = cached(key, created_by)
@@ -189,7 +208,7 @@ def _content_key(files: dict[str, Path]) -> str:
     )
 
 
-def _merge(out: Path, parts: Sequence[Layer]) -> None:
+def _merge(out: IO[bytes], parts: Sequence[Layer]) -> None:
     """One tar holding what the `parts` hold, in name order."""
     with ExitStack() as stack:
         members: dict[str, tuple[tarfile.TarFile, tarfile.TarInfo]] = {}
@@ -197,7 +216,7 @@ def _merge(out: Path, parts: Sequence[Layer]) -> None:
             tar = stack.enter_context(tarfile.open(part.path))
             for member in tar.getmembers():
                 members.setdefault(member.name, (tar, member))
-        with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as merged:
+        with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as merged:
             for name in sorted(members):
                 tar, member = members[name]
                 merged.addfile(member, tar.extractfile(member) if member.isfile() else None)
