@@ -94,6 +94,8 @@ def test_package_layers_one_per_distribution_with_bytecode_and_made_once(
     # Made once: the same keys find the same layers with nothing staged at all.
     again = package_layers(packages, None, SITE, direct={"alpha"}, cache_tag=tag)
     assert [layer.diff_id for layer in again] == [layer.diff_id for layer in first]
+    assert [layer.made for layer in first] == [True, True]
+    assert [layer.made for layer in again] == [False, False]
     # A new key (a changed pin) is made from what is staged now; the other layer stays.
     (tmp_path / "two/beta/__init__.py").write_text("B = 3\n")
     changed = package_layers(

@@ -280,7 +280,8 @@ class Builder:
                 record.durations["stage"] = round(time.monotonic() - stage_started, 2)
                 for layer in new_layers:
                     log(
-                        f"layer {layer.diff_id[7:19]} {layer.size / 1e6:7.1f} MB  {layer.created_by}"
+                        f"layer {layer.diff_id[7:19]} {layer.size / 1e6:7.1f} MB  "
+                        f"{'made ' if layer.made else 'cached'}  {layer.created_by}"
                     )
                 variables = dict(spec.variables)
                 if not spec.user_managed:

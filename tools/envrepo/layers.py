@@ -10,6 +10,7 @@ compiling anything.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import json
@@ -46,12 +47,14 @@ class Package:
 
 @dataclass(frozen=True)
 class Layer:
-    """A layer tar on disk: its diff ID (sha256 of the tar), size, and what made it."""
+    """A layer tar on disk: its diff ID (sha256 of the tar), size, what made it, and whether
+    this run made it (else it came from the cache)."""
 
     path: Path
     diff_id: str
     size: int
     created_by: str
+    made: bool = False
 
 
 def _info(name: str, mode: int, kind: bytes = tarfile.REGTYPE, size: int = 0) -> tarfile.TarInfo:
@@ -150,7 +153,7 @@ def _finish(key: str, created_by: str, make: Callable[[IO[bytes]], None]) -> Lay
         partial.unlink(missing_ok=True)
     made = cached(key, created_by)
     assert made is not None
-    return made
+    return dataclasses.replace(made, made=True)
 
 
 def in_site(relative: str) -> bool:
