@@ -25,7 +25,7 @@ from envrepo.checks import Log, Python, check_image, probe_python
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.files import write_text
 from envrepo.hashing import SpecHash
-from envrepo.layers import cached, conda_layers, package_layers, venv_layer
+from envrepo.layers import Layer, conda_layers, is_cached, package_layers, venv_layer
 from envrepo.registry import Registry
 from envrepo.render import ENV_PREFIX, needs_venv, python_dir
 from envrepo.spec import Catalog, Spec
@@ -266,17 +266,7 @@ class Builder:
                     conda_prefix = stage_conda(spec, context)
                     if conda_prefix is not None:
                         new_layers += conda_layers(conda_prefix)
-                cache_tag = python.cache_tag if python is not None else None
-                packages = locked(spec, site, cache_tag)
-                missing = [p for p in packages if cached(p.key, "") is None]
-                target = stage(spec, context, missing) if missing else None
-                if target is not None and python is not None and cache_tag is not None:
-                    compile_started = time.monotonic()
-                    jobs = sources(target, context, site)
-                    compile_staged(self.client, str(base.id), python, context, jobs)
-                    record.durations["compile"] = round(time.monotonic() - compile_started, 2)
-                    log(f"compiled {len(jobs)} files to bytecode for {python.path}")
-                new_layers += package_layers(packages, target, site, direct_names(spec), cache_tag)
+                new_layers += self._pip_layers(spec, base, python, context, record, log)
                 record.durations["stage"] = round(time.monotonic() - stage_started, 2)
                 for layer in new_layers:
                     log(
@@ -342,6 +332,30 @@ class Builder:
             raise EnvrepoError(
                 f"the base image {reference} cannot be pulled: {error.explanation or error}"
             ) from None
+
+    def _pip_layers(
+        self,
+        spec: Spec,
+        base: Image,
+        python: Python | None,
+        context: Path,
+        record: BuildRecord,
+        log: Log,
+    ) -> list[Layer]:
+        """A layer per locked pip distribution; only those not made before are installed and
+        compiled."""
+        site = PurePosixPath(python_dir(spec))
+        cache_tag = python.cache_tag if python is not None else None
+        packages = locked(spec, site, cache_tag)
+        missing = [package for package in packages if not is_cached(package.key)]
+        target = stage(spec, context, missing) if missing else None
+        if target is not None and python is not None and cache_tag is not None:
+            started = time.monotonic()
+            jobs = sources(target, context, site)
+            compile_staged(self.client, str(base.id), python, context, jobs)
+            record.durations["compile"] = round(time.monotonic() - started, 2)
+            log(f"compiled {len(jobs)} files to bytecode for {python.path}")
+        return package_layers(packages, target, site, direct_names(spec), cache_tag)
 
     def _python(self, base: Image, parent: Spec | None, spec: Spec, venv: bool) -> Python | None:
         """The interpreter the environment's packages are for: the one its venv is made from,

@@ -107,12 +107,21 @@ def write_layer(
                     tar.addfile(_info(name, mode, size=source.stat().st_size), handle)
 
 
+def _files(key: str) -> tuple[Path, Path]:
+    """Where the layer for `key` and its digest are kept."""
+    folder = cache_dir("layers")
+    return folder / f"{key}.tar", folder / f"{key}.sha256"
+
+
+def is_cached(key: str) -> bool:
+    return all(path.is_file() for path in _files(key))
+
+
 def cached(key: str, created_by: str) -> Layer | None:
     """The layer made for `key` before, if any."""
-    folder = cache_dir("layers")
-    path, marker = folder / f"{key}.tar", folder / f"{key}.sha256"
-    if not (path.is_file() and marker.is_file()):
+    if not is_cached(key):
         return None
+    path, marker = _files(key)
     return Layer(path, f"sha256:{marker.read_text().strip()}", path.stat().st_size, created_by)
 
 
@@ -141,14 +150,14 @@ def _finish(key: str, created_by: str, make: Callable[[IO[bytes]], None]) -> Lay
     found = cached(key, created_by)
     if found is not None:
         return found
-    folder = cache_dir("layers")
-    partial = folder / f".{key}.{os.getpid()}.tmp"
+    path, marker = _files(key)
+    partial = path.with_name(f".{key}.{os.getpid()}.tmp")
     try:
         with partial.open("wb") as handle:
             sink = _Hashing(handle)
             make(cast(IO[bytes], sink))  # a writable file, as tarfile needs
-        partial.replace(folder / f"{key}.tar")
-        (folder / f"{key}.sha256").write_text(sink.digest.hexdigest())
+        partial.replace(path)
+        marker.write_text(sink.digest.hexdigest())
     finally:
         partial.unlink(missing_ok=True)
     made = cached(key, created_by)
