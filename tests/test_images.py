@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 import tarfile
 from pathlib import Path, PurePosixPath
 
 import pytest
 
-from conftest import RepoMaker, write_files
+from conftest import RepoMaker, write_files, write_fresh_lock
 from envrepo.assemble import chain_ids, environment, image_config
-from envrepo.bytecode import pyc_path, wanted
+from envrepo.bytecode import Job, compile_on_host, pyc_path, wanted
 from envrepo.errors import EnvrepoError
 from envrepo.layers import Layer, Package, package_layers, venv_layer, write_layer
 from envrepo.lock_image import DOCKER_HUB, parse_reference
 from envrepo.render import Layout, render
 from envrepo.repo import open_repository
 from envrepo.spec import load_catalog
+from envrepo.stage import locked
 
 SITE = PurePosixPath("/opt/env/lib/python3.11/site-packages")
 
@@ -130,6 +134,72 @@ def test_more_distributions_than_layers_share_one_merged_layer(
         f"opt/env/lib/python3.11/site-packages/{n}/__init__.py" for n in ("p3", "p4", "p5")
     ]
     assert len(merged) == len(set(merged))
+
+
+def test_bytecode_made_on_the_host_is_what_python_loads(tmp_path: Path) -> None:
+    staging = tmp_path / "staging"
+    module = "VALUE = 'compiled'\n"
+    write_files(
+        staging,
+        {
+            "target/pkg/__init__.py": "",
+            "target/pkg/mod.py": module,
+            "target/pkg/bad.py": "def (:\n",
+        },
+    )
+    shown = "/opt/env/lib/python3.11/site-packages/pkg/mod.py"
+    compile_on_host(
+        staging, [Job("target/pkg/mod.py", shown), Job("target/pkg/bad.py", "/x/pkg/bad.py")]
+    )
+    cache = staging / "target/pkg/__pycache__"
+    assert sorted(p.name for p in cache.iterdir()) == [f"mod.{sys.implementation.cache_tag}.pyc"]
+    assert not (staging / "envrepo-compile.json").exists()
+    # As in a layer, every file has mtime 0. A source of the same size that says something
+    # else is not read: Python trusts the bytecode and compiles nothing.
+    source = staging / "target/pkg/mod.py"
+    source.write_text(module.replace("compiled", "source!!"))
+    for path in (source, staging / "target/pkg/__init__.py"):
+        os.utime(path, (0, 0))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-B",
+            "-c",
+            "import pkg.mod as m; print(m.VALUE)",
+        ],
+        cwd=staging / "target",
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "compiled"
+
+
+def test_each_lock_entry_for_the_target_has_a_layer_key(make_repo: RepoMaker) -> None:
+    root = make_repo("")
+    write_files(
+        root,
+        {
+            "environments/app/environment.yaml": (
+                "name: app\nbase:\n  bootstrap: {suite: bookworm}\n"
+                'python: "3.11"\npip: requirements.txt\n'
+            ),
+            "environments/app/requirements.txt": "alpha==1.0\n",
+        },
+    )
+    entry = "alpha==1.0 \\\n    --hash=sha256:{}\n"
+    other = 'beta==2.0 ; sys_platform == "win32" \\\n    --hash=sha256:' + "b" * 64 + "\n"
+    spec = write_fresh_lock(root, "app", entry.format("a" * 64) + other)
+    [alpha] = locked(spec, SITE, "cpython-311")
+    assert (alpha.name, alpha.version, alpha.source) == (
+        "alpha",
+        "1.0",
+        "environments/app/requirements.lock",
+    )
+    assert alpha.key == locked(spec, SITE, "cpython-311")[0].key
+    assert alpha.key != locked(spec, SITE, None)[0].key
+    spec = write_fresh_lock(root, "app", entry.format("c" * 64))
+    assert alpha.key != locked(spec, SITE, "cpython-311")[0].key
 
 
 def test_bytecode_skips_test_suites_and_names_files_by_cache_tag() -> None:

@@ -16,7 +16,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -80,31 +80,58 @@ def pyc_path(relative: str, cache_tag: str) -> str:
     return str(path.parent / "__pycache__" / f"{path.stem}.{cache_tag}.pyc")
 
 
-def compile_staged(
-    client: docker.DockerClient, image: str, python: Python, staging: Path, jobs: Sequence[Job]
-) -> None:
-    """Write the bytecode of `jobs` next to their sources under `staging`."""
-    if not jobs:
-        return
+def _run_driver(staging: Path, jobs: Sequence[Job], run: Callable[[Path], tuple[int, str]]) -> None:
+    """Hand `jobs` to the driver as a list file under `staging`; `run(list file)` runs it."""
     listing = staging / "envrepo-compile.json"
     listing.write_text(json.dumps([[job.staged, job.shown] for job in jobs]), encoding="utf-8")
-    if python.cache_tag == sys.implementation.cache_tag:
+    try:
+        code, output = run(listing)
+    finally:
+        listing.unlink(missing_ok=True)
+    if code != 0:
+        last = (output.strip().splitlines() or ["no output"])[-1]
+        raise EnvrepoError(f"compiling the packages' bytecode failed: {last}")
+
+
+def compile_on_host(staging: Path, jobs: Sequence[Job]) -> None:
+    """Compile with the interpreter running envrepo (the image's version and implementation)."""
+
+    def run(listing: Path) -> tuple[int, str]:
         done = subprocess.run(
             [sys.executable, "-I", "-c", DRIVER, str(staging), str(listing)],
             capture_output=True,
             text=True,
             check=False,
         )
-        code, output = done.returncode, done.stdout + done.stderr
-    else:
-        code, output = run_in_image(
+        return done.returncode, done.stdout + done.stderr
+
+    _run_driver(staging, jobs, run)
+
+
+def compile_in_image(
+    client: docker.DockerClient, image: str, python: Python, staging: Path, jobs: Sequence[Job]
+) -> None:
+    """Compile with the base image's own interpreter, network off, as the host's user."""
+
+    def run(listing: Path) -> tuple[int, str]:
+        return run_in_image(
             client,
             image,
             [python.path, "-I", "-c", DRIVER, STAGE_MOUNT, f"{STAGE_MOUNT}/{listing.name}"],
             {str(staging): {"bind": STAGE_MOUNT, "mode": "rw"}},
             user=f"{os.getuid()}:{os.getgid()}",
         )
-    listing.unlink()
-    if code != 0:
-        last = (output.strip().splitlines() or ["no output"])[-1]
-        raise EnvrepoError(f"compiling the packages' bytecode failed ({python.path}): {last}")
+
+    _run_driver(staging, jobs, run)
+
+
+def compile_staged(
+    client: docker.DockerClient, image: str, python: Python, staging: Path, jobs: Sequence[Job]
+) -> None:
+    """Write the bytecode of `jobs` next to their sources under `staging`."""
+    if not jobs:
+        return
+    if python.cache_tag == sys.implementation.cache_tag:
+        compile_on_host(staging, jobs)
+    else:
+        compile_in_image(client, image, python, staging, jobs)
