@@ -33,6 +33,7 @@ ENV_PREFIX = PurePosixPath("/opt/env")
 LAYER_FORMAT = 3  # 3: a layer is keyed by its lock entry and holds bytecode
 UV_FILES = {".lock"}  # uv's own lock on the --target folder, not part of the environment
 MAX_PACKAGE_LAYERS = 100  # Docker allows 127 layers in all; the rest share one layer
+COPY_BUFFER = 1 << 20  # tarfile copies 16 KiB at a time by default; layers are hundreds of MB
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,9 @@ def write_layer(
     links = links or {}
     extra = extra or {}
     names = sorted({*files, *links, *extra})
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+    with tarfile.TarFile(
+        fileobj=out, mode="w", format=tarfile.PAX_FORMAT, copybufsize=COPY_BUFFER
+    ) as tar:
         for folder in sorted({*_parents(names), *_parents(f"{f}/x" for f in folders)}):
             tar.addfile(_info(folder + "/", 0o755, tarfile.DIRTYPE))
         for name in names:
@@ -228,7 +231,9 @@ def _merge(out: IO[bytes], parts: Sequence[Layer]) -> None:
             tar = stack.enter_context(tarfile.open(part.path))
             for member in tar.getmembers():
                 members.setdefault(member.name, (tar, member))
-        with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as merged:
+        with tarfile.TarFile(
+            fileobj=out, mode="w", format=tarfile.PAX_FORMAT, copybufsize=COPY_BUFFER
+        ) as merged:
             for name in sorted(members):
                 tar, member = members[name]
                 merged.addfile(member, tar.extractfile(member) if member.isfile() else None)
