@@ -70,6 +70,7 @@ class Run:
     """One round of the measures that start cold."""
 
     cold: float
+    cold_check: float  # the smoke tests inside the image, part of (a); (d) runs none
     size: int
     relock: float
     rebuild: float
@@ -91,6 +92,8 @@ def one_round(
         path.unlink()
     forget_layers_on(client, base)
     cold = run_timed([*build, NAME], repo, env)
+    [record] = (repo / ".envrepo/builds").glob(f"{NAME}-*.json")
+    cold_check = float(json.loads(record.read_text())["durations"]["check"])
     size = int(client.images.get(f"{host}/{NAME}:latest").attrs["Size"])
     requirements = folder / "requirements.txt"
     original = requirements.read_text()
@@ -106,7 +109,7 @@ def one_round(
     forget_layers_on(client, base)
     plain_cold, plain_size = plain_build(client, base, work / "plain", original)
     plain_more, _ = plain_build(client, base, work / "plain", original + "requests==2.32.3\n")
-    return Run(cold, size, relock, rebuild, phases, plain_cold, plain_size, plain_more)
+    return Run(cold, cold_check, size, relock, rebuild, phases, plain_cold, plain_size, plain_more)
 
 
 def main() -> None:
@@ -174,6 +177,7 @@ def report(rounds: list[Run], bases: float, push: float, noop: float) -> None:
     plain = median([r.plain_cold for r in rounds])
     size, plain_size = rounds[0].size, rounds[0].plain_size
     row("(a) envrepo cold build", [r.cold for r in rounds], f"{size / 1e6:.0f} MB")
+    row("    of which its smoke tests ((d) runs none)", [r.cold_check for r in rounds])
     row("(b) envrepo rebuild, one pin changed", [r.rebuild for r in rounds])
     row("    its re-lock, timed apart", [r.relock for r in rounds])
     row("    push of the tree to the registry", [push], "(apart: (d) pushes nothing)")
