@@ -202,6 +202,27 @@ def test_each_lock_entry_for_the_target_has_a_layer_key(make_repo: RepoMaker) ->
     assert alpha.key != locked(spec, SITE, "cpython-311")[0].key
 
 
+def test_a_lock_entry_that_is_not_an_exact_pin_is_one_line(make_repo: RepoMaker) -> None:
+    root = make_repo("")
+    write_files(
+        root,
+        {
+            "environments/app/environment.yaml": (
+                "name: app\nbase:\n  bootstrap: {suite: bookworm}\n"
+                'python: "3.11"\npip: requirements.txt\n'
+            ),
+            "environments/app/requirements.txt": "alpha==1.0\n",
+        },
+    )
+    spec = write_fresh_lock(root, "app", "alpha>=1.0 \\\n    --hash=sha256:" + "a" * 64 + "\n")
+    with pytest.raises(EnvrepoError) as raised:
+        locked(spec, SITE, "cpython-311")
+    assert str(raised.value) == (
+        "environments/app/requirements.lock: 'alpha>=1.0' is not an exact pin as envrepo lock "
+        "writes them; run envrepo lock app --all"
+    )
+
+
 def test_bytecode_skips_test_suites_and_names_files_by_cache_tag() -> None:
     assert wanted("pkg/mod.py")
     assert not wanted("pkg/tests/test_mod.py")

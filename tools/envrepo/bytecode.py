@@ -7,7 +7,7 @@ image's: the host's when it is one (no container to start), else the base image'
 network off. Their headers carry mtime 0, the mtime every file has in envrepo's layers, so
 Python trusts them and a file edited in a running container is still compiled afresh.
 Packages' own test suites (folders named `tests`) are left as sources: nothing imports them
-but a run of that suite, and they would add a fifth to the image.
+but a run of that suite, and their bytecode would add a tenth to the image.
 """
 
 from __future__ import annotations

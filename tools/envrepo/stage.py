@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from packaging.markers import default_environment
-from packaging.requirements import Requirement
+from packaging.requirements import InvalidRequirement, Requirement
 
 from envrepo import lock
 from envrepo.bytecode import POLICY, Job, wanted
@@ -25,6 +25,7 @@ from envrepo.errors import EnvrepoError, Problem
 from envrepo.layers import LAYER_FORMAT, Package, image_path, in_site
 from envrepo.lock_pip import PLATFORM_TAGS, entries, tool_version, uv
 from envrepo.render import ENV_PREFIX
+from envrepo.requirements import is_exact
 from envrepo.spec import Spec
 
 _HASH = re.compile(r"--hash=(\S+)")
@@ -76,7 +77,19 @@ def locked(spec: Spec, site: PurePosixPath, cache_tag: str | None) -> list[Locke
     shown = f"{spec.display}/{pip_lock.name}"
     found = []
     for first, text in entries(lock.split(pip_lock.read_text(encoding="utf-8"))[1]):
-        requirement = Requirement(first)
+        try:
+            requirement = Requirement(first)
+        except InvalidRequirement:
+            requirement = None
+        if requirement is None or not is_exact(requirement):
+            raise EnvrepoError(
+                Problem(
+                    shown,
+                    "",
+                    f"{first!r} is not an exact pin as envrepo lock writes them; "
+                    f"run envrepo lock {spec.name} --all",
+                )
+            )
         if requirement.marker is not None and not requirement.marker.evaluate(target):
             continue
         version = str(next(iter(requirement.specifier)).version)
