@@ -175,7 +175,8 @@ def test_bytecode_made_on_the_host_is_what_python_loads(tmp_path: Path) -> None:
     assert done.stdout.strip() == "compiled"
 
 
-def test_each_lock_entry_for_the_target_has_a_layer_key(make_repo: RepoMaker) -> None:
+def app_with_pip(make_repo: RepoMaker) -> Path:
+    """A repository with one environment, `app`, whose requirements name alpha==1.0."""
     root = make_repo("")
     write_files(
         root,
@@ -187,6 +188,11 @@ def test_each_lock_entry_for_the_target_has_a_layer_key(make_repo: RepoMaker) ->
             "environments/app/requirements.txt": "alpha==1.0\n",
         },
     )
+    return root
+
+
+def test_each_lock_entry_for_the_target_has_a_layer_key(make_repo: RepoMaker) -> None:
+    root = app_with_pip(make_repo)
     entry = "alpha==1.0 \\\n    --hash=sha256:{}\n"
     other = 'beta==2.0 ; sys_platform == "win32" \\\n    --hash=sha256:' + "b" * 64 + "\n"
     spec = write_fresh_lock(root, "app", entry.format("a" * 64) + other)
@@ -203,17 +209,7 @@ def test_each_lock_entry_for_the_target_has_a_layer_key(make_repo: RepoMaker) ->
 
 
 def test_a_lock_entry_that_is_not_an_exact_pin_is_one_line(make_repo: RepoMaker) -> None:
-    root = make_repo("")
-    write_files(
-        root,
-        {
-            "environments/app/environment.yaml": (
-                "name: app\nbase:\n  bootstrap: {suite: bookworm}\n"
-                'python: "3.11"\npip: requirements.txt\n'
-            ),
-            "environments/app/requirements.txt": "alpha==1.0\n",
-        },
-    )
+    root = app_with_pip(make_repo)
     spec = write_fresh_lock(root, "app", "alpha>=1.0 \\\n    --hash=sha256:" + "a" * 64 + "\n")
     with pytest.raises(EnvrepoError) as raised:
         locked(spec, SITE, "cpython-311")

@@ -18,7 +18,7 @@ import docker
 import docker.errors
 from docker.models.images import Image
 
-from envrepo import bootstrap, graph, lock
+from envrepo import bootstrap, graph
 from envrepo.assemble import environment, image_config, load, present_chains
 from envrepo.bytecode import compile_staged
 from envrepo.checks import Log, Python, check_image, probe_python
@@ -29,7 +29,7 @@ from envrepo.layers import Layer, conda_layers, is_cached, package_layers, venv_
 from envrepo.registry import Registry
 from envrepo.render import ENV_PREFIX, needs_venv, python_dir
 from envrepo.spec import Catalog, Spec
-from envrepo.stage import locked, sources, stage
+from envrepo.stage import installs_pip, locked, sources, stage
 from envrepo.stage_conda import stage_conda
 
 
@@ -266,7 +266,7 @@ class Builder:
                     conda_prefix = stage_conda(spec, context)
                     if conda_prefix is not None:
                         new_layers += conda_layers(conda_prefix)
-                new_layers += self._pip_layers(spec, base, python, context, record, log)
+                new_layers += self._pip_layers(spec, base, python, site, context, record, log)
                 record.durations["stage"] = round(time.monotonic() - stage_started, 2)
                 for layer in new_layers:
                     log(
@@ -338,13 +338,13 @@ class Builder:
         spec: Spec,
         base: Image,
         python: Python | None,
+        site: PurePosixPath,
         context: Path,
         record: BuildRecord,
         log: Log,
     ) -> list[Layer]:
         """A layer per locked pip distribution; only those not made before are installed and
         compiled."""
-        site = PurePosixPath(python_dir(spec))
         cache_tag = python.cache_tag if python is not None else None
         packages = locked(spec, site, cache_tag)
         missing = [package for package in packages if not is_cached(package.key)]
@@ -361,7 +361,7 @@ class Builder:
         """The interpreter the environment's packages are for: the one its venv is made from,
         or the environment's own. None when it installs no packages or has none yet (a conda
         environment's python comes with its packages)."""
-        if not venv and (spec.user_managed or lock.pip_lock(spec) is None):
+        if not venv and not installs_pip(spec):
             return None
         command = (
             (parent.interpreter if parent is not None else "python3") if venv else spec.interpreter

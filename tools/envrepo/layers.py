@@ -10,7 +10,6 @@ compiling anything.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import hashlib
 import io
 import json
@@ -163,9 +162,7 @@ def _finish(key: str, created_by: str, make: Callable[[IO[bytes]], None]) -> Lay
         marker.write_text(sink.digest.hexdigest())
     finally:
         partial.unlink(missing_ok=True)
-    made = cached(key, created_by)
-    assert made is not None
-    return dataclasses.replace(made, made=True)
+    return Layer(path, f"sha256:{sink.digest.hexdigest()}", sink.written, created_by, made=True)
 
 
 def in_site(relative: str) -> bool:

@@ -58,10 +58,16 @@ def _target_environment(spec: Spec) -> dict[str, str]:
     }
 
 
+def installs_pip(spec: Spec) -> bool:
+    """Whether envrepo installs pip packages into the environment (it has a pip lock and is
+    not user managed)."""
+    return not spec.user_managed and lock.pip_lock(spec) is not None
+
+
 def locked(spec: Spec, site: PurePosixPath, cache_tag: str | None) -> list[Locked]:
     """The pip lock's distributions for the image's target, each with its layer's key."""
     pip_lock = lock.pip_lock(spec)
-    if pip_lock is None or spec.user_managed:
+    if pip_lock is None or not installs_pip(spec):
         return []
     lock.require(spec, "pip", pip_lock)
     target = _target_environment(spec)
