@@ -149,6 +149,9 @@ def main() -> None:
             push = run_timed([*build, "--push"], repo, env)
             noop = run_timed([*build, "--push"], repo, env)
         finally:
+            # The plain build's first image lost its tag to the second: it goes by its base.
+            with contextlib.suppress(docker.errors.ImageNotFound):
+                forget_layers_on(client, f"{host}/envrepo-minimal:latest")
             for image in client.images.list():
                 for tag in image.tags:
                     if tag.startswith((f"{host}/", "envrepo-bench/")):
