@@ -3,7 +3,6 @@ the Debian archive up, tags, push (once with auth), pull by digest, and the fail
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -32,9 +31,6 @@ from conftest import (
     write_files,
 )
 from envrepo import schemas
-from envrepo.assemble import Loader, image_config, present_chains
-from envrepo.errors import EnvrepoError
-from envrepo.layers import Layer, write_layer
 
 CURATED = ["envrepo-bookworm", "envrepo-minimal", "envrepo-tutorial"]
 
@@ -236,59 +232,6 @@ def test_the_child_adds_layers_on_its_parent_and_no_wheel_is_in_any_layer(built:
         }
         locked = {f"{k}=={v}" for k, v in pins.items()}
         assert not wheels & locked, wheels & locked
-
-
-def small_layer(folder: Path, name: str, text: str, diff_id: str | None = None) -> Layer:
-    """A layer of one file, /opt/<name>; `diff_id` overrides the true one."""
-    source = folder / name
-    source.write_text(text)
-    path = folder / f"{name}.tar"
-    with path.open("wb") as out:
-        write_layer(out, {f"opt/{name}": source})
-    true = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
-    return Layer(path, diff_id or true, path.stat().st_size, f"test {name}")
-
-
-def images_now() -> set[str]:
-    return {str(image.id) for image in docker.from_env().images.list(all=True)}
-
-
-def test_lower_layers_load_first_and_no_interim_image_stays(built: Built, tmp_path: Path) -> None:
-    client = docker.from_env()
-    base = client.images.get(curated_root_image())
-    salt = tmp_path.name
-    layers = [small_layer(tmp_path, f"x{i}", f"{salt} {i}\n") for i in range(3)]
-    before = images_now()
-    with Loader(client, base.attrs, present_chains(client, [str(base.id)])) as loader:
-        loader.offer(layers[:2])
-        loader.offer(layers[:2])  # one load at a time: nothing more to start
-        config = image_config(base.attrs, layers, [], {"test": salt})
-        image_id = loader.load(config, layers)
-    try:
-        assert images_now() == before | {image_id}
-        image = client.images.get(image_id)
-        assert image.attrs["RootFS"]["Layers"][-3:] == [layer.diff_id for layer in layers]
-        shown = client.containers.run(image_id, ["cat", "/opt/x0", "/opt/x2"], remove=True)
-        assert shown.decode() == f"{salt} 0\n{salt} 2\n"
-    finally:
-        client.images.remove(image_id)
-
-
-def test_a_failed_background_load_is_the_builds_error_and_leaves_no_image(
-    built: Built, tmp_path: Path
-) -> None:
-    client = docker.from_env()
-    base = client.images.get(curated_root_image())
-    wrong = small_layer(tmp_path, "bad", tmp_path.name, diff_id="sha256:" + "0" * 64)
-    good = small_layer(tmp_path, "good", tmp_path.name)
-    before = images_now()
-    with (
-        pytest.raises(EnvrepoError, match="docker load of the new image failed"),
-        Loader(client, base.attrs, present_chains(client, [str(base.id)])) as loader,
-    ):
-        loader.offer([wrong])
-        loader.load(image_config(base.attrs, [wrong, good], [], {}), [wrong, good])
-    assert images_now() == before
 
 
 def test_building_again_builds_nothing(built: Built) -> None:

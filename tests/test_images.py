@@ -113,41 +113,6 @@ def test_package_layers_one_per_distribution_with_bytecode_and_made_once(
     assert changed[1].diff_id == first[1].diff_id
 
 
-def test_layers_are_handed_on_in_waves_lowest_first_and_stack_as_in_one_go(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr("envrepo.layers.WAVE_BYTES", 1)
-    target = tmp_path / "t"
-    installed(target, "big", {"big/__init__.py": "B = 1\n" * 500, "big/tests/test_big.py": ""})
-    installed(target, "small", {"small/__init__.py": "S = 1\n", "bin/small": "#!x\n"})
-    installed(target, "mine", {"mine/core.py": "M = 1\n" * 900})
-    packages = [Package(n, "1.0", f"key-{n}") for n in ("small", "mine", "big")]
-    compiled: list[list[str]] = []
-    offered: list[list[str]] = []
-    layers = package_layers(
-        packages,
-        target,
-        SITE,
-        direct={"mine"},
-        compile_sources=lambda files: compiled.append([shown for _, shown in files]),
-        ready=lambda made: offered.append([layer.created_by for layer in made]),
-    )
-    # Heaviest first, the spec's own package last. Waves hold about as many bytes each (big
-    # alone is a third), and each is compiled before it is written, its tests left as sources.
-    assert [layer.created_by[17:] for layer in layers] == ["big-1.0", "small-1.0", "mine-1.0"]
-    assert compiled == [
-        [f"{SITE}/big/__init__.py"],
-        [f"{SITE}/small/__init__.py", f"{SITE}/mine/core.py"],
-    ]
-    # After every wave but the last, the layers so far are offered for loading: the image's
-    # lowest.
-    assert offered == [["envrepo: install big-1.0"]]
-    # Found in the cache the next time, they stack the same way (their weight is kept).
-    again = package_layers(packages, None, SITE, direct={"mine"})
-    assert [layer.diff_id for layer in again] == [layer.diff_id for layer in layers]
-
-
 def test_more_distributions_than_layers_share_one_merged_layer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,7 +1,6 @@
 """Putting an image together from a base image and layers made on the host, with docker-py:
 the new image's config (environment, labels, layer list) and a `docker load` archive that
-carries only the new layers; the daemon already has the base's. The lower layers can be
-loaded while the upper ones are still being made.
+carries only the new layers; the daemon already has the base's.
 """
 
 from __future__ import annotations
@@ -11,8 +10,6 @@ import hashlib
 import json
 import tarfile
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -98,12 +95,6 @@ def _tar_stream(members: Sequence[tuple[str, bytes | Path]]) -> Iterator[bytes]:
     yield bytes(2 * tarfile.BLOCKSIZE)
 
 
-def _identity(config: Mapping[str, Any]) -> tuple[bytes, str]:
-    """An image config as the daemon stores it, and the image ID (hex) that names it."""
-    body = json.dumps(config, sort_keys=True).encode()
-    return body, hashlib.sha256(body).hexdigest()
-
-
 def load(
     client: docker.DockerClient,
     config: Mapping[str, Any],
@@ -115,7 +106,8 @@ def load(
     The archive carries only the layers whose chain the daemon does not have yet (`present`):
     after a one-pin change, that is the changed layer and those above it.
     """
-    body, image_id = _identity(config)
+    body = json.dumps(config, sort_keys=True).encode()
+    image_id = hashlib.sha256(body).hexdigest()
     paths = [f"{diff.split(':', 1)[1]}/layer.tar" for diff in config["rootfs"]["diff_ids"]]
     manifest = [{"Config": f"{image_id}.json", "RepoTags": None, "Layers": paths}]
     members: list[tuple[str, bytes | Path]] = [
@@ -136,60 +128,3 @@ def load(
             f"docker load of the new image failed: {error.explanation or error}"
         ) from None
     return f"sha256:{image_id}"
-
-
-class Loader:
-    """Loads a new image while its upper layers are still being made.
-
-    `offer(layers)` loads, in the background, an interim image of the base and `layers` (the
-    new image's lowest), unless a load is running; `load` then sends only what the daemon
-    lacks. Leaving waits for a load in flight and removes the interim images, whatever
-    happened; their layers stay with the image that uses them.
-    """
-
-    def __init__(
-        self, client: docker.DockerClient, base: Mapping[str, Any], present: Collection[str]
-    ) -> None:
-        self._client = client
-        self._base = base
-        self._present = set(present)
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="envrepo-load")
-        self._running: Future[list[str]] | None = None
-        self._interim: list[str] = []
-
-    def __enter__(self) -> Loader:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._pool.shutdown(wait=True)
-        for image in self._interim:
-            with suppress(docker.errors.APIError):
-                self._client.images.remove(image)
-
-    def _collect(self) -> None:
-        """Wait for the load in flight; its error, if any, is the build's."""
-        if self._running is not None:
-            running, self._running = self._running, None
-            self._present.update(running.result())
-
-    def _interim_load(
-        self, config: Mapping[str, Any], layers: Sequence[Layer], present: Collection[str]
-    ) -> list[str]:
-        load(self._client, config, layers, present)
-        return chain_ids(config["rootfs"]["diff_ids"])
-
-    def offer(self, layers: Sequence[Layer]) -> None:
-        if self._running is not None and not self._running.done():
-            return
-        self._collect()
-        config = image_config(self._base, layers, [], {})
-        if chain_ids(config["rootfs"]["diff_ids"])[-1] in self._present:
-            return
-        self._interim.append(f"sha256:{_identity(config)[1]}")
-        self._running = self._pool.submit(
-            self._interim_load, config, list(layers), frozenset(self._present)
-        )
-
-    def load(self, config: Mapping[str, Any], layers: Sequence[Layer]) -> str:
-        self._collect()
-        return load(self._client, config, layers, self._present)

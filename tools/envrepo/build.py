@@ -9,7 +9,7 @@ import json
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -19,8 +19,8 @@ import docker.errors
 from docker.models.images import Image
 
 from envrepo import bootstrap, graph
-from envrepo.assemble import Loader, environment, image_config, present_chains
-from envrepo.bytecode import Job, compile_staged
+from envrepo.assemble import environment, image_config, load, present_chains
+from envrepo.bytecode import compile_staged
 from envrepo.checks import Log, Python, check_image, probe_python
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.files import write_text
@@ -29,7 +29,7 @@ from envrepo.layers import Layer, conda_layers, is_cached, package_layers, venv_
 from envrepo.registry import Registry
 from envrepo.render import ENV_PREFIX, needs_venv, python_dir
 from envrepo.spec import Catalog, Spec
-from envrepo.stage import installs_pip, locked, stage
+from envrepo.stage import installs_pip, locked, sources, stage
 from envrepo.stage_conda import stage_conda
 
 
@@ -254,7 +254,39 @@ class Builder:
                         apt.install(self.client, str(base.id), spec.apt, log)
                     )
                     record.durations["apt"] = round(time.monotonic() - apt_started, 2)
-                image_id = self._assemble(spec, base, context, record, log)
+                parent = self.catalog.specs.get(spec.parent or "")
+                stage_started = time.monotonic()
+                site = PurePosixPath(python_dir(spec))
+                venv = needs_venv(spec, parent)
+                python = self._python(base, parent, spec, venv)
+                new_layers = []
+                if venv and python is not None:
+                    new_layers.append(venv_layer(python.path, python.version, site))
+                if spec.conda is not None:
+                    conda_prefix = stage_conda(spec, context)
+                    if conda_prefix is not None:
+                        new_layers += conda_layers(conda_prefix)
+                new_layers += self._pip_layers(spec, base, python, site, context, record, log)
+                record.durations["stage"] = round(time.monotonic() - stage_started, 2)
+                for layer in new_layers:
+                    log(
+                        f"layer {layer.diff_id[7:19]} {layer.size / 1e6:7.1f} MB  "
+                        f"{'made ' if layer.made else 'cached'}  {layer.created_by}"
+                    )
+                variables = dict(spec.variables)
+                if not spec.user_managed:
+                    variables = {"VIRTUAL_ENV": ENV_PREFIX, **variables}
+                env = environment(
+                    base.attrs["Config"].get("Env") or [],
+                    None if spec.user_managed else f"{ENV_PREFIX}/bin",
+                    variables,
+                )
+                config = image_config(base.attrs, new_layers, env, _labels(spec, digest, settings))
+                load_started = time.monotonic()
+                previous = [f"{repo}:{t}" for t in ("latest", hash_tag)]
+                present = present_chains(self.client, [str(base.id), *previous])
+                image_id = load(self.client, config, new_layers, present)
+                record.durations["build"] = round(time.monotonic() - load_started, 2)
                 log(f"assembled {image_id[:19]} on {base_ref}")
             check_started = time.monotonic()
             record.tests, record.packages = check_image(self.client, image_id, spec, log)
@@ -301,55 +333,6 @@ class Builder:
                 f"the base image {reference} cannot be pulled: {error.explanation or error}"
             ) from None
 
-    def _assemble(
-        self, spec: Spec, base: Image, context: Path, record: BuildRecord, log: Log
-    ) -> str:
-        """The environment's layers made on the host (or found cached) and loaded on `base`;
-        the new image's ID. The lower layers load while the upper ones are made."""
-        repo = self.repository(spec.name)
-        digest = self.hashes[spec.name]
-        previous = [f"{repo}:{t}" for t in ("latest", f"h-{digest.short}")]
-        present = present_chains(self.client, [str(base.id), *previous])
-        parent = self.catalog.specs.get(spec.parent or "")
-        with Loader(self.client, base.attrs, present) as loader:
-            stage_started = time.monotonic()
-            site = PurePosixPath(python_dir(spec))
-            venv = needs_venv(spec, parent)
-            python = self._python(base, parent, spec, venv)
-            head = []
-            if venv and python is not None:
-                head.append(venv_layer(python.path, python.version, site))
-            if spec.conda is not None:
-                conda_prefix = stage_conda(spec, context)
-                if conda_prefix is not None:
-                    head += conda_layers(conda_prefix)
-
-            def ready(made: list[Layer]) -> None:
-                loader.offer([*head, *made])
-
-            new_layers = head + self._pip_layers(
-                spec, base, python, site, context, record, log, ready
-            )
-            record.durations["stage"] = round(time.monotonic() - stage_started, 2)
-            for layer in new_layers:
-                log(
-                    f"layer {layer.diff_id[7:19]} {layer.size / 1e6:7.1f} MB  "
-                    f"{'made ' if layer.made else 'cached'}  {layer.created_by}"
-                )
-            variables = dict(spec.variables)
-            if not spec.user_managed:
-                variables = {"VIRTUAL_ENV": ENV_PREFIX, **variables}
-            env = environment(
-                base.attrs["Config"].get("Env") or [],
-                None if spec.user_managed else f"{ENV_PREFIX}/bin",
-                variables,
-            )
-            config = image_config(base.attrs, new_layers, env, _labels(spec, digest, self.settings))
-            load_started = time.monotonic()
-            image_id = loader.load(config, new_layers)
-            record.durations["build"] = round(time.monotonic() - load_started, 2)
-            return image_id
-
     def _pip_layers(
         self,
         spec: Spec,
@@ -359,28 +342,20 @@ class Builder:
         context: Path,
         record: BuildRecord,
         log: Log,
-        ready: Callable[[list[Layer]], None],
     ) -> list[Layer]:
         """A layer per locked pip distribution; only those not made before are installed and
-        compiled. `ready` gets the lowest layers as soon as they are made."""
+        compiled."""
         cache_tag = python.cache_tag if python is not None else None
         packages = locked(spec, site, cache_tag)
         missing = [package for package in packages if not is_cached(package.key)]
         target = stage(spec, context, missing) if missing else None
-
-        def compile_sources(files: list[tuple[Path, str]]) -> None:
-            if python is None or cache_tag is None or not files:
-                return
+        if target is not None and python is not None and cache_tag is not None:
             started = time.monotonic()
-            jobs = [Job(path.relative_to(context).as_posix(), shown) for path, shown in files]
+            jobs = sources(target, context, site)
             compile_staged(self.client, str(base.id), python, context, jobs)
-            spent = record.durations.get("compile", 0.0) + time.monotonic() - started
-            record.durations["compile"] = round(spent, 2)
+            record.durations["compile"] = round(time.monotonic() - started, 2)
             log(f"compiled {len(jobs)} files to bytecode for {python.path}")
-
-        return package_layers(
-            packages, target, site, direct_names(spec), cache_tag, compile_sources, ready
-        )
+        return package_layers(packages, target, site, direct_names(spec), cache_tag)
 
     def _python(self, base: Image, parent: Spec | None, spec: Spec, venv: bool) -> Python | None:
         """The interpreter the environment's packages are for: the one its venv is made from,

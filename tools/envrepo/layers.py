@@ -15,7 +15,7 @@ import io
 import json
 import os
 import tarfile
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import partial
@@ -26,18 +26,13 @@ from packaging.utils import canonicalize_name
 
 from envrepo.bytecode import pyc_path, wanted
 from envrepo.digest import json_sha256
-from envrepo.errors import EnvrepoError
 from envrepo.files import cache_dir
 
 ENV_PREFIX = PurePosixPath("/opt/env")
-LAYER_FORMAT = 4  # 4: a cached layer records its weight, so the order is known before making
+LAYER_FORMAT = 3  # 3: a layer is keyed by its lock entry and holds bytecode
 UV_FILES = {".lock"}  # uv's own lock on the --target folder, not part of the environment
 MAX_PACKAGE_LAYERS = 100  # Docker allows 127 layers in all; the rest share one layer
 COPY_BUFFER = 1 << 20  # tarfile copies 16 KiB at a time by default; layers are hundreds of MB
-# Layers to make are handed on in up to MAX_WAVES waves of about WAVE_BYTES installed bytes
-# each, so that the daemon loads the first while the next are compiled.
-WAVE_BYTES = 96 << 20
-MAX_WAVES = 3
 
 
 @dataclass(frozen=True)
@@ -115,28 +110,21 @@ def write_layer(
 
 
 def _files(key: str) -> tuple[Path, Path]:
-    """Where the layer for `key` and what is known of it (diff ID, weight) are kept."""
+    """Where the layer for `key` and its digest are kept."""
     folder = cache_dir("layers")
-    return folder / f"{key}.tar", folder / f"{key}.json"
+    return folder / f"{key}.tar", folder / f"{key}.sha256"
 
 
 def is_cached(key: str) -> bool:
     return all(path.is_file() for path in _files(key))
 
 
-def _known(key: str) -> dict[str, Any] | None:
-    if not is_cached(key):
-        return None
-    return cast(dict[str, Any], json.loads(_files(key)[1].read_text(encoding="utf-8")))
-
-
 def cached(key: str, created_by: str) -> Layer | None:
     """The layer made for `key` before, if any."""
-    known = _known(key)
-    if known is None:
+    if not is_cached(key):
         return None
-    path = _files(key)[0]
-    return Layer(path, known["diff_id"], path.stat().st_size, created_by)
+    path, marker = _files(key)
+    return Layer(path, f"sha256:{marker.read_text().strip()}", path.stat().st_size, created_by)
 
 
 class _Hashing(io.RawIOBase):
@@ -159,7 +147,7 @@ class _Hashing(io.RawIOBase):
         return self.written
 
 
-def _finish(key: str, created_by: str, make: Callable[[IO[bytes]], None], weight: int = 0) -> Layer:
+def _finish(key: str, created_by: str, make: Callable[[IO[bytes]], None]) -> Layer:
     """The cached layer for `key`, made by `make(file)` when it is not cached yet."""
     found = cached(key, created_by)
     if found is not None:
@@ -171,11 +159,10 @@ def _finish(key: str, created_by: str, make: Callable[[IO[bytes]], None], weight
             sink = _Hashing(handle)
             make(cast(IO[bytes], sink))  # a writable file, as tarfile needs
         partial.replace(path)
-        diff_id = f"sha256:{sink.digest.hexdigest()}"
-        marker.write_text(json.dumps({"diff_id": diff_id, "weight": weight}), encoding="utf-8")
+        marker.write_text(sink.digest.hexdigest())
     finally:
         partial.unlink(missing_ok=True)
-    return Layer(path, diff_id, sink.written, created_by, made=True)
+    return Layer(path, f"sha256:{sink.digest.hexdigest()}", sink.written, created_by, made=True)
 
 
 def in_site(relative: str) -> bool:
@@ -189,90 +176,35 @@ def image_path(relative: str, site_packages: PurePosixPath) -> str:
     return str((site_packages / relative).relative_to("/"))
 
 
-@dataclass(frozen=True)
-class Planned:
-    """A distribution's layer at its place in the image: found in the cache (no `files`), or
-    to be made from `files` (path under uv's --target folder → staged file), bytecode
-    included once it is compiled."""
-
-    package: Package
-    weight: int  # the bytes it installs, bytecode aside: heavier layers go lower
-    files: Mapping[str, Path]
-
-    @property
-    def created_by(self) -> str:
-        return f"envrepo: install {self.package.name}-{self.package.version}"
-
-
-def _staged(target: Path) -> tuple[dict[str, dict[str, Path]], dict[str, Path]]:
-    """The files of each distribution in `target` (uv's --target folder) by RECORD, by
-    canonical name (path under `target` → file); and the files no RECORD claims."""
+def _staged(
+    target: Path, site_packages: PurePosixPath, cache_tag: str | None
+) -> tuple[dict[str, dict[str, Path]], dict[str, Path]]:
+    """The files of each distribution in `target` (uv's --target folder) by RECORD, with
+    their bytecode, by canonical name (path in the image → file); and the files no RECORD
+    claims."""
     claimed: set[Path] = {target / name for name in UV_FILES}
     found: dict[str, dict[str, Path]] = {}
     for record in sorted(target.glob("*.dist-info/RECORD")):
         files: dict[str, Path] = {}
         with record.open(newline="", encoding="utf-8") as handle:
             for row in csv.reader(handle):
-                if row and (target / row[0]).is_file():
-                    relative = os.path.normpath(row[0])
-                    files[relative] = target / relative
+                if not row or not (target / row[0]).is_file():
+                    continue
+                relative = os.path.normpath(row[0])
+                files[image_path(relative, site_packages)] = target / relative
+                if cache_tag and in_site(relative) and wanted(relative):
+                    pyc = pyc_path(relative, cache_tag)
+                    if (target / pyc).is_file():
+                        files[image_path(pyc, site_packages)] = target / pyc
         claimed.update(files.values())
         name = record.parent.name.removesuffix(".dist-info").rsplit("-", 1)[0]
         found[canonicalize_name(name)] = files
     rest = {
-        path.relative_to(target).as_posix(): path
+        image_path(str(path.relative_to(target)), site_packages): path
         for path in sorted(target.rglob("*"))
         if path.is_file() and path not in claimed
     }
     return found, rest
-
-
-def plan(
-    packages: Sequence[Package], target: Path | None, direct: Collection[str] = ()
-) -> tuple[list[Planned], dict[str, Path]]:
-    """The distributions' layers in the order they stack, and the staged files no
-    distribution claims.
-
-    The packages a spec names itself (`direct`, canonical names) go last: they change more
-    often than what they pull in, and a changed layer makes every layer above it load again.
-    Within each part, heaviest first.
-    """
-    staged, rest = _staged(target) if target else ({}, {})
-    found: list[tuple[bool, Planned]] = []
-    for package in packages:
-        name = canonicalize_name(package.name)
-        known = _known(package.key)
-        if known is not None:
-            found.append((name in direct, Planned(package, int(known["weight"]), {})))
-        elif name in staged:
-            files = staged[name]
-            weight = sum(path.stat().st_size for path in files.values())
-            found.append((name in direct, Planned(package, weight, files)))
-    return [planned for _, planned in sorted(found, key=lambda f: (f[0], -f[1].weight))], rest
-
-
-def sources(files: Mapping[str, Path], site_packages: PurePosixPath) -> list[tuple[Path, str]]:
-    """The staged files that get bytecode, each with its path in the image."""
-    return [
-        (path, "/" + image_path(relative, site_packages))
-        for relative, path in sorted(files.items())
-        if in_site(relative) and wanted(relative)
-    ]
-
-
-def _image_files(
-    files: Mapping[str, Path], site_packages: PurePosixPath, cache_tag: str | None
-) -> dict[str, Path]:
-    """`files` by their path in the image, each source's bytecode beside it once compiled."""
-    found = {}
-    for relative, path in files.items():
-        found[image_path(relative, site_packages)] = path
-        if cache_tag and in_site(relative) and wanted(relative):
-            pyc = pyc_path(relative, cache_tag)
-            staged = path.parent / "__pycache__" / PurePosixPath(pyc).name
-            if staged.is_file():
-                found[image_path(pyc, site_packages)] = staged
-    return found
 
 
 def _content_key(files: dict[str, Path]) -> str:
@@ -304,57 +236,31 @@ def _merge(out: IO[bytes], parts: Sequence[Layer]) -> None:
                 merged.addfile(member, tar.extractfile(member) if member.isfile() else None)
 
 
-def _waves(planned: Sequence[Planned], parts: int) -> list[list[Planned]]:
-    """`planned` cut into up to `parts` runs holding about as many bytes to make each."""
-    total = sum(p.weight for p in planned if p.files)
-    runs: list[list[Planned]] = [[]]
-    done = 0
-    for item in planned:
-        runs[-1].append(item)
-        if item.files:
-            done += item.weight
-            if len(runs) < parts and done >= total * len(runs) / parts:
-                runs.append([])
-    return [run for run in runs if run]
-
-
-def _make(planned: Planned, site_packages: PurePosixPath, cache_tag: str | None) -> Layer:
-    key, created_by = planned.package.key, planned.created_by
-    if planned.files:
-        files = _image_files(planned.files, site_packages, cache_tag)
-        return _finish(key, created_by, partial(write_layer, files=files), planned.weight)
-    found = cached(key, created_by)
-    if found is None:
-        raise EnvrepoError(f"the layer cache lost {created_by[17:]} during the build; build again")
-    return found
-
-
 def package_layers(
     packages: Sequence[Package],
     target: Path | None,
     site_packages: PurePosixPath,
     direct: Collection[str] = (),
     cache_tag: str | None = None,
-    compile_sources: Callable[[list[tuple[Path, str]]], None] = lambda files: None,
-    ready: Callable[[list[Layer]], None] | None = None,
 ) -> list[Layer]:
-    """One layer per distribution: made before (found by its key), or made now from what
-    `target` (uv's --target folder, holding the distributions whose layer was not made yet)
-    holds, in the order `plan` gives.
+    """One layer per distribution: made before (by its key), or from what `target` (uv's
+    --target folder, holding the distributions whose layer was not made yet) holds.
 
-    Layers are made in waves: `compile_sources` gets each wave's sources before its layers
-    are written, and `ready` the layers so far (the image's lowest) after every wave but the
-    last, so that the daemon loads them while the next wave is compiled.
+    The packages a spec names itself (`direct`, canonical names) go last: they change more
+    often than what they pull in, and a changed layer makes every layer above it load again.
     """
-    ordered, rest = plan(packages, target, direct)
-    to_make = sum(item.weight for item in ordered if item.files)
-    waves = _waves(ordered, min(MAX_WAVES, 1 + to_make // WAVE_BYTES) if ready else 1)
-    layers: list[Layer] = []
-    for number, wave in enumerate(waves, start=1):
-        compile_sources([found for item in wave for found in sources(item.files, site_packages)])
-        layers += [_make(item, site_packages, cache_tag) for item in wave]
-        if ready is not None and number < len(waves):
-            ready(layers[: MAX_PACKAGE_LAYERS - 1])
+    staged, rest = _staged(target, site_packages, cache_tag) if target else ({}, {})
+    made: list[tuple[bool, Layer]] = []
+    for package in packages:
+        name = canonicalize_name(package.name)
+        created_by = f"envrepo: install {package.name}-{package.version}"
+        layer = cached(package.key, created_by)
+        if layer is None and name in staged:
+            layer = _finish(package.key, created_by, partial(write_layer, files=staged[name]))
+        if layer is not None:
+            made.append((name in direct, layer))
+    # Within each part, largest first: a changed pin reloads its layer and those above it.
+    layers = [layer for _, layer in sorted(made, key=lambda m: (m[0], -m[1].size))]
     if len(layers) > MAX_PACKAGE_LAYERS:
         tail = layers[MAX_PACKAGE_LAYERS - 1 :]
         key = json_sha256({"format": LAYER_FORMAT, "merged": [layer.diff_id for layer in tail]})
@@ -364,10 +270,8 @@ def package_layers(
             _finish(key, label, partial(_merge, parts=tail)),
         ]
     if rest:
-        compile_sources(sources(rest, site_packages))
-        files = _image_files(rest, site_packages, cache_tag)
         layers.append(
-            _finish(_content_key(files), "envrepo: other files", partial(write_layer, files=files))
+            _finish(_content_key(rest), "envrepo: other files", partial(write_layer, files=rest))
         )
     return layers
 

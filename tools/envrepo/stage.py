@@ -19,10 +19,10 @@ from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
 
 from envrepo import lock
-from envrepo.bytecode import POLICY
+from envrepo.bytecode import POLICY, Job, wanted
 from envrepo.digest import json_sha256
 from envrepo.errors import EnvrepoError, Problem
-from envrepo.layers import LAYER_FORMAT, Package
+from envrepo.layers import LAYER_FORMAT, Package, image_path, in_site
 from envrepo.lock_pip import PLATFORM_TAGS, entries, tool_version, uv
 from envrepo.render import ENV_PREFIX
 from envrepo.requirements import is_exact
@@ -165,3 +165,14 @@ def stage(spec: Spec, context: Path, wanted: Sequence[Locked]) -> Path:
     if (target / "bin").is_dir():
         _rewrite_shebangs(target / "bin")
     return target
+
+
+def sources(target: Path, staging: Path, site: PurePosixPath) -> list[Job]:
+    """The staged files that get bytecode, each by its path under `staging` and in the image."""
+    jobs = []
+    for path in sorted(target.rglob("*.py")):
+        relative = path.relative_to(target).as_posix()
+        if in_site(relative) and wanted(relative):
+            shown = "/" + image_path(relative, site)
+            jobs.append(Job(path.relative_to(staging).as_posix(), shown))
+    return jobs
