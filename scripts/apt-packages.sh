@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the setup scripts: `ensure_packages WHO PACKAGE...` installs, with apt-get, the
 # Debian packages that are not installed yet (and runs `apt-get update` only then).
 ensure_packages() {

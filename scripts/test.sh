@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Sets everything up, then runs every check: the pre-commit hooks (ruff, mypy, envrepo's own
-# validate and lock checks on this repository) and the test suite.
+# Sets everything up, then runs every check: the pre-commit hooks (ruff, mypy, the linters of
+# the CI workflows and shell scripts, envrepo's own validate and lock checks on this
+# repository) and the test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/services.sh
 export PATH="$PWD/.venv/bin:$PATH"
 
-echo "== pre-commit hooks (ruff, mypy, envrepo validate, envrepo lock --check)"
+echo "== pre-commit hooks (ruff, mypy, actionlint, shellcheck, envrepo validate, envrepo lock --check)"
 pre-commit run --all-files --show-diff-on-failure
 
 echo "== tests"
