@@ -36,6 +36,24 @@ def test_curated_tree_hashes_parents_first(curated_copy: Path) -> None:
     assert again.out == result.out
 
 
+def test_render_names_the_parent_image_in_the_registry_builds_use(curated_copy: Path) -> None:
+    hashes = run_envrepo("hash", "envrepo-minimal", cwd=curated_copy).out.split()
+    minimal = dict(zip(hashes[1::2], hashes[0::2], strict=True))["envrepo-minimal"]
+    result = run_envrepo("render", "envrepo-tutorial", cwd=curated_copy)
+    assert result.code == 0, result.err
+    assert f"FROM localhost:5000/envrepo-minimal:h-{minimal[:12]}" in result.out.splitlines()
+    # The registry a CI job sets for `plan` and `build` is the one the rendered text names.
+    result = run_envrepo(
+        "render",
+        "envrepo-tutorial",
+        cwd=curated_copy,
+        env={"ENVREPO_REGISTRY": "registry.example.invalid:5000"},
+    )
+    assert f"FROM registry.example.invalid:5000/envrepo-minimal:h-{minimal[:12]}" in (
+        result.out.splitlines()
+    )
+
+
 def test_list_json_describes_every_environment(curated_copy: Path) -> None:
     result = run_envrepo("list", "--json", cwd=curated_copy)
     assert result.code == 0, result.err

@@ -16,6 +16,7 @@ import docker
 import docker.errors
 
 from envrepo import bootstrap
+from envrepo.checks import container
 from envrepo.errors import EnvrepoError
 from envrepo.files import cache_dir
 from envrepo.spec import Bootstrap
@@ -24,9 +25,11 @@ KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 
 
 def _file_from_image(client: docker.DockerClient, image: str, path: str) -> bytes:
-    container = client.containers.create(image, command=["true"])
-    try:
-        stream, _ = container.get_archive(path)
+    with container(client, image=image, command=["true"]) as found:
+        try:
+            stream, _ = found.get_archive(path)
+        except docker.errors.NotFound:
+            return b""
         with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
             first = archive.getmembers()[0]
             if first.issym():
@@ -34,10 +37,6 @@ def _file_from_image(client: docker.DockerClient, image: str, path: str) -> byte
                 return _file_from_image(client, image, posixpath.normpath(target))
             member = archive.extractfile(first)
             return member.read() if member is not None else b""
-    except docker.errors.NotFound:
-        return b""
-    finally:
-        container.remove(force=True)
 
 
 def _suite(os_release: bytes) -> str:
@@ -119,23 +118,20 @@ def install(
         if not debs:
             return image
         command = ["sh", "-c", "dpkg -i /envrepo-debs/*.deb && rm -rf /var/lib/apt/lists/*"]
-        container = client.containers.create(
-            image,
+        with container(
+            client,
+            image=image,
             command=command,
             network_disabled=True,
             volumes={str(Path(scratch) / "debs"): {"bind": "/envrepo-debs", "mode": "ro"}},
-        )
-        try:
-            container.start()
-            code = int(container.wait(timeout=900)["StatusCode"])
-            output = container.logs().decode(errors="replace")
+        ) as installing:
+            installing.start()
+            code = int(installing.wait(timeout=900)["StatusCode"])
+            output = installing.logs().decode(errors="replace")
             for line in output.splitlines()[-15:]:
                 log(f"  {line}")
             if code != 0:
                 raise EnvrepoError(
                     f"dpkg could not install {', '.join(packages)} (exit {code}); see the build log"
                 )
-            committed = container.commit(changes=[])
-        finally:
-            container.remove(force=True)
-    return str(committed.id)
+            return str(installing.commit(changes=[]).id)

@@ -15,7 +15,6 @@ import docker.errors
 from envrepo.digest import json_sha256
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.files import cache_dir, write_text
-from envrepo.render import interpreter
 from envrepo.spec import Spec
 
 Log = Callable[[str], None]
@@ -52,7 +51,7 @@ class Python:
 
 
 @contextmanager
-def _container(client: docker.DockerClient, **options: Any) -> Iterator[Any]:
+def container(client: docker.DockerClient, **options: Any) -> Iterator[Any]:
     """A container that is removed whatever happens, Ctrl-C included."""
     container = client.containers.create(**options)
     try:
@@ -69,17 +68,17 @@ def run_in_image(
     mounts: dict[str, Any] | None = None,
     user: str = "",
 ) -> tuple[int, str]:
-    with _container(
+    with container(
         client,
         image=image,
         command=command,
         network_disabled=True,
         volumes=mounts or {},
         user=user,
-    ) as container:
-        container.start()
-        code = int(container.wait(timeout=600)["StatusCode"])
-        return code, container.logs().decode(errors="replace")
+    ) as running:
+        running.start()
+        code = int(running.wait(timeout=600)["StatusCode"])
+        return code, running.logs().decode(errors="replace")
 
 
 def probe_python(client: docker.DockerClient, image: str, command: str) -> Python | None:
@@ -104,7 +103,7 @@ def check_image(
     installed: (test results, packages)."""
     folder = spec.folder / "tests"
     mounts = {str(folder): {"bind": TESTS_MOUNT, "mode": "ro"}} if folder.is_dir() else {}
-    code, output = run_in_image(client, image, [interpreter(spec), "-c", CHECK_DRIVER], mounts)
+    code, output = run_in_image(client, image, [spec.interpreter, "-c", CHECK_DRIVER], mounts)
     lines = output.splitlines()
     result_lines = [line for line in lines if line.startswith("ENVREPO-RESULT ")]
     for line in lines:
@@ -116,7 +115,7 @@ def check_image(
                 spec.display,
                 "",
                 (
-                    f"the image's interpreter {interpreter(spec)} could not run the checks (exit {code}); "
+                    f"the image's interpreter {spec.interpreter} could not run the checks (exit {code}); "
                     "check interpreter and user_managed in the spec"
                 ),
             )

@@ -391,14 +391,18 @@ def registry_option(command: F) -> F:
     return click.option(
         "--registry",
         default=None,
-        help="Registry host[:port] (default: envrepo.yaml's registry).",
+        help="Registry host[:port] (default: $ENVREPO_REGISTRY, else envrepo.yaml's registry).",
     )(command)
+
+
+def _registry_host(repo: Repository, given: str | None) -> str | None:
+    return given or os.environ.get("ENVREPO_REGISTRY") or repo.config.registry
 
 
 def _registry(repo: Repository, given: str | None) -> Any:
     from envrepo.registry import connect
 
-    host = given or os.environ.get("ENVREPO_REGISTRY") or repo.config.registry
+    host = _registry_host(repo, given)
     if not host:
         raise EnvrepoError("no registry: set registry in envrepo.yaml or pass --registry")
     return connect(host)
@@ -417,7 +421,7 @@ def render_command(state: State, name: str) -> int:
     spec = get(catalog, name)
     digest = hash_environments(catalog, [name, *filter(None, [spec.parent])])
     if spec.base.kind == "environment":
-        host = catalog.repo.config.registry or "localhost"
+        host = _registry_host(catalog.repo, None) or "localhost"
         base = f"{host}/{spec.base.value}:h-{digest[spec.base.value].short}"
     elif spec.base.bootstrap is not None:
         from envrepo.bootstrap import image_tag

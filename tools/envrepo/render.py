@@ -3,8 +3,9 @@
 `envrepo build` makes the same filesystem without a Dockerfile build: it assembles the layers
 on the host (the virtual environment's skeleton, then one layer per locked distribution,
 installed by uv for the image's target, hash-checked, with their bytecode) and loads them onto
-the base image, so no wheel file enters a layer, and a changed pin makes one new layer. This text is what a Docker build would need to do the same, as Azure ML prints the
-Dockerfile of an environment for debugging. Labels are left to the build, so that the commit
+the base image, so no wheel file enters a layer, and a changed pin makes one new layer. This
+text is what a Docker build would need to do the same, as Azure ML prints the Dockerfile of
+an environment for debugging. Labels are left to the build, so that the commit
 they name does not change the rendered text.
 """
 
@@ -71,7 +72,3 @@ def render(spec: Spec, base_ref: str, parent: Spec | None, layout: Layout) -> st
     for key, value in sorted(spec.variables.items()):
         lines.append(f"ENV {key}={json.dumps(value)}")
     return "\n".join(lines) + "\n"
-
-
-def interpreter(spec: Spec) -> str:
-    return spec.interpreter
