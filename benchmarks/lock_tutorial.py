@@ -17,7 +17,7 @@ from pathlib import Path
 
 from common import BIN, curated_copy, run_timed
 
-from envrepo.lock_pip import PLATFORM_TAGS, uv
+from envrepo.lock.pip import PLATFORM_TAGS, uv
 
 NAME = "envrepo-tutorial"
 WARM_GOAL_VS_PIP_COMPILE = 10.0

@@ -17,13 +17,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from envrepo import graph, lock
-from envrepo.repo import open_repository
-from envrepo.schemas import ENVIRONMENT
-from envrepo.spec import load_catalog
+from envrepo.lock import files as lock
+from envrepo.repo import graph
+from envrepo.repo.config import open_repository
+from envrepo.repo.schemas import ENVIRONMENT
+from envrepo.repo.spec import load_catalog
 
 BIN = Path(sys.executable).parent
-SCHEMA = Path(__file__).resolve().parent.parent / "tools/envrepo/schemas" / ENVIRONMENT
+SCHEMA = Path(__file__).resolve().parent.parent / "tools/envrepo/repo/schemas" / ENVIRONMENT
 GOAL_SECONDS = 0.7
 GOAL_RATIO = 0.70
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from envrepo.spec import Spec
+from envrepo.repo.spec import Spec
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -245,9 +245,9 @@ def registry(
 def write_fresh_lock(root: Path, name: str, body: str) -> Spec:
     """A pip lock for environment `name` whose header matches its inputs now (no resolver);
     the environment's Spec."""
-    from envrepo import lock
-    from envrepo.repo import open_repository
-    from envrepo.spec import load_catalog
+    from envrepo.lock import files as lock
+    from envrepo.repo.config import open_repository
+    from envrepo.repo.spec import load_catalog
 
     spec = load_catalog(open_repository(root, explicit=True)[0]).specs[name]
     [item] = lock.lock_inputs(spec)

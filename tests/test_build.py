@@ -30,7 +30,7 @@ from conftest import (
     start_registry,
     write_files,
 )
-from envrepo import schemas
+from envrepo.repo import schemas
 
 CURATED = ["envrepo-bookworm", "envrepo-minimal", "envrepo-tutorial"]
 
@@ -176,8 +176,8 @@ def test_the_image_imports_from_its_bytecode_and_test_suites_stay_sources(
 def test_bytecode_for_another_interpreter_is_compiled_in_the_base_image(
     built: Built, tmp_path: Path
 ) -> None:
-    from envrepo.bytecode import Job, compile_staged
-    from envrepo.checks import Python
+    from envrepo.build.bytecode import Job, compile_staged
+    from envrepo.build.checks import Python
 
     staging = tmp_path / "staging"
     write_files(staging, {"target/pkg/mod.py": "VALUE = 41 + 1\n"})
@@ -298,9 +298,9 @@ def scratch(built: Built, make_repo: object, tmp_path: Path) -> Path:
 
 def curated_root_image() -> str:
     """The local tag of the curated root's debootstrap image, as its spec defines it."""
-    from envrepo.bootstrap import image_tag
-    from envrepo.repo import open_repository
-    from envrepo.spec import load_catalog
+    from envrepo.build.bootstrap import image_tag
+    from envrepo.repo.config import open_repository
+    from envrepo.repo.spec import load_catalog
 
     root = load_catalog(open_repository(PROJECT, explicit=True)[0]).specs["envrepo-bookworm"]
     assert root.base.bootstrap is not None

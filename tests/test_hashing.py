@@ -11,8 +11,8 @@ import pytest
 
 from conftest import RepoMaker, git, run_envrepo, write_files
 from envrepo.hashing import RENDER_SCHEME, hash_environments
-from envrepo.repo import open_repository
-from envrepo.spec import load_catalog
+from envrepo.repo.config import open_repository
+from envrepo.repo.spec import load_catalog
 
 SPEC = """\
 name: app

@@ -12,15 +12,15 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from conftest import RepoMaker, write_files, write_fresh_lock
-from envrepo.assemble import chain_ids, environment, image_config
-from envrepo.bytecode import Job, compile_on_host, pyc_path, wanted
+from envrepo.build.assemble import chain_ids, environment, image_config
+from envrepo.build.bytecode import Job, compile_on_host, pyc_path, wanted
+from envrepo.build.layers import Layer, Package, package_layers, venv_layer, write_layer
+from envrepo.build.render import Layout, render
+from envrepo.build.stage import locked
 from envrepo.errors import EnvrepoError
-from envrepo.layers import Layer, Package, package_layers, venv_layer, write_layer
-from envrepo.lock_image import DOCKER_HUB, parse_reference
-from envrepo.render import Layout, render
-from envrepo.repo import open_repository
-from envrepo.spec import load_catalog
-from envrepo.stage import locked
+from envrepo.lock.image import DOCKER_HUB, parse_reference
+from envrepo.repo.config import open_repository
+from envrepo.repo.spec import load_catalog
 
 SITE = PurePosixPath("/opt/env/lib/python3.11/site-packages")
 
@@ -286,8 +286,8 @@ def test_image_references(reference: str, parts: tuple[str, str, str]) -> None:
 def test_debian_mirror_comes_from_the_hosts_apt_sources(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from envrepo import bootstrap
-    from envrepo.spec import Bootstrap
+    from envrepo.build import bootstrap
+    from envrepo.repo.spec import Bootstrap
 
     sources = tmp_path / "sources.list.d"
     sources.mkdir()
@@ -308,8 +308,8 @@ def test_debian_mirror_comes_from_the_hosts_apt_sources(
 
 
 def test_bootstrap_identity_leaves_the_mirror_out(monkeypatch: pytest.MonkeyPatch) -> None:
-    from envrepo import bootstrap
-    from envrepo.spec import Bootstrap
+    from envrepo.build import bootstrap
+    from envrepo.repo.spec import Bootstrap
 
     boot = Bootstrap("bookworm", "minbase", ("python3", "ca-certificates"))
     monkeypatch.setenv("ENVREPO_DEBIAN_MIRROR", "http://a.invalid/debian")
@@ -324,7 +324,7 @@ def test_bootstrap_identity_leaves_the_mirror_out(monkeypatch: pytest.MonkeyPatc
 
 
 def test_the_suite_of_a_base_image() -> None:
-    from envrepo.apt import _suite
+    from envrepo.build.apt import _suite
 
     assert _suite(b'PRETTY_NAME="Debian GNU/Linux 12"\nVERSION_CODENAME=bookworm\n') == "bookworm"
     with pytest.raises(EnvrepoError):

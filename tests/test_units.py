@@ -7,11 +7,13 @@ from pathlib import Path
 import pytest
 
 from conftest import RepoMaker, write_files, write_fresh_lock
-from envrepo import graph, lock, requirements
 from envrepo.errors import EnvrepoError
-from envrepo.repo import open_repository
-from envrepo.spec import load_catalog
-from envrepo.yamlio import parse_yaml
+from envrepo.inputs import requirements
+from envrepo.lock import files as lock
+from envrepo.repo import graph
+from envrepo.repo.config import open_repository
+from envrepo.repo.spec import load_catalog
+from envrepo.repo.yamlio import parse_yaml
 
 
 def test_merge_keys_may_override_without_being_duplicates() -> None:
@@ -124,7 +126,7 @@ def spec_documents() -> list[Path]:
 def test_fast_validator_agrees_with_jsonschema() -> None:
     import fastjsonschema
 
-    from envrepo import schema, schemas
+    from envrepo.repo import schema, schemas
 
     checked = 0
     for path in spec_documents():

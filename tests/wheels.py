@@ -47,6 +47,6 @@ def make_wheel(
 
 def make_index(root: Path, wheels: list[Path]) -> str:
     """A PEP 503 simple index of `wheels` in `root`, as a file:// URL that uv takes."""
-    from envrepo import wheelfile
+    from envrepo.inputs import wheels as wheelfile
 
     return wheelfile.write_index([wheelfile.inspect(w, w.name) for w in wheels], root)

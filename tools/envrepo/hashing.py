@@ -12,11 +12,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from envrepo import graph, lock
-from envrepo.digest import file_sha256, json_sha256
 from envrepo.errors import EnvrepoError
-from envrepo.repo import SPEC_FILE
-from envrepo.spec import Catalog, Spec, get
+from envrepo.lock import files as lock
+from envrepo.repo import graph
+from envrepo.repo.config import SPEC_FILE
+from envrepo.repo.digest import file_sha256, json_sha256
+from envrepo.repo.spec import Catalog, Spec, get
 
 RENDER_SCHEME = 3  # 2: per-package layers, roots without .deb files; 3: packages' bytecode
 TESTS_DIR = "tests"

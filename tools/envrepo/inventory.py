@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from envrepo import graph, lock
 from envrepo.errors import EnvrepoError
 from envrepo.hashing import SpecHash, hash_environments
-from envrepo.spec import Catalog, Spec
+from envrepo.lock import files as lock
+from envrepo.repo import graph
+from envrepo.repo.spec import Catalog, Spec
 
 
 def hashes_or_none(catalog: Catalog) -> dict[str, SpecHash | None]:

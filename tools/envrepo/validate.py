@@ -8,11 +8,14 @@ from pathlib import Path
 
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-from envrepo import conda_input, graph, lock, requirements
 from envrepo.errors import EnvrepoError, Problem
-from envrepo.paths import check_relative, inside
-from envrepo.repo import CONFIG_FILE, Repository
-from envrepo.spec import Catalog, Spec, cutoff
+from envrepo.inputs import conda as conda_input
+from envrepo.inputs import requirements
+from envrepo.lock import files as lock
+from envrepo.repo import graph
+from envrepo.repo.config import CONFIG_FILE, Repository
+from envrepo.repo.paths import check_relative, inside
+from envrepo.repo.spec import Catalog, Spec, cutoff
 
 NAME = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 

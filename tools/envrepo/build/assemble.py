@@ -1,0 +1,130 @@
+"""Putting an image together from a base image and layers made on the host, with docker-py:
+the new image's config (environment, labels, layer list) and a `docker load` archive that
+carries only the new layers; the daemon already has the base's.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import tarfile
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+
+from envrepo.build.layers import Layer
+from envrepo.errors import EnvrepoError
+
+KEPT = ("Cmd", "Entrypoint", "WorkingDir", "User", "ExposedPorts", "Volumes", "StopSignal")
+
+
+def environment(
+    base: Sequence[str], prepend_path: str | None, variables: Mapping[str, str]
+) -> list[str]:
+    """The base's environment with PATH extended and the variables set, in a stable order."""
+    values = dict(item.split("=", 1) for item in base if "=" in item)
+    if prepend_path is not None:
+        path = values.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        if not path.startswith(prepend_path + ":"):
+            values["PATH"] = f"{prepend_path}:{path}"
+    values.update(variables)
+    return [f"{key}={value}" for key, value in values.items()]
+
+
+def image_config(
+    base: Mapping[str, Any], layers: Sequence[Layer], env: list[str], labels: Mapping[str, str]
+) -> dict[str, Any]:
+    base_config = base.get("Config") or {}
+    config = {key: base_config[key] for key in KEPT if base_config.get(key) is not None}
+    config["Env"] = env
+    config["Labels"] = {**(base_config.get("Labels") or {}), **labels}
+    return {
+        "architecture": base.get("Architecture", "amd64"),
+        "os": base.get("Os", "linux"),
+        "created": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "config": config,
+        "rootfs": {
+            "type": "layers",
+            "diff_ids": [*base["RootFS"]["Layers"], *(layer.diff_id for layer in layers)],
+        },
+    }
+
+
+def chain_ids(diff_ids: Sequence[str]) -> list[str]:
+    """Docker's chain IDs: a layer's identity together with everything under it."""
+    chains: list[str] = []
+    for diff_id in diff_ids:
+        if not chains:
+            chains.append(diff_id)
+        else:
+            chains.append(
+                "sha256:" + hashlib.sha256(f"{chains[-1]} {diff_id}".encode()).hexdigest()
+            )
+    return chains
+
+
+def present_chains(client: docker.DockerClient, references: Sequence[str]) -> set[str]:
+    """Chain IDs the daemon has, read from the images named (the base, earlier builds)."""
+    found: set[str] = set()
+    for reference in references:
+        try:
+            layers = client.images.get(reference).attrs["RootFS"]["Layers"]
+        except docker.errors.ImageNotFound:
+            continue
+        found.update(chain_ids(layers))
+    return found
+
+
+def _tar_stream(members: Sequence[tuple[str, bytes | Path]]) -> Iterator[bytes]:
+    """A tar archive of `members` (name, bytes or file), made as it is read: the layers go to
+    the daemon without a copy of them on disk."""
+    for name, content in members:
+        info = tarfile.TarInfo(name)
+        info.size = len(content) if isinstance(content, bytes) else content.stat().st_size
+        yield info.tobuf(tarfile.PAX_FORMAT)
+        if isinstance(content, bytes):
+            yield content
+        else:
+            with content.open("rb") as handle:
+                yield from iter(lambda: handle.read(1 << 20), b"")
+        yield bytes(-info.size % tarfile.BLOCKSIZE)
+    yield bytes(2 * tarfile.BLOCKSIZE)
+
+
+def load(
+    client: docker.DockerClient,
+    config: Mapping[str, Any],
+    layers: Sequence[Layer],
+    present: Collection[str] = (),
+) -> str:
+    """Load an image made of the base's layers (already in the daemon) and `layers`; its ID.
+
+    The archive carries only the layers whose chain the daemon does not have yet (`present`):
+    after a one-pin change, that is the changed layer and those above it.
+    """
+    body = json.dumps(config, sort_keys=True).encode()
+    image_id = hashlib.sha256(body).hexdigest()
+    paths = [f"{diff.split(':', 1)[1]}/layer.tar" for diff in config["rootfs"]["diff_ids"]]
+    manifest = [{"Config": f"{image_id}.json", "RepoTags": None, "Layers": paths}]
+    members: list[tuple[str, bytes | Path]] = [
+        ("manifest.json", json.dumps(manifest).encode()),
+        (f"{image_id}.json", body),
+    ]
+    chains = chain_ids(config["rootfs"]["diff_ids"])[-len(layers) :] if layers else []
+    for layer, chain in zip(layers, chains, strict=True):
+        if chain not in present:
+            members.append((f"{layer.diff_id.split(':', 1)[1]}/layer.tar", layer.path))
+    try:
+        load_image: Callable[..., Iterator[dict[str, Any]]] = client.api.load_image
+        for chunk in load_image(_tar_stream(members), quiet=True):
+            if "error" in chunk:
+                raise EnvrepoError(f"docker load of the new image failed: {chunk['error']}")
+    except docker.errors.APIError as error:
+        raise EnvrepoError(
+            f"docker load of the new image failed: {error.explanation or error}"
+        ) from None
+    return f"sha256:{image_id}"

@@ -1,0 +1,320 @@
+"""Image layers made on the host: one tar per installed distribution, and the virtual
+environment's skeleton, cached so that a layer is made once.
+
+A layer holds only its files (uid 0, mtime 0, sorted), so the same package gives the same
+layer in every environment, and a changed pin makes one new layer. A distribution's layer is
+keyed by its lock entry and the image's target, so a rebuild finds it without installing or
+compiling anything.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import tarfile
+from collections.abc import Callable, Collection, Iterable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path, PurePosixPath
+from typing import IO, Any, cast
+
+from packaging.utils import canonicalize_name
+
+from envrepo.build.bytecode import pyc_path, wanted
+from envrepo.repo.digest import json_sha256
+from envrepo.repo.files import cache_dir
+
+ENV_PREFIX = PurePosixPath("/opt/env")
+LAYER_FORMAT = 3  # 3: a layer is keyed by its lock entry and holds bytecode
+UV_FILES = {".lock"}  # uv's own lock on the --target folder, not part of the environment
+MAX_PACKAGE_LAYERS = 100  # Docker allows 127 layers in all; the rest share one layer
+COPY_BUFFER = 1 << 20  # tarfile copies 16 KiB at a time by default; layers are hundreds of MB
+
+
+@dataclass(frozen=True)
+class Package:
+    """A locked distribution that gets a layer of its own, and that layer's cache key, known
+    before anything is installed."""
+
+    name: str
+    version: str
+    key: str
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A layer tar on disk: its diff ID (sha256 of the tar), size, what made it, and whether
+    this run made it (else it came from the cache)."""
+
+    path: Path
+    diff_id: str
+    size: int
+    created_by: str
+    made: bool = False
+
+
+def _info(name: str, mode: int, kind: bytes = tarfile.REGTYPE, size: int = 0) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.mode = mode
+    info.size = size
+    info.mtime = 0
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+def _parents(paths: Iterable[str]) -> list[str]:
+    folders: set[str] = set()
+    for path in paths:
+        parent = PurePosixPath(path).parent
+        while str(parent) not in (".", "/", ""):
+            folders.add(str(parent))
+            parent = parent.parent
+    return sorted(folders)
+
+
+def write_layer(
+    out: IO[bytes],
+    files: dict[str, Path],
+    links: dict[str, str] | None = None,
+    extra: dict[str, bytes] | None = None,
+    folders: Iterable[str] = (),
+) -> None:
+    """A tar of `files` (path in the image → file on the host), symlinks, small files and
+    empty folders."""
+    links = links or {}
+    extra = extra or {}
+    names = sorted({*files, *links, *extra})
+    with tarfile.TarFile(
+        fileobj=out, mode="w", format=tarfile.PAX_FORMAT, copybufsize=COPY_BUFFER
+    ) as tar:
+        for folder in sorted({*_parents(names), *_parents(f"{f}/x" for f in folders)}):
+            tar.addfile(_info(folder + "/", 0o755, tarfile.DIRTYPE))
+        for name in names:
+            if name in links:
+                info = _info(name, 0o777, tarfile.SYMTYPE)
+                info.linkname = links[name]
+                tar.addfile(info)
+            elif name in extra:
+                tar.addfile(_info(name, 0o644, size=len(extra[name])), io.BytesIO(extra[name]))
+            else:
+                source = files[name]
+                mode = 0o755 if os.access(source, os.X_OK) else 0o644
+                with source.open("rb") as handle:
+                    tar.addfile(_info(name, mode, size=source.stat().st_size), handle)
+
+
+def _files(key: str) -> tuple[Path, Path]:
+    """Where the layer for `key` and its digest are kept."""
+    folder = cache_dir("layers")
+    return folder / f"{key}.tar", folder / f"{key}.sha256"
+
+
+def is_cached(key: str) -> bool:
+    return all(path.is_file() for path in _files(key))
+
+
+def cached(key: str, created_by: str) -> Layer | None:
+    """The layer made for `key` before, if any."""
+    if not is_cached(key):
+        return None
+    path, marker = _files(key)
+    return Layer(path, f"sha256:{marker.read_text().strip()}", path.stat().st_size, created_by)
+
+
+class _Hashing(io.RawIOBase):
+    """A file being written, hashed on the way: a new layer is never read back to hash it."""
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self.handle = handle
+        self.digest = hashlib.sha256()
+        self.written = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.digest.update(data)
+        self.written += len(data)
+        return self.handle.write(data)
+
+    def tell(self) -> int:
+        return self.written
+
+
+def _finish(key: str, created_by: str, make: Callable[[IO[bytes]], None]) -> Layer:
+    """The cached layer for `key`, made by `make(file)` when it is not cached yet."""
+    found = cached(key, created_by)
+    if found is not None:
+        return found
+    path, marker = _files(key)
+    partial = path.with_name(f".{key}.{os.getpid()}.tmp")
+    try:
+        with partial.open("wb") as handle:
+            sink = _Hashing(handle)
+            make(cast(IO[bytes], sink))  # a writable file, as tarfile needs
+        partial.replace(path)
+        marker.write_text(sink.digest.hexdigest())
+    finally:
+        partial.unlink(missing_ok=True)
+    return Layer(path, f"sha256:{sink.digest.hexdigest()}", sink.written, created_by, made=True)
+
+
+def in_site(relative: str) -> bool:
+    """Whether a file of uv's --target folder goes to site-packages (not bin/ or share/)."""
+    return relative.split("/", 1)[0] not in ("bin", "share")
+
+
+def image_path(relative: str, site_packages: PurePosixPath) -> str:
+    if not in_site(relative):
+        return str((ENV_PREFIX / relative).relative_to("/"))
+    return str((site_packages / relative).relative_to("/"))
+
+
+def _staged(
+    target: Path, site_packages: PurePosixPath, cache_tag: str | None
+) -> tuple[dict[str, dict[str, Path]], dict[str, Path]]:
+    """The files of each distribution in `target` (uv's --target folder) by RECORD, with
+    their bytecode, by canonical name (path in the image → file); and the files no RECORD
+    claims."""
+    claimed: set[Path] = {target / name for name in UV_FILES}
+    found: dict[str, dict[str, Path]] = {}
+    for record in sorted(target.glob("*.dist-info/RECORD")):
+        files: dict[str, Path] = {}
+        with record.open(newline="", encoding="utf-8") as handle:
+            for row in csv.reader(handle):
+                if not row or not (target / row[0]).is_file():
+                    continue
+                relative = os.path.normpath(row[0])
+                files[image_path(relative, site_packages)] = target / relative
+                if cache_tag and in_site(relative) and wanted(relative):
+                    pyc = pyc_path(relative, cache_tag)
+                    if (target / pyc).is_file():
+                        files[image_path(pyc, site_packages)] = target / pyc
+        claimed.update(files.values())
+        name = record.parent.name.removesuffix(".dist-info").rsplit("-", 1)[0]
+        found[canonicalize_name(name)] = files
+    rest = {
+        image_path(str(path.relative_to(target)), site_packages): path
+        for path in sorted(target.rglob("*"))
+        if path.is_file() and path not in claimed
+    }
+    return found, rest
+
+
+def _content_key(files: dict[str, Path]) -> str:
+    return json_sha256(
+        {
+            "format": LAYER_FORMAT,
+            "files": {
+                image: hashlib.sha256(path.read_bytes()).hexdigest()
+                for image, path in sorted(files.items())
+            },
+            "executable": sorted(i for i, p in files.items() if os.access(p, os.X_OK)),
+        }
+    )
+
+
+def _merge(out: IO[bytes], parts: Sequence[Layer]) -> None:
+    """One tar holding what the `parts` hold, in name order."""
+    with ExitStack() as stack:
+        members: dict[str, tuple[tarfile.TarFile, tarfile.TarInfo]] = {}
+        for part in parts:
+            tar = stack.enter_context(tarfile.open(part.path))
+            for member in tar.getmembers():
+                members.setdefault(member.name, (tar, member))
+        with tarfile.TarFile(
+            fileobj=out, mode="w", format=tarfile.PAX_FORMAT, copybufsize=COPY_BUFFER
+        ) as merged:
+            for name in sorted(members):
+                tar, member = members[name]
+                merged.addfile(member, tar.extractfile(member) if member.isfile() else None)
+
+
+def package_layers(
+    packages: Sequence[Package],
+    target: Path | None,
+    site_packages: PurePosixPath,
+    direct: Collection[str] = (),
+    cache_tag: str | None = None,
+) -> list[Layer]:
+    """One layer per distribution: made before (by its key), or from what `target` (uv's
+    --target folder, holding the distributions whose layer was not made yet) holds.
+
+    The packages a spec names itself (`direct`, canonical names) go last: they change more
+    often than what they pull in, and a changed layer makes every layer above it load again.
+    """
+    staged, rest = _staged(target, site_packages, cache_tag) if target else ({}, {})
+    made: list[tuple[bool, Layer]] = []
+    for package in packages:
+        name = canonicalize_name(package.name)
+        created_by = f"envrepo: install {package.name}-{package.version}"
+        layer = cached(package.key, created_by)
+        if layer is None and name in staged:
+            layer = _finish(package.key, created_by, partial(write_layer, files=staged[name]))
+        if layer is not None:
+            made.append((name in direct, layer))
+    # Within each part, largest first: a changed pin reloads its layer and those above it.
+    layers = [layer for _, layer in sorted(made, key=lambda m: (m[0], -m[1].size))]
+    if len(layers) > MAX_PACKAGE_LAYERS:
+        tail = layers[MAX_PACKAGE_LAYERS - 1 :]
+        key = json_sha256({"format": LAYER_FORMAT, "merged": [layer.diff_id for layer in tail]})
+        label = "envrepo: install " + ", ".join(t.created_by.rsplit(" ", 1)[1] for t in tail)
+        layers = [
+            *layers[: MAX_PACKAGE_LAYERS - 1],
+            _finish(key, label, partial(_merge, parts=tail)),
+        ]
+    if rest:
+        layers.append(
+            _finish(_content_key(rest), "envrepo: other files", partial(write_layer, files=rest))
+        )
+    return layers
+
+
+def venv_layer(python: str, version: str, site_packages: PurePosixPath) -> Layer:
+    """The skeleton `python -m venv --without-pip` makes, built without running anything."""
+    home = str(PurePosixPath(python).parent)
+    major_minor = ".".join(version.split(".")[:2])
+    prefix = str(ENV_PREFIX.relative_to("/"))
+    config = (
+        f"home = {home}\ninclude-system-site-packages = false\nversion = {version}\n"
+        f"executable = {python}\ncommand = {python} -m venv --without-pip {ENV_PREFIX}\n"
+    ).encode()
+    links = {
+        f"{prefix}/bin/python": python,
+        f"{prefix}/bin/python3": "python",
+        f"{prefix}/bin/python{major_minor}": "python",
+        f"{prefix}/lib64": "lib",
+    }
+    extra = {f"{prefix}/pyvenv.cfg": config}
+    folders = [str(site_packages.relative_to("/")), f"{prefix}/bin", f"{prefix}/include"]
+    key = json_sha256({"format": LAYER_FORMAT, "venv": [python, version, str(site_packages)]})
+    return _finish(
+        key,
+        f"envrepo: python -m venv {ENV_PREFIX}",
+        lambda out: write_layer(out, {}, links, extra, folders),
+    )
+
+
+def conda_layers(prefix: Path) -> list[Layer]:
+    """One layer per conda package linked into `prefix` (the image's /opt/env), by the file
+    list rattler records in conda-meta/, the record itself included."""
+    root = str(ENV_PREFIX.relative_to("/"))
+    layers = []
+    for meta in sorted((prefix / "conda-meta").glob("*.json")):
+        listed = json.loads(meta.read_text(encoding="utf-8")).get("files", [])
+        files = {f"{root}/{rel}": prefix / rel for rel in listed if (prefix / rel).is_file()}
+        files[f"{root}/conda-meta/{meta.name}"] = meta
+        layers.append(
+            _finish(
+                _content_key(files),
+                f"envrepo: conda {meta.stem}",
+                partial(write_layer, files=files),
+            )
+        )
+    return layers

@@ -1,0 +1,90 @@
+"""The conda locker: rattler solves the conda input for every platform of the target.
+
+The lock lists, per platform, the solved packages as explicit URLs with their sha256, in
+conda's explicit format (`# platform:` then `@EXPLICIT` then `url#sha256=...`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from functools import cache
+from importlib import metadata
+
+import rattler
+import rattler.exceptions
+from rattler import BuildString, GenericVirtualPackage, PackageName, Version
+from rattler.platform import SubdirLiteral
+
+from envrepo.errors import EnvrepoError, Problem
+from envrepo.inputs import conda as conda_input
+from envrepo.lock.files import LockInput
+from envrepo.repo.spec import Spec, cutoff
+
+SUBDIRS: dict[str, SubdirLiteral] = {"linux/amd64": "linux-64", "linux/arm64": "linux-aarch64"}
+ARCHSPEC = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
+# What the target machine offers the solver, matching the manylinux tag pip locks use.
+GLIBC = "2.28"
+LINUX = "5.10"
+
+RATTLER_ERRORS = tuple(
+    value
+    for value in vars(rattler.exceptions).values()
+    if isinstance(value, type) and issubclass(value, Exception)
+)
+
+
+@cache
+def tool_version() -> str:
+    return f"py-rattler {metadata.version('py-rattler')}"
+
+
+def _virtual(platform: str) -> list[GenericVirtualPackage]:
+    packages = {"__unix": "0", "__linux": LINUX, "__glibc": GLIBC, "__archspec": "1"}
+    builds = {"__archspec": ARCHSPEC[platform]}
+    return [
+        GenericVirtualPackage(
+            PackageName(name), Version(version), BuildString(builds.get(name, "0"))
+        )
+        for name, version in packages.items()
+    ]
+
+
+def resolve(spec: Spec, item: LockInput, ancestors: Sequence[Spec], request: object = None) -> str:
+    shown = f"{spec.display}/{spec.conda}"
+    parsed, problems = conda_input.load(item.source, shown)
+    errors = [p for p in problems if p.is_error]
+    if errors:
+        raise EnvrepoError(*errors)
+    sections = [f"# channels: {' '.join(parsed.channels)}\n"]
+    for platform in sorted(spec.platforms):
+        subdir = SUBDIRS[platform]
+        try:
+            records = asyncio.run(
+                rattler.solve(
+                    list(parsed.channels),
+                    list(parsed.packages),
+                    platforms=[subdir, "noarch"],
+                    virtual_packages=_virtual(platform),
+                    constraints=[f"python {spec.python}.*"],
+                    exclude_newer=cutoff(spec),
+                )
+            )
+        except RATTLER_ERRORS as error:
+            reason = " ".join(str(error).split())
+            raise EnvrepoError(
+                Problem(
+                    item.lock_display(spec),
+                    "",
+                    (
+                        f"{spec.name} cannot be locked for {platform}: {reason}; "
+                        "fix the package or the channel in " + shown
+                    ),
+                )
+            ) from None
+        lines = sorted(
+            f"{record.url}#sha256={record.sha256.hex() if record.sha256 else ''}\n"
+            for record in records
+        )
+        sections.append(f"# platform: {subdir}\n@EXPLICIT\n{''.join(lines)}")
+    return "\n".join(sections)

@@ -1,0 +1,219 @@
+"""The pip locker: uv resolves the environment's pip requirements, its conda input's pip:
+list and its private wheels for the environment's target, with hashes, on top of the pins
+of the environments it is built on."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+
+from envrepo.errors import EnvrepoError, Problem
+from envrepo.inputs import conda as conda_input
+from envrepo.inputs import requirements
+from envrepo.inputs import wheels as wheelfile
+from envrepo.lock.files import LockInput, pip_lock, split, wheel_files
+from envrepo.repo.spec import Spec
+
+# The oldest glibc the curated images and most wheels agree on; the resolution must be for
+# the image, never for the machine that happens to run `envrepo lock`.
+PLATFORM_TAGS = {
+    "linux/amd64": "x86_64-manylinux_2_28",
+    "linux/arm64": "aarch64-manylinux_2_28",
+}
+
+
+@dataclass(frozen=True)
+class Pin:
+    name: str
+    version: str
+    owner: str
+    lock: str
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the resolver is asked, and how a user would change it."""
+
+    upgrade_all: bool = False
+    upgrade: tuple[str, ...] = ()
+
+
+@cache
+def uv() -> str:
+    from uv import find_uv_bin
+
+    return find_uv_bin()
+
+
+@cache
+def tool_version() -> str:
+    done = subprocess.run([uv(), "--version"], capture_output=True, text=True, check=True)
+    return done.stdout.split("(")[0].strip()
+
+
+def entries(body: str) -> list[tuple[str, str]]:
+    """(first line, whole text) of every requirement in a lock body."""
+    result: list[tuple[str, str]] = []
+    for line in body.splitlines(keepends=True):
+        if line[:1] not in ("", " ", "#", "\n"):
+            result.append((line.rstrip(" \\\n"), line))
+        elif result:
+            result[-1] = (result[-1][0], result[-1][1] + line)
+    return result
+
+
+def base_pins(ancestors: Sequence[Spec]) -> dict[str, Pin]:
+    """Every package the base environments pinned, by canonical name."""
+    pins: dict[str, Pin] = {}
+    for ancestor in ancestors:
+        path = pip_lock(ancestor)
+        if path is None or not path.is_file():
+            continue
+        shown = f"{ancestor.display}/{path.name}"
+        for first, _ in entries(split(path.read_text(encoding="utf-8"))[1]):
+            try:
+                requirement = Requirement(first)
+            except InvalidRequirement:
+                continue
+            version = next((s.version for s in requirement.specifier), "")
+            pins.setdefault(
+                requirements.canonical(requirement.name),
+                Pin(requirement.name, version, ancestor.name, shown),
+            )
+    return pins
+
+
+def _conflicts(spec: Spec, direct: list[tuple[str, Requirement]], pins: dict[str, Pin]) -> None:
+    for where, requirement in direct:
+        pin = pins.get(requirements.canonical(requirement.name))
+        if pin is None or requirement.specifier.contains(pin.version, prereleases=True):
+            continue
+        raise EnvrepoError(
+            Problem(
+                where,
+                requirement.name,
+                (
+                    f"{spec.name} asks for {requirement} but its base environment {pin.owner} pinned "
+                    f"{pin.name}=={pin.version} ({pin.lock}); a derived environment keeps its base's "
+                    f"pins: change the requirement, or change and re-lock {pin.owner}"
+                ),
+            )
+        )
+
+
+def _direct(spec: Spec) -> tuple[list[tuple[str, Requirement]], list[str]]:
+    """The requirements the environment names itself (where, requirement), and the extra
+    requirement lines that are not in its pip file (conda pip: list, private wheels)."""
+    direct: list[tuple[str, Requirement]] = []
+    extra: list[str] = []
+    if spec.pip is not None:
+        parsed = requirements.parse(spec.folder / spec.pip, spec.folder, Path(spec.display))
+        direct += [
+            (f"{line.display}: line {line.number}", line.requirement)
+            for line in parsed.lines
+            if line.requirement is not None
+        ]
+    if spec.conda is not None:
+        shown = f"{spec.display}/{spec.conda}"
+        for entry in conda_input.load(spec.folder / spec.conda, shown)[0].pip:
+            requirement, found = requirements.check_entry(entry)
+            errors = [message for severity, message in found if severity == "error"]
+            if errors:
+                raise EnvrepoError(Problem(shown, "pip", f"{entry}: {errors[0]}"))
+            if requirement is not None:
+                direct.append((shown, requirement))
+                extra.append(entry)
+    return direct, extra
+
+
+def _reason(stderr: str) -> str:
+    lines = [line.strip(" ╰─▶×│") for line in stderr.splitlines()]
+    text = " ".join(line for line in lines if line and not line.startswith("hint:"))
+    return text.removeprefix("error: ").strip()
+
+
+def _target_options(spec: Spec) -> list[str]:
+    options = ["--python-version", spec.python]
+    if spec.exclude_newer:
+        options += ["--exclude-newer", spec.exclude_newer]
+    if len(spec.platforms) == 1:
+        return [*options, "--python-platform", PLATFORM_TAGS[spec.platforms[0]]]
+    # One resolution that holds for every platform, with markers where they differ.
+    return [*options, "--universal"]
+
+
+def resolve(
+    spec: Spec, item: LockInput, ancestors: Sequence[Spec], request: Request = Request()
+) -> str:
+    """The lock body: exact versions and sha256 hashes of every distribution the target can
+    install, less what the base environments already pinned."""
+    direct, extra = _direct(spec)
+    wheels = [
+        wheelfile.inspect(path, f"{spec.display}/{path.relative_to(spec.folder).as_posix()}")
+        for path in wheel_files(spec)
+    ]
+    pins = base_pins(ancestors)
+    _conflicts(spec, direct, pins)
+    extra += [wheel.requirement for wheel in wheels]
+    with tempfile.TemporaryDirectory(prefix="envrepo-lock-") as scratch:
+        work = Path(scratch)
+        command = [uv(), "pip", "compile"]
+        if spec.pip is not None:
+            command.append(Path(spec.pip).as_posix())
+        if extra:
+            command.append("-")
+        constraints = work / "base-pins.txt"
+        constraints.write_text("".join(f"{p.name}=={p.version}\n" for p in pins.values()))
+        output = work / "requirements.lock"
+        if item.lock.is_file() and not request.upgrade_all:
+            # uv prefers the versions in an existing output file: locking again keeps pins.
+            output.write_text(split(item.lock.read_text(encoding="utf-8"))[1])
+        command += [
+            "-c",
+            str(constraints),
+            "-o",
+            str(output),
+            *_target_options(spec),
+            "--generate-hashes",
+            "--no-header",
+            "--quiet",
+            "--color",
+            "never",
+        ]
+        if wheels:
+            url = wheelfile.write_index(wheels, work / "private")
+            command += ["--index", f"private-wheels={url}", "--index-strategy", "first-index"]
+        for package in request.upgrade:
+            command += ["--upgrade-package", package]
+        done = subprocess.run(
+            command,
+            cwd=spec.folder,
+            input="".join(f"{line}\n" for line in extra),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise EnvrepoError(
+                Problem(
+                    item.lock_display(spec),
+                    "",
+                    (
+                        f"{spec.name} cannot be locked for python {spec.python} on "
+                        f"{', '.join(spec.platforms)}: {_reason(done.stderr)}; fix the requirement"
+                    ),
+                )
+            )
+        body = output.read_text(encoding="utf-8")
+    own = [
+        text
+        for first, text in entries(body)
+        if requirements.canonical(Requirement(first).name) not in pins
+    ]
+    return "".join(own).replace(str(constraints), "base environments' pins")

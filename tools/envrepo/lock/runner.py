@@ -1,0 +1,139 @@
+"""Writing locks: each input kind has a locker, a function from (spec, input, bases, request)
+to a lock body; this module runs them over environments, parents first."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from envrepo.errors import EnvrepoError, Problem
+from envrepo.lock import files as lock
+from envrepo.lock import pip as lock_pip
+from envrepo.lock.pip import Request
+from envrepo.repo import graph
+from envrepo.repo.files import write_text
+from envrepo.repo.spec import Catalog, Spec
+
+
+class Locker(Protocol):
+    def __call__(
+        self, spec: Spec, item: lock.LockInput, ancestors: Sequence[Spec], request: Request
+    ) -> str: ...
+
+
+def _pip() -> tuple[Locker, Callable[[], str]]:
+    return lock_pip.resolve, lock_pip.tool_version
+
+
+def _conda() -> tuple[Locker, Callable[[], str]]:
+    # rattler takes a noticeable part of a command's start-up; only conda inputs need it.
+    from envrepo.lock import conda as lock_conda
+
+    return lock_conda.resolve, lock_conda.tool_version
+
+
+def _image() -> tuple[Locker, Callable[[], str]]:
+    from envrepo.lock import image as lock_image
+
+    return lock_image.resolve, lock_image.tool_version
+
+
+LOCKERS: Mapping[str, Callable[[], tuple[Locker, Callable[[], str]]]] = {
+    "pip": _pip,
+    "conda": _conda,
+    "image": _image,
+}
+
+
+@dataclass
+class Outcome:
+    changed: list[Path] = field(default_factory=list)
+    unchanged: list[Path] = field(default_factory=list)
+    failed: list[EnvrepoError] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def lock_environment(
+    spec: Spec, ancestors: Sequence[Spec], request: Request
+) -> tuple[list[Path], list[Path]]:
+    """Write every lock of `spec`: (changed, unchanged). Nothing is written when one fails."""
+    rendered: list[tuple[Path, str]] = []
+    unchanged: list[Path] = []
+    for item in lock.lock_inputs(spec):
+        resolve, version = LOCKERS[item.field]()
+        body = resolve(spec, item, ancestors, request)
+        digest = lock.input_digest(spec, item, ancestors)
+        if item.lock.is_file():
+            header, old_body = lock.split(item.lock.read_text(encoding="utf-8"))
+            # Same inputs and same result: keep the file as it is, even if the tool's version
+            # moved, so that a re-lock with nothing changed rewrites nothing.
+            if old_body == body and f"# input-digest: {digest}" in header:
+                unchanged.append(item.lock)
+                continue
+        rendered.append((item.lock, lock.render(spec, item, digest, body, version())))
+    changed = [path for path, text in rendered if write_text(path, text)]
+    return changed, unchanged + [path for path, _ in rendered if path not in changed]
+
+
+@contextmanager
+def progress(total: int, interactive: bool) -> Iterator[Callable[[str], None]]:
+    """A progress display on a terminal; a plain line per environment anywhere else."""
+    if not interactive:
+        count = 0
+
+        def line(name: str) -> None:
+            nonlocal count
+            count += 1
+            print(f"locking {name} ({count}/{total})", flush=True)
+
+        yield line
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(
+        TextColumn("locking {task.description}"), BarColumn(), MofNCompleteColumn(), transient=True
+    ) as bar:
+        task = bar.add_task("", total=total)
+
+        def advance(name: str) -> None:
+            bar.update(task, description=name, advance=1)
+
+        yield advance
+
+
+def lock_all(
+    catalog: Catalog, names: Sequence[str], only_stale: bool, request: Request, interactive: bool
+) -> Outcome:
+    """Lock `names` parents first; a failure skips the environments built on it."""
+    outcome = Outcome()
+    broken: set[str] = set()
+    order = graph.ordered(catalog.specs, names)
+    parent_of = graph.parents(catalog.specs)
+    with progress(len(order), interactive) as step:
+        for name in order:
+            spec = catalog.specs[name]
+            ancestors = graph.ancestors(name, catalog.specs, parent_of)
+            step(name)
+            if broken & {a.name for a in ancestors}:
+                outcome.skipped.append(name)
+                broken.add(name)
+                continue
+            if only_stale and not lock.check(spec, ancestors):
+                outcome.unchanged += [i.lock for i in lock.lock_inputs(spec)]
+                continue
+            try:
+                changed, unchanged = lock_environment(spec, ancestors, request)
+            except EnvrepoError as error:
+                outcome.failed.append(error)
+                broken.add(name)
+                continue
+            outcome.changed += changed
+            outcome.unchanged += unchanged
+    return outcome
+
+
+def refusal(name: str) -> Problem:
+    return Problem(name, "", "skipped: an environment it is built on failed to lock")

@@ -1,0 +1,213 @@
+"""Loading environment folders into frozen Spec values."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from envrepo.errors import EnvrepoError, Problem
+from envrepo.repo import schema, schemas
+from envrepo.repo.config import SPEC_FILE, Repository
+from envrepo.repo.yamlio import load_yaml
+
+BaseKind = Literal["environment", "image", "dockerfile", "bootstrap"]
+BASE_KINDS: tuple[BaseKind, ...] = ("environment", "image", "dockerfile", "bootstrap")
+VENV_INTERPRETER = "/opt/env/bin/python"
+SYSTEM_INTERPRETER = "/usr/bin/python3"
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    suite: str
+    variant: str = "minbase"
+    packages: tuple[str, ...] = ()
+    snapshot: str | None = None
+
+
+@dataclass(frozen=True)
+class Base:
+    kind: BaseKind
+    value: str
+    bootstrap: Bootstrap | None = None
+
+    def describe(self) -> str:
+        if self.bootstrap is not None:
+            return f"bootstrap:{self.bootstrap.suite}/{self.bootstrap.variant}"
+        return f"{self.kind}:{self.value}"
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    folder: Path
+    display: str
+    base: Base
+    python: str
+    description: str = ""
+    curated: bool = False
+    pip: str | None = None
+    conda: str | None = None
+    wheels: str | None = None
+    apt: tuple[str, ...] = ()
+    variables: Mapping[str, str] = field(default_factory=dict)
+    user_managed: bool = False
+    interpreter: str = VENV_INTERPRETER
+    platforms: tuple[str, ...] = ("linux/amd64",)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    exclude_newer: str | None = None
+    document: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def spec_display(self) -> str:
+        return f"{self.display}/{SPEC_FILE}"
+
+    @property
+    def parent(self) -> str | None:
+        return self.base.value if self.base.kind == "environment" else None
+
+    def inputs(self) -> dict[str, str]:
+        """The spec fields that name files or folders, by field name."""
+        named = {"pip": self.pip, "conda": self.conda, "wheels": self.wheels}
+        if self.base.kind == "dockerfile":
+            named["base.dockerfile"] = self.base.value
+        return {key: value for key, value in named.items() if value is not None}
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Every environment folder of a repository: the specs that loaded, and what did not."""
+
+    repo: Repository
+    specs: Mapping[str, Spec]
+    problems: tuple[Problem, ...]
+    folders: tuple[str, ...]
+
+
+def _base(document: Mapping[str, Any], repo: Repository, display: str) -> Base:
+    raw = document.get("base", repo.config.defaults.base)
+    if raw is None:
+        raise EnvrepoError(
+            Problem(
+                display,
+                "base",
+                "is missing and envrepo.yaml sets no defaults.base; "
+                "set one of environment, image, dockerfile, bootstrap",
+            )
+        )
+    kind, value = next(iter(raw.items()))
+    if kind == "bootstrap":
+        boot = Bootstrap(
+            suite=value["suite"],
+            variant=value.get("variant", "minbase"),
+            packages=tuple(value.get("packages", ())),
+            snapshot=value.get("snapshot"),
+        )
+        return Base("bootstrap", boot.suite, boot)
+    return Base(kind, value)
+
+
+def cutoff(spec: Spec) -> datetime.datetime | None:
+    """The spec's exclude_newer as a moment (UTC when it names no zone)."""
+    if not spec.exclude_newer:
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(spec.exclude_newer.replace("Z", "+00:00"))
+    except ValueError as error:
+        raise EnvrepoError(
+            Problem(
+                spec.spec_display,
+                "exclude_newer",
+                (f"{spec.exclude_newer!r} is not a real date ({error}); fix it"),
+            )
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
+
+
+def build_spec(document: Mapping[str, Any], folder: Path, repo: Repository) -> Spec:
+    """A Spec from a document that passed the schema, with the repository's defaults."""
+    display = repo.display(folder)
+    defaults = repo.config.defaults
+    user_managed = bool(document.get("user_managed", False))
+    default_interpreter = SYSTEM_INTERPRETER if user_managed else VENV_INTERPRETER
+    return Spec(
+        name=document["name"],
+        folder=folder,
+        display=display,
+        base=_base(document, repo, f"{display}/{SPEC_FILE}"),
+        python=document.get("python", defaults.python),
+        description=document.get("description", ""),
+        curated=bool(document.get("curated", False)),
+        pip=document.get("pip"),
+        conda=document.get("conda"),
+        wheels=document.get("wheels"),
+        apt=tuple(document.get("apt", ())),
+        variables=dict(document.get("variables", {})),
+        user_managed=user_managed,
+        interpreter=document.get("interpreter", default_interpreter),
+        platforms=tuple(document.get("platforms", defaults.platforms)),
+        labels=dict(document.get("labels", {})),
+        exclude_newer=document.get("exclude_newer"),
+        document=document,
+    )
+
+
+def load_spec(folder: Path, repo: Repository) -> Spec:
+    """The spec in `folder`; an EnvrepoError carrying every load or schema problem."""
+    display = f"{repo.display(folder)}/{SPEC_FILE}"
+    document = load_yaml(folder / SPEC_FILE, display, "spec")
+    problems = schema.check(document, schemas.ENVIRONMENT, display)
+    if problems:
+        raise EnvrepoError(*problems)
+    return build_spec(document, folder, repo)
+
+
+def environment_folders(repo: Repository) -> list[Path]:
+    root = repo.environments_dir
+    if not root.is_dir():
+        return []
+    root = root.resolve()
+    # Resolved once here, so that every later check inside a folder can compare paths as they are.
+    return sorted(
+        p.resolve() if p.is_symlink() else p
+        for p in root.iterdir()
+        if p.is_dir() and not p.name.startswith(".")
+    )
+
+
+def load_catalog(repo: Repository) -> Catalog:
+    specs: dict[str, Spec] = {}
+    problems: list[Problem] = []
+    folders = environment_folders(repo)
+    for folder in folders:
+        if not (folder / SPEC_FILE).exists():
+            problems.append(
+                Problem(
+                    repo.display(folder),
+                    "",
+                    f"has no {SPEC_FILE}; add one (envrepo scaffold {folder.name}) "
+                    "or remove the folder",
+                )
+            )
+            continue
+        try:
+            specs[folder.name] = load_spec(folder, repo)
+        except EnvrepoError as error:
+            problems.extend(error.problems)
+    return Catalog(repo, specs, tuple(problems), tuple(f.name for f in folders))
+
+
+def get(catalog: Catalog, name: str) -> Spec:
+    """One environment by name, or a clear error naming what went wrong with it."""
+    if name in catalog.specs:
+        return catalog.specs[name]
+    display = catalog.repo.display(catalog.repo.folder(name))
+    own = [p for p in catalog.problems if p.path == display or p.path.startswith(display + "/")]
+    if own:
+        raise EnvrepoError(*own)
+    known = ", ".join(catalog.specs) or "none"
+    raise EnvrepoError(
+        Problem(display, "", f"no such environment (known: {known}); check the name")
+    )
