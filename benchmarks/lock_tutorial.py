@@ -17,7 +17,8 @@ from pathlib import Path
 
 from common import BIN, curated_copy, run_timed
 
-from envrepo.lock.pip import PLATFORM_TAGS, uv
+from envrepo.lock.pip import uv
+from envrepo.repo.platforms import PLATFORMS
 
 NAME = "envrepo-tutorial"
 WARM_GOAL_VS_PIP_COMPILE = 10.0
@@ -53,7 +54,7 @@ def main() -> None:
                 "--python-version",
                 "3.11",
                 "--python-platform",
-                PLATFORM_TAGS["linux/amd64"],
+                PLATFORMS["linux/amd64"].pip_tag,
                 "--generate-hashes",
                 "--quiet",
                 "-o",

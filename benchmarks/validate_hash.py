@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from envrepo.inputs import sources
 from envrepo.lock import files as lock
 from envrepo.repo import graph
 from envrepo.repo.config import open_repository
@@ -63,10 +64,10 @@ def generate(root: Path, count: int) -> list[Path]:
     catalog = load_catalog(repo)
     for name in graph.ordered(catalog.specs):
         spec, bases = catalog.specs[name], graph.ancestors(name, catalog.specs)
-        for item in lock.lock_inputs(spec):
+        for item in sources.lock_inputs(spec):
             body = "numpy==1.26.4 \\\n    --hash=sha256:" + "0" * 64 + "\n"
             digest = lock.input_digest(spec, item, bases)
-            item.lock.write_text(lock.render(spec, item, digest, body, "uv (generated)"))
+            item.lock.write_text(lock.lock_text(spec, item, digest, body, "uv (generated)"))
     return specs
 
 

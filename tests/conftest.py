@@ -245,11 +245,12 @@ def registry(
 def write_fresh_lock(root: Path, name: str, body: str) -> Spec:
     """A pip lock for environment `name` whose header matches its inputs now (no resolver);
     the environment's Spec."""
+    from envrepo.inputs import sources
     from envrepo.lock import files as lock
     from envrepo.repo.config import open_repository
     from envrepo.repo.spec import load_catalog
 
     spec = load_catalog(open_repository(root, explicit=True)[0]).specs[name]
-    [item] = lock.lock_inputs(spec)
-    item.lock.write_text(lock.render(spec, item, lock.input_digest(spec, item, []), body, "uv 0"))
+    [item] = sources.lock_inputs(spec)
+    item.lock.write_text(lock.lock_text(spec, item, lock.input_digest(spec, item, []), body, "uv 0"))
     return spec

@@ -15,7 +15,7 @@ from conftest import RepoMaker, write_files, write_fresh_lock
 from envrepo.build.assemble import chain_ids, environment, image_config
 from envrepo.build.bytecode import Job, compile_on_host, pyc_path, wanted
 from envrepo.build.layers import Layer, Package, package_layers, venv_layer, write_layer
-from envrepo.build.render import Layout, render
+from envrepo.build.render import Layout, dockerfile
 from envrepo.build.stage import locked
 from envrepo.errors import EnvrepoError
 from envrepo.lock.image import DOCKER_HUB, parse_reference
@@ -41,7 +41,7 @@ def test_render_layers_base_venv_packages_variables(make_repo: RepoMaker) -> Non
         },
     )
     catalog = load_catalog(open_repository(root, explicit=True)[0])
-    text = render(
+    text = dockerfile(
         catalog.specs["app"],
         "reg/root@sha256:00",
         catalog.specs["root"],

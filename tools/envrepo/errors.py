@@ -13,6 +13,7 @@ class ExitCode(IntEnum):
     OK = 0
     PROBLEMS = 1
     USAGE = 2
+    INTERNAL = 3  # a bug in envrepo: the traceback goes to the log, not the screen
     INTERRUPTED = 130
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from envrepo.errors import EnvrepoError
-from envrepo.lock import files as lock
+from envrepo.inputs import sources
 from envrepo.repo import graph
 from envrepo.repo.config import SPEC_FILE
 from envrepo.repo.digest import file_sha256, json_sha256
@@ -26,15 +26,15 @@ TESTS_DIR = "tests"
 @dataclass(frozen=True)
 class SpecHash:
     name: str
-    digest: str
+    value: str
     spec: Mapping[str, Any]
     files: Mapping[str, str]
     parent: str | None
-    parent_digest: str | None
+    parent_hash: str | None
 
     @property
     def short(self) -> str:
-        return self.digest[:12]
+        return self.value[:12]
 
     def inputs(self) -> dict[str, Any]:
         return {
@@ -42,7 +42,7 @@ class SpecHash:
             "spec": self.spec,
             "files": self.files,
             "parent": (
-                None if self.parent is None else {"name": self.parent, "hash": self.parent_digest}
+                None if self.parent is None else {"name": self.parent, "hash": self.parent_hash}
             ),
         }
 
@@ -89,7 +89,7 @@ def _context_files(spec: Spec) -> Iterable[Path]:
 
 def build_files(spec: Spec) -> dict[str, Path]:
     """The files the build reads, by their path relative to the folder."""
-    files: list[Path] = [item.lock for item in lock.lock_inputs(spec) if item.lock.is_file()]
+    files: list[Path] = [item.lock for item in sources.lock_inputs(spec) if item.lock.is_file()]
     if spec.wheels is not None and (spec.folder / spec.wheels).is_dir():
         files += (spec.folder / spec.wheels).glob("*.whl")
     if spec.base.kind == "dockerfile":
@@ -100,22 +100,31 @@ def build_files(spec: Spec) -> dict[str, Path]:
 def spec_hash(spec: Spec, parent: SpecHash | None) -> SpecHash:
     files = {rel: file_sha256(path) for rel, path in sorted(build_files(spec).items())}
     unhashed = SpecHash(
-        spec.name, "", normalized(spec), files, spec.parent, parent.digest if parent else None
+        spec.name, "", normalized(spec), files, spec.parent, parent.value if parent else None
     )
-    return replace(unhashed, digest=json_sha256(unhashed.inputs()))
+    return replace(unhashed, value=json_sha256(unhashed.inputs()))
+
+
+def hash_tree(catalog: Catalog) -> dict[str, SpecHash | None]:
+    """Every environment's hash in one pass, parents first; None for one whose base chain is
+    broken (a missing parent, a cycle, or a parent that is broken itself)."""
+    hashes: dict[str, SpecHash | None] = {}
+    for name in graph.ordered(catalog.specs):
+        spec = catalog.specs[name]
+        # A parent on a cycle or missing has no hash yet when its child comes.
+        parent = hashes.get(spec.parent) if spec.parent is not None else None
+        broken = spec.parent is not None and parent is None
+        hashes[name] = None if broken else spec_hash(spec, parent)
+    return hashes
 
 
 def hash_environments(catalog: Catalog, names: Iterable[str] | None = None) -> dict[str, SpecHash]:
-    """Hashes of `names` (default: all) and of their ancestors, parents first."""
-    wanted = list(catalog.specs) if names is None else list(names)
-    for name in wanted:
-        get(catalog, name)
+    """Hashes of `names` (default: all) and of their ancestors, parents first; an error naming
+    every broken base chain among them."""
+    wanted = list(catalog.specs) if names is None else [get(catalog, name).name for name in names]
     needed = graph.with_ancestors(wanted, catalog.specs)
-    broken = [
-        p
-        for p in graph.problems(catalog)
-        if any(p.path == catalog.specs[n].spec_display for n in needed)
-    ]
+    shown = {catalog.specs[name].spec_display for name in needed}
+    broken = [p for p in graph.problems(catalog) if p.path in shown]
     if broken:
         raise EnvrepoError(*broken)
     hashes: dict[str, SpecHash] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
@@ -15,7 +16,7 @@ from envrepo.lock import files as lock
 from envrepo.repo import graph
 from envrepo.repo.config import CONFIG_FILE, Repository
 from envrepo.repo.paths import check_relative, inside
-from envrepo.repo.spec import Catalog, Spec, cutoff
+from envrepo.repo.spec import Catalog, Spec, cutoff, load_catalog
 
 NAME = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 
@@ -264,3 +265,20 @@ def select(paths: Iterable[Path], repo: Repository) -> set[str] | None:
             )
         chosen.add(full.relative_to(root).parts[0])
     return chosen
+
+
+@dataclass(frozen=True)
+class Report:
+    """What `validate` found, and how many environments it looked at."""
+
+    problems: list[Problem]
+    checked: int
+
+
+def validate_repository(
+    repo: Repository, config_problems: Iterable[Problem], paths: Sequence[Path]
+) -> Report:
+    """Every problem of the environments `paths` point at (all when none)."""
+    catalog = load_catalog(repo)
+    problems = validate(catalog, config_problems, select(paths, repo) if paths else None)
+    return Report(problems, len(catalog.folders))

@@ -12,7 +12,7 @@ from envrepo.inputs import requirements
 from envrepo.repo import yamledit
 from envrepo.repo.config import SPEC_FILE
 from envrepo.repo.files import write_all
-from envrepo.repo.spec import Spec
+from envrepo.repo.spec import Catalog, Spec, get
 from envrepo.repo.yamlio import read_text
 
 PIP_FILE = "requirements.txt"
@@ -143,3 +143,19 @@ def add_conda(spec: Spec, packages: list[str], channels: tuple[str, ...]) -> lis
             pip_at = [i for i, item in enumerate(dependencies) if isinstance(item, dict)]
             dependencies.insert(pip_at[0] if pip_at else len(dependencies), package)
     return write_all({path: yamledit.dump(document)})
+
+
+def add(catalog: Catalog, name: str, packages: list[str], to_conda: bool) -> list[Path]:
+    """Add `packages` to environment `name`'s pip input (or conda input); the files changed."""
+    spec = get(catalog, name)
+    if spec.user_managed:
+        raise EnvrepoError(
+            Problem(
+                spec.spec_display,
+                "user_managed",
+                "is true, so the environment installs nothing; set it to false first",
+            )
+        )
+    if to_conda:
+        return add_conda(spec, packages, catalog.repo.config.defaults.channels)
+    return add_pip(spec, packages)

@@ -11,16 +11,16 @@ from typing import Any
 
 import yaml
 
-from envrepo.errors import EnvrepoError, Problem
+from envrepo.errors import EnvrepoError, Problem, fail
 from envrepo.inputs import conda as conda_input
 from envrepo.inputs import requirements
 from envrepo.repo import schema, yamledit
 from envrepo.repo.config import SPEC_FILE, Repository
 from envrepo.repo.files import create_folder
 from envrepo.repo.schemas import ENVIRONMENT
-from envrepo.repo.spec import Catalog
+from envrepo.repo.spec import Catalog, load_catalog
 from envrepo.repo.yamlio import read_text
-from envrepo.validate import NAME
+from envrepo.validate import NAME, environment_problems
 
 _PYTHON_VERSION = re.compile(r"(3\.\d+)")
 # What `pip freeze` leaves out too: the installer's own tools, which every venv has.
@@ -36,10 +36,6 @@ class Inputs:
     conda: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
-
-
-def _fail(source: str, message: str) -> EnvrepoError:
-    return EnvrepoError(Problem(source, "", message))
 
 
 def from_conda(path: Path) -> Inputs:
@@ -68,7 +64,7 @@ def from_conda(path: Path) -> Inputs:
             _, found = requirements.check_entry(entry)
             bad = [message for severity, message in found if severity == "error"]
             if bad:
-                raise _fail(shown, f"pip: {entry}: {bad[0]}")
+                raise fail(shown, "", f"pip: {entry}: {bad[0]}")
             lines.append(entry)
         pip_text = "\n".join(lines) + "\n"
     return Inputs(python=python, conda=yamledit.dump(document), pip=pip_text)
@@ -99,8 +95,9 @@ def from_pip(path: Path) -> Inputs:
         if requirements.split_option(line.text)[0] in ("-c", "--constraint")
     ]
     if constraints:
-        raise _fail(
+        raise fail(
             constraints[0][0],
+            "",
             (
                 f"{constraints[0][1]}: constraint files are not taken over; "
                 "move their pins into the requirements"
@@ -156,8 +153,9 @@ def from_env(prefix: Path) -> Inputs:
             pip="\n".join([header, *pins]) + "\n",
             notes=tuple(notes),
         )
-    raise _fail(
+    raise fail(
         shown,
+        "",
         (
             "is neither a conda environment (no conda-meta/) nor a virtual environment "
             "(no pyvenv.cfg); pass the prefix of one"
@@ -183,8 +181,9 @@ def _from_conda_prefix(prefix: Path) -> Inputs:
             record = json.loads(record_path.read_text(encoding="utf-8"))
             name, version = record["name"], record["version"]
         except (ValueError, KeyError, TypeError):
-            raise _fail(
+            raise fail(
                 str(record_path),
+                "",
                 (
                     "is not a conda package record (name and version); "
                     "check that the prefix is a conda environment"
@@ -237,19 +236,21 @@ def scaffold(
     folder = repo.folder(name)
     shown = repo.display(folder)
     if not NAME.match(name) or len(name) > 64:
-        raise _fail(
+        raise fail(
             name,
+            "",
             (
                 "is not a valid environment name; use lowercase letters, digits and . _ - "
                 "between them, as an image name requires"
             ),
         )
     if folder.exists() or folder.is_symlink():
-        raise _fail(shown, "already exists; pick another name or edit that environment")
+        raise fail(shown, "", "already exists; pick another name or edit that environment")
     prefix = repo.config.reserved_prefix
     if prefix and name.startswith(prefix) != curated:
-        raise _fail(
+        raise fail(
             name,
+            "",
             (
                 f"the prefix {prefix!r} is reserved for curated environments, which must carry it; "
                 + ("pass --curated" if name.startswith(prefix) else f"name it {prefix}{name}")
@@ -257,8 +258,9 @@ def scaffold(
         )
     chosen_base = base or repo.config.defaults.base
     if chosen_base is None:
-        raise _fail(
+        raise fail(
             shown,
+            "",
             (
                 "no base given and envrepo.yaml sets no defaults.base; "
                 "pass --base-environment NAME or --base-image REF"
@@ -269,16 +271,18 @@ def scaffold(
     if parent_name is not None:
         parent = catalog.specs.get(parent_name)
         if parent is None:
-            raise _fail(
+            raise fail(
                 parent_name,
+                "",
                 (
                     "is not a valid environment of this repository to base on; "
                     "pass --base-environment with one that `envrepo list` shows"
                 ),
             )
         if version is not None and version != parent.python:
-            raise _fail(
+            raise fail(
                 shown,
+                "",
                 (
                     f"python {version} differs from {parent.python} of the base environment "
                     f"{parent_name}; pass --base-image or another base, or --python {parent.python}"
@@ -306,3 +310,60 @@ def scaffold(
     repo.environments_dir.mkdir(parents=True, exist_ok=True)
     create_folder(folder, files)
     return folder
+
+
+@dataclass(frozen=True)
+class Request:
+    """What `envrepo scaffold` is asked: at most one source file or prefix, at most one base."""
+
+    name: str
+    conda_file: Path | None = None
+    pip_file: Path | None = None
+    prefix: Path | None = None
+    base_environment: str | None = None
+    base_image: str | None = None
+    python: str | None = None
+    description: str = ""
+    curated: bool = False
+
+
+@dataclass(frozen=True)
+class Scaffolded:
+    """The new folder, what the source could not give as it was, and what the new
+    environment still lacks (a lock, for one)."""
+
+    folder: Path
+    notes: tuple[str, ...]
+    problems: list[Problem]
+    needs_lock: bool
+
+
+def scaffold_environment(catalog: Catalog, request: Request) -> Scaffolded:
+    if request.conda_file is not None:
+        inputs = from_conda(request.conda_file)
+    elif request.pip_file is not None:
+        inputs = from_pip(request.pip_file)
+    elif request.prefix is not None:
+        inputs = from_env(request.prefix)
+    else:
+        inputs = Inputs()
+    base = (
+        {"environment": request.base_environment}
+        if request.base_environment
+        else {"image": request.base_image}
+        if request.base_image
+        else None
+    )
+    folder = scaffold(
+        catalog,
+        request.name,
+        inputs,
+        base,
+        request.python,
+        request.description,
+        request.curated,
+    )
+    grown = load_catalog(catalog.repo)
+    problems = environment_problems(grown.specs[request.name], grown)
+    needs_lock = inputs.pip is not None or inputs.conda is not None
+    return Scaffolded(folder, inputs.notes, problems, needs_lock)

@@ -4,39 +4,18 @@ with the network off, the .deb files mounted read-only so that none stays in a l
 
 from __future__ import annotations
 
-import io
-import posixpath
 import subprocess
-import tarfile
 import tempfile
-from collections.abc import Callable, Sequence
-from pathlib import Path, PurePosixPath
-
-import docker
-import docker.errors
+from collections.abc import Sequence
+from pathlib import Path
 
 from envrepo.build import bootstrap
-from envrepo.build.checks import container
+from envrepo.engine.docker import Docker, Log
 from envrepo.errors import EnvrepoError
 from envrepo.repo.files import cache_dir
 from envrepo.repo.spec import Bootstrap
 
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
-
-
-def _file_from_image(client: docker.DockerClient, image: str, path: str) -> bytes:
-    with container(client, image=image, command=["true"]) as found:
-        try:
-            stream, _ = found.get_archive(path)
-        except docker.errors.NotFound:
-            return b""
-        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
-            first = archive.getmembers()[0]
-            if first.issym():
-                target = str(PurePosixPath(path).parent / first.linkname)
-                return _file_from_image(client, image, posixpath.normpath(target))
-            member = archive.extractfile(first)
-            return member.read() if member is not None else b""
 
 
 def _suite(os_release: bytes) -> str:
@@ -50,16 +29,12 @@ def _suite(os_release: bytes) -> str:
 
 
 def download(
-    client: docker.DockerClient,
-    image: str,
-    packages: Sequence[str],
-    target: Path,
-    log: Callable[[str], None],
+    engine: Docker, image: str, packages: Sequence[str], target: Path, log: Log
 ) -> list[Path]:
     """The .deb files `packages` need on top of `image`, downloaded into `target`."""
     status = target / "status"
-    status.write_bytes(_file_from_image(client, image, "/var/lib/dpkg/status"))
-    suite = _suite(_file_from_image(client, image, "/etc/os-release"))
+    status.write_bytes(engine.read_file(image, "/var/lib/dpkg/status"))
+    suite = _suite(engine.read_file(image, "/etc/os-release"))
     mirror = bootstrap.mirror(Bootstrap(suite))
     root = cache_dir("apt") / suite  # package lists, shared by builds
     archives = target / "debs"
@@ -109,29 +84,19 @@ def download(
     return debs
 
 
-def install(
-    client: docker.DockerClient, image: str, packages: Sequence[str], log: Callable[[str], None]
-) -> str:
+def install(engine: Docker, image: str, packages: Sequence[str], log: Log) -> str:
     """A new image: `image` with `packages` installed by dpkg; its ID."""
     with tempfile.TemporaryDirectory(prefix="envrepo-apt-") as scratch:
-        debs = download(client, image, packages, Path(scratch), log)
+        debs = download(engine, image, packages, Path(scratch), log)
         if not debs:
             return image
         command = ["sh", "-c", "dpkg -i /envrepo-debs/*.deb && rm -rf /var/lib/apt/lists/*"]
-        with container(
-            client,
-            image=image,
-            command=command,
-            network_disabled=True,
-            volumes={str(Path(scratch) / "debs"): {"bind": "/envrepo-debs", "mode": "ro"}},
-        ) as installing:
-            installing.start()
-            code = int(installing.wait(timeout=900)["StatusCode"])
-            output = installing.logs().decode(errors="replace")
-            for line in output.splitlines()[-15:]:
-                log(f"  {line}")
-            if code != 0:
-                raise EnvrepoError(
-                    f"dpkg could not install {', '.join(packages)} (exit {code}); see the build log"
-                )
-            return str(installing.commit(changes=[]).id)
+        mounts = {str(Path(scratch) / "debs"): {"bind": "/envrepo-debs", "mode": "ro"}}
+        code, output, installed = engine.run_and_commit(image, command, mounts, timeout=900)
+        for line in output.splitlines()[-15:]:
+            log(f"  {line}")
+        if installed is None:
+            raise EnvrepoError(
+                f"dpkg could not install {', '.join(packages)} (exit {code}); see the build log"
+            )
+        return installed

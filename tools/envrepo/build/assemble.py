@@ -1,6 +1,6 @@
-"""Putting an image together from a base image and layers made on the host, with docker-py:
-the new image's config (environment, labels, layer list) and a `docker load` archive that
-carries only the new layers; the daemon already has the base's.
+"""Putting an image together from a base image and layers made on the host: the new image's
+config (environment, labels, layer list) and a `docker load` archive that carries only the
+new layers; the daemon already has the base's.
 """
 
 from __future__ import annotations
@@ -9,15 +9,12 @@ import datetime
 import hashlib
 import json
 import tarfile
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import docker
-import docker.errors
-
 from envrepo.build.layers import Layer
-from envrepo.errors import EnvrepoError
+from envrepo.engine.docker import Docker
 
 KEPT = ("Cmd", "Entrypoint", "WorkingDir", "User", "ExposedPorts", "Volumes", "StopSignal")
 
@@ -67,15 +64,13 @@ def chain_ids(diff_ids: Sequence[str]) -> list[str]:
     return chains
 
 
-def present_chains(client: docker.DockerClient, references: Sequence[str]) -> set[str]:
+def present_chains(engine: Docker, references: Sequence[str]) -> set[str]:
     """Chain IDs the daemon has, read from the images named (the base, earlier builds)."""
     found: set[str] = set()
     for reference in references:
-        try:
-            layers = client.images.get(reference).attrs["RootFS"]["Layers"]
-        except docker.errors.ImageNotFound:
-            continue
-        found.update(chain_ids(layers))
+        image = engine.image(reference)
+        if image is not None:
+            found.update(chain_ids(image.layers))
     return found
 
 
@@ -96,7 +91,7 @@ def _tar_stream(members: Sequence[tuple[str, bytes | Path]]) -> Iterator[bytes]:
 
 
 def load(
-    client: docker.DockerClient,
+    engine: Docker,
     config: Mapping[str, Any],
     layers: Sequence[Layer],
     present: Collection[str] = (),
@@ -118,13 +113,5 @@ def load(
     for layer, chain in zip(layers, chains, strict=True):
         if chain not in present:
             members.append((f"{layer.diff_id.split(':', 1)[1]}/layer.tar", layer.path))
-    try:
-        load_image: Callable[..., Iterator[dict[str, Any]]] = client.api.load_image
-        for chunk in load_image(_tar_stream(members), quiet=True):
-            if "error" in chunk:
-                raise EnvrepoError(f"docker load of the new image failed: {chunk['error']}")
-    except docker.errors.APIError as error:
-        raise EnvrepoError(
-            f"docker load of the new image failed: {error.explanation or error}"
-        ) from None
+    engine.load(_tar_stream(members))
     return f"sha256:{image_id}"

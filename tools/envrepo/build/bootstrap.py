@@ -12,12 +12,15 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from envrepo.errors import EnvrepoError
 from envrepo.repo.digest import json_sha256
 from envrepo.repo.spec import Bootstrap
+
+if TYPE_CHECKING:
+    from envrepo.engine.docker import Docker, Log
 
 SOURCES = Path("/etc/apt/sources.list")
 SOURCES_DIR = Path("/etc/apt/sources.list.d")
@@ -80,12 +83,10 @@ def debootstrap_command(boot: Bootstrap, target: Path, source: str) -> list[str]
     return [*command, boot.suite, str(target), source]
 
 
-def build_root_image(
-    boot: Bootstrap, exists: Callable[[str], bool], log: Callable[[str], None]
-) -> str:
+def build_root_image(engine: Docker, boot: Bootstrap, log: Log) -> str:
     """The local tag of the root image for `boot`, made now unless it is already there."""
     tag = image_tag(boot)
-    if exists(tag):
+    if engine.image(tag) is not None:
         log(f"bootstrap image {tag} is already there")
         return tag
     if shutil.which("debootstrap") is None:
@@ -118,18 +119,6 @@ def build_root_image(
             *root.glob("var/lib/apt/lists/*_*"),
         ]:
             leftover.unlink()
-        tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
-        imported = subprocess.run(
-            ["docker", "import", "-", tag],
-            stdin=tar.stdout,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        tar.wait()
-        if imported.returncode != 0:
-            raise EnvrepoError(
-                f"docker import of the {boot.suite} root failed: {imported.stderr.strip()}"
-            )
+        engine.import_folder(root, tag)
     log(f"imported {tag}")
     return tag

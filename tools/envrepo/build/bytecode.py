@@ -20,9 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-import docker
-
-from envrepo.build.checks import Python, run_in_image
+from envrepo.build.checks import Python
+from envrepo.engine.docker import Docker
 from envrepo.errors import EnvrepoError
 
 NOT_COMPILED = "tests"
@@ -109,13 +108,12 @@ def compile_on_host(staging: Path, jobs: Sequence[Job]) -> None:
 
 
 def compile_in_image(
-    client: docker.DockerClient, image: str, python: Python, staging: Path, jobs: Sequence[Job]
+    engine: Docker, image: str, python: Python, staging: Path, jobs: Sequence[Job]
 ) -> None:
     """Compile with the base image's own interpreter, network off, as the host's user."""
 
     def run(listing: Path) -> tuple[int, str]:
-        return run_in_image(
-            client,
+        return engine.run(
             image,
             [python.path, "-I", "-c", DRIVER, STAGE_MOUNT, f"{STAGE_MOUNT}/{listing.name}"],
             {str(staging): {"bind": STAGE_MOUNT, "mode": "rw"}},
@@ -126,7 +124,7 @@ def compile_in_image(
 
 
 def compile_staged(
-    client: docker.DockerClient, image: str, python: Python, staging: Path, jobs: Sequence[Job]
+    engine: Docker, image: str, python: Python, staging: Path, jobs: Sequence[Job]
 ) -> None:
     """Write the bytecode of `jobs` next to their sources under `staging`."""
     if not jobs:
@@ -134,4 +132,4 @@ def compile_staged(
     if python.cache_tag == sys.implementation.cache_tag:
         compile_on_host(staging, jobs)
     else:
-        compile_in_image(client, image, python, staging, jobs)
+        compile_in_image(engine, image, python, staging, jobs)

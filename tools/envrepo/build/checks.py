@@ -1,23 +1,17 @@
 """Inside a built image, network off: the environment's smoke tests, what is installed, and
-where the base's interpreter is. Every container is removed, whatever happens."""
+where the base's interpreter is."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import docker
-import docker.errors
-
+from envrepo.engine.docker import Docker, Log
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.repo.digest import json_sha256
 from envrepo.repo.files import cache_dir, write_text
 from envrepo.repo.spec import Spec
-
-Log = Callable[[str], None]
 
 TESTS_MOUNT = "/envrepo-tests"
 # Runs inside the image: every smoke test, then what is installed, as one JSON line.
@@ -50,44 +44,13 @@ class Python:
     cache_tag: str | None
 
 
-@contextmanager
-def container(client: docker.DockerClient, **options: Any) -> Iterator[Any]:
-    """A container that is removed whatever happens, Ctrl-C included."""
-    container = client.containers.create(**options)
-    try:
-        yield container
-    finally:
-        with suppress(docker.errors.NotFound):
-            container.remove(force=True)
-
-
-def run_in_image(
-    client: docker.DockerClient,
-    image: str,
-    command: list[str],
-    mounts: dict[str, Any] | None = None,
-    user: str = "",
-) -> tuple[int, str]:
-    with container(
-        client,
-        image=image,
-        command=command,
-        network_disabled=True,
-        volumes=mounts or {},
-        user=user,
-    ) as running:
-        running.start()
-        code = int(running.wait(timeout=600)["StatusCode"])
-        return code, running.logs().decode(errors="replace")
-
-
-def probe_python(client: docker.DockerClient, image: str, command: str) -> Python | None:
+def probe_python(engine: Docker, image: str, command: str) -> Python | None:
     """The interpreter `command` names in `image`, or None when it does not run there. An
     image ID names its content, so the answer is kept and the container starts once."""
     kept = cache_dir("probes") / f"{json_sha256([image, command])}.json"
     if kept.is_file():
         return Python(**json.loads(kept.read_text(encoding="utf-8")))
-    code, output = run_in_image(client, image, [command, "-c", PYTHON_PROBE])
+    code, output = engine.run(image, [command, "-c", PYTHON_PROBE])
     lines = output.split()
     if code != 0 or len(lines) < 3:
         return None
@@ -97,13 +60,13 @@ def probe_python(client: docker.DockerClient, image: str, command: str) -> Pytho
 
 
 def check_image(
-    client: docker.DockerClient, image: str, spec: Spec, log: Log
+    engine: Docker, image: str, spec: Spec, log: Log
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """Run the environment's tests/*.py inside the image (network off) and read what is
     installed: (test results, packages)."""
     folder = spec.folder / "tests"
     mounts = {str(folder): {"bind": TESTS_MOUNT, "mode": "ro"}} if folder.is_dir() else {}
-    code, output = run_in_image(client, image, [spec.interpreter, "-c", CHECK_DRIVER], mounts)
+    code, output = engine.run(image, [spec.interpreter, "-c", CHECK_DRIVER], mounts)
     lines = output.splitlines()
     result_lines = [line for line in lines if line.startswith("ENVREPO-RESULT ")]
     for line in lines:

@@ -27,8 +27,9 @@ from packaging.utils import canonicalize_name
 from envrepo.build.bytecode import pyc_path, wanted
 from envrepo.repo.digest import json_sha256
 from envrepo.repo.files import cache_dir
+from envrepo.repo.spec import ENV_PREFIX
 
-ENV_PREFIX = PurePosixPath("/opt/env")
+PREFIX = PurePosixPath(ENV_PREFIX)
 LAYER_FORMAT = 3  # 3: a layer is keyed by its lock entry and holds bytecode
 UV_FILES = {".lock"}  # uv's own lock on the --target folder, not part of the environment
 MAX_PACKAGE_LAYERS = 100  # Docker allows 127 layers in all; the rest share one layer
@@ -172,7 +173,7 @@ def in_site(relative: str) -> bool:
 
 def image_path(relative: str, site_packages: PurePosixPath) -> str:
     if not in_site(relative):
-        return str((ENV_PREFIX / relative).relative_to("/"))
+        return str((PREFIX / relative).relative_to("/"))
     return str((site_packages / relative).relative_to("/"))
 
 
@@ -280,7 +281,7 @@ def venv_layer(python: str, version: str, site_packages: PurePosixPath) -> Layer
     """The skeleton `python -m venv --without-pip` makes, built without running anything."""
     home = str(PurePosixPath(python).parent)
     major_minor = ".".join(version.split(".")[:2])
-    prefix = str(ENV_PREFIX.relative_to("/"))
+    prefix = str(PREFIX.relative_to("/"))
     config = (
         f"home = {home}\ninclude-system-site-packages = false\nversion = {version}\n"
         f"executable = {python}\ncommand = {python} -m venv --without-pip {ENV_PREFIX}\n"
@@ -304,7 +305,7 @@ def venv_layer(python: str, version: str, site_packages: PurePosixPath) -> Layer
 def conda_layers(prefix: Path) -> list[Layer]:
     """One layer per conda package linked into `prefix` (the image's /opt/env), by the file
     list rattler records in conda-meta/, the record itself included."""
-    root = str(ENV_PREFIX.relative_to("/"))
+    root = str(PREFIX.relative_to("/"))
     layers = []
     for meta in sorted((prefix / "conda-meta").glob("*.json")):
         listed = json.loads(meta.read_text(encoding="utf-8")).get("files", [])

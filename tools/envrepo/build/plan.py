@@ -4,19 +4,19 @@ a git ref), and every environment built on them, in waves that respect the base 
 from __future__ import annotations
 
 import io
-import subprocess
 import tarfile
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from envrepo.engine.registry import Registry
-from envrepo.errors import EnvrepoError
-from envrepo.hashing import SpecHash, hash_environments
+from envrepo.build.naming import hash_tag, required_registry
+from envrepo.engine.registry import Registry, connect
+from envrepo.hashing import SpecHash, hash_environments, hash_tree
 from envrepo.repo import graph
 from envrepo.repo.config import CONFIG_FILE, Repository, open_repository
-from envrepo.repo.spec import Catalog, load_catalog
+from envrepo.repo.spec import Catalog, get, load_catalog
 
 
 @dataclass(frozen=True)
@@ -32,23 +32,14 @@ class Planned:
 
 def hashes_at(repo: Repository, ref: str) -> dict[str, str]:
     """The spec hashes of every environment as the repository had them at git `ref`."""
+    from envrepo.repo import git
+
     paths = [repo.config.environments]
     if (repo.root / CONFIG_FILE).is_file():
         paths.append(CONFIG_FILE)
-    done = subprocess.run(
-        ["git", "archive", "--format=tar", ref, "--", *paths],
-        cwd=repo.root,
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        message = done.stderr.decode(errors="replace").strip().splitlines()
-        raise EnvrepoError(
-            f"--since {ref}: {message[-1] if message else 'git archive failed'}; "
-            "pass a commit, branch or tag of this repository"
-        )
+    tar = git.archive(repo.root, ref, paths)
     with tempfile.TemporaryDirectory(prefix="envrepo-since-") as scratch:
-        with tarfile.open(fileobj=io.BytesIO(done.stdout)) as archive:
+        with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
             # Regular files and folders only, inside the scratch folder: what git archive of
             # environments can hold, without trusting it (Python 3.11.2 has no tar filters).
             safe = [
@@ -60,14 +51,8 @@ def hashes_at(repo: Repository, ref: str) -> dict[str, str]:
             ]
             archive.extractall(scratch, members=safe)
         old, _ = open_repository(Path(scratch), explicit=True)
-        catalog = load_catalog(old)
-        result = {}
-        for name in catalog.specs:
-            try:
-                result[name] = hash_environments(catalog, [name])[name].digest
-            except EnvrepoError:
-                continue
-        return result
+        hashes = hash_tree(load_catalog(old))
+        return {name: found.value for name, found in hashes.items() if found is not None}
 
 
 def plan(
@@ -77,19 +62,19 @@ def plan(
     since: dict[str, str] | None = None,
 ) -> list[Planned]:
     reasons: dict[str, str] = {}
-    for name, digest in hashes.items():
+    for name, spec_hash in hashes.items():
         if since is not None:
-            if since.get(name) != digest.digest:
+            if since.get(name) != spec_hash.value:
                 reasons[name] = (
                     "new since the ref" if name not in since else "changed since the ref"
                 )
-        elif registry is not None and registry.manifest_digest(name, f"h-{digest.short}") is None:
+        elif registry is not None and registry.manifest_digest(name, hash_tag(spec_hash)) is None:
             reasons[name] = "no image for its hash"
     for name in graph.descendants(reasons, catalog.specs):
         reasons.setdefault(name, "its base is rebuilt")
     waves = graph.waves(catalog.specs, reasons)
     return [
-        Planned(name, hashes[name].digest, number, reasons[name])
+        Planned(name, hashes[name].value, number, reasons[name])
         for number, wave in enumerate(waves)
         for name in wave
     ]
@@ -100,3 +85,27 @@ def matrix(planned: list[Planned]) -> dict[str, Any]:
     return {
         "include": [{"environment": p.name, "wave": p.wave, "hash": p.hash[:12]} for p in planned]
     }
+
+
+def select(
+    catalog: Catalog,
+    hashes: dict[str, SpecHash],
+    registry: Registry,
+    names: Sequence[str],
+    changed: bool,
+) -> list[str]:
+    """What a build takes on: what the plan lists (`changed`), else `names` (all when none)
+    with the environments they are built on."""
+    if changed:
+        return [p.name for p in plan(catalog, hashes, registry)]
+    chosen = [get(catalog, name).name for name in names] or list(catalog.specs)
+    return sorted(graph.with_ancestors(chosen, catalog.specs))
+
+
+def plan_repository(catalog: Catalog, registry: str | None, since: str | None) -> list[Planned]:
+    """The plan against git ref `since`, else against the registry (`--registry`, else the
+    configured one)."""
+    hashes = hash_environments(catalog)
+    if since is not None:
+        return plan(catalog, hashes, None, hashes_at(catalog.repo, since))
+    return plan(catalog, hashes, connect(required_registry(catalog.repo, registry)))

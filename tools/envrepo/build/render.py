@@ -12,12 +12,12 @@ they name does not change the rendered text.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from envrepo.hashing import RENDER_SCHEME
-from envrepo.repo.spec import Spec
-
-ENV_PREFIX = "/opt/env"
+from envrepo.build import bootstrap, naming
+from envrepo.hashing import RENDER_SCHEME, SpecHash, hash_environments
+from envrepo.repo.spec import ENV_PREFIX, Catalog, Spec, get, needs_venv, site_packages
 
 
 @dataclass(frozen=True)
@@ -27,19 +27,7 @@ class Layout:
     folders: tuple[str, ...] = ()
 
 
-def python_dir(spec: Spec) -> str:
-    major_minor = ".".join(spec.python.split(".")[:2])
-    return f"{ENV_PREFIX}/lib/python{major_minor}/site-packages"
-
-
-def needs_venv(spec: Spec, parent: Spec | None) -> bool:
-    """A virtual environment is made once, by the first environment of a chain that has one."""
-    if spec.user_managed or spec.conda is not None:
-        return False
-    return parent is None or parent.user_managed
-
-
-def render(spec: Spec, base_ref: str, parent: Spec | None, layout: Layout) -> str:
+def dockerfile(spec: Spec, base_ref: str, parent: Spec | None, layout: Layout) -> str:
     lines = [
         f"# envrepo render scheme {RENDER_SCHEME}: {spec.name}",
         "# envrepo build assembles these layers on the host; this builds the same filesystem.",
@@ -57,7 +45,7 @@ def render(spec: Spec, base_ref: str, parent: Spec | None, layout: Layout) -> st
         creator = parent.interpreter if parent is not None else "python3"
         lines.append(f"RUN {json.dumps([creator, '-m', 'venv', '--without-pip', ENV_PREFIX])}")
     targets = {
-        "site-packages": python_dir(spec),
+        "site-packages": site_packages(spec),
         "bin": f"{ENV_PREFIX}/bin",
         "share": f"{ENV_PREFIX}/share",
     }
@@ -65,10 +53,39 @@ def render(spec: Spec, base_ref: str, parent: Spec | None, layout: Layout) -> st
         lines.append(f"COPY env/{folder}/ {targets[folder]}/")
     if "site-packages" in layout.folders and spec.conda is None:
         # Bytecode as the build writes it; packages' own test suites stay sources.
-        compiled = [spec.interpreter, "-m", "compileall", "-q", "-x", "/tests/", python_dir(spec)]
+        compiled = [
+            spec.interpreter,
+            "-m",
+            "compileall",
+            "-q",
+            "-x",
+            "/tests/",
+            site_packages(spec),
+        ]
         lines.append(f"RUN {json.dumps(compiled)}")
     if not spec.user_managed:
         lines.append(f"ENV VIRTUAL_ENV={ENV_PREFIX} PATH={ENV_PREFIX}/bin:$PATH")
     for key, value in sorted(spec.variables.items()):
         lines.append(f"ENV {key}={json.dumps(value)}")
     return "\n".join(lines) + "\n"
+
+
+def base_reference(spec: Spec, hashes: Mapping[str, SpecHash], host: str) -> str:
+    """What `FROM` names for `spec` in the Dockerfile `render` prints; `hashes` holds the
+    environment's and its parent's."""
+    if spec.parent is not None:
+        return naming.by_hash(host, spec.parent, hashes[spec.parent])
+    if spec.base.bootstrap is not None:
+        return bootstrap.image_tag(spec.base.bootstrap)
+    if spec.base.kind == "dockerfile":
+        return naming.dockerfile_base(spec.name, hashes[spec.name])
+    return spec.base.value
+
+
+def for_environment(catalog: Catalog, name: str, registry: str | None) -> str:
+    """The Dockerfile of environment `name`, its parent's image named in `registry`."""
+    spec = get(catalog, name)
+    hashes = hash_environments(catalog, [name, *filter(None, [spec.parent])])
+    base = base_reference(spec, hashes, registry or "localhost")
+    folders = () if spec.user_managed or spec.pip is None else ("site-packages", "bin")
+    return dockerfile(spec, base, catalog.specs.get(spec.parent or ""), Layout(folders))

@@ -15,25 +15,12 @@ import rattler
 from rattler import RepoDataRecord
 from rattler.platform import Subdir
 
-from envrepo.build.render import ENV_PREFIX
 from envrepo.errors import EnvrepoError, Problem
-from envrepo.lock.conda import RATTLER_ERRORS, SUBDIRS
-from envrepo.lock.files import lock_path, require, split
+from envrepo.lock.conda import RATTLER_ERRORS
+from envrepo.lock.locked import Locked
 from envrepo.repo.files import cache_dir
-from envrepo.repo.spec import Spec
-
-
-def locked_urls(lock_text: str, subdir: str) -> list[tuple[str, str]]:
-    """(url, sha256) of every package the lock names for `subdir`."""
-    entries: list[tuple[str, str]] = []
-    current = None
-    for line in split(lock_text)[1].splitlines():
-        if line.startswith("# platform:"):
-            current = line.split(":", 1)[1].strip()
-        elif current == subdir and "#sha256=" in line and not line.startswith("#"):
-            url, _, digest = line.partition("#sha256=")
-            entries.append((url.strip(), digest.strip()))
-    return entries
+from envrepo.repo.platforms import PLATFORMS
+from envrepo.repo.spec import ENV_PREFIX
 
 
 def fetch(url: str, digest: str, shown: str) -> Path:
@@ -68,16 +55,13 @@ def fetch(url: str, digest: str, shown: str) -> Path:
     return cached
 
 
-def stage_conda(spec: Spec, context: Path) -> Path | None:
+def stage_conda(locked: Locked, context: Path) -> Path | None:
     """Link the locked conda packages into `context`/prefix as the image's /opt/env."""
-    if spec.conda is None:
+    if locked.conda_lock is None:
         return None
-    conda_lock = lock_path(spec.folder / spec.conda)
-    shown = f"{spec.display}/{conda_lock.name}"
-    require(spec, "conda", conda_lock)
-    subdir = SUBDIRS[spec.platforms[0]]
-    entries = locked_urls(conda_lock.read_text(encoding="utf-8"), subdir)
-    files = [fetch(url, digest, shown) for url, digest in entries]
+    shown = locked.conda_lock
+    subdir = PLATFORMS[locked.spec.platforms[0]].conda_subdir
+    files = [fetch(item.url, item.sha256, shown) for item in locked.conda]
     prefix = context / "prefix"
     try:
         records = [asyncio.run(RepoDataRecord.from_package_archive(path)) for path in files]

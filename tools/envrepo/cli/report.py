@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -47,3 +49,42 @@ def note(message: str) -> None:
 
 def count(number: int, noun: str) -> str:
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+@contextmanager
+def progress(total: int) -> Iterator[Callable[[str], None]]:
+    """A progress bar on a terminal outside CI; a plain line per step anywhere else."""
+    if not is_terminal() or os.environ.get("CI"):
+        done = 0
+
+        def line(name: str) -> None:
+            nonlocal done
+            done += 1
+            print(f"locking {name} ({done}/{total})", flush=True)
+
+        yield line
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(
+        TextColumn("locking {task.description}"), BarColumn(), MofNCompleteColumn(), transient=True
+    ) as bar:
+        task = bar.add_task("", total=total)
+
+        def advance(name: str) -> None:
+            bar.update(task, description=name, advance=1)
+
+        yield advance
+
+
+@contextmanager
+def live_log() -> Iterator[Callable[[str], None]]:
+    """On a terminal outside CI, one live line with the current step; elsewhere every line."""
+    if not is_terminal() or os.environ.get("CI"):
+        yield lambda line: click.echo(line, err=True)
+        return
+    from rich.console import Console
+    from rich.markup import escape
+
+    with Console(stderr=True).status("starting") as status:
+        yield lambda line: status.update(escape(line[:150]))

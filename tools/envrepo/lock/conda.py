@@ -14,15 +14,13 @@ from importlib import metadata
 import rattler
 import rattler.exceptions
 from rattler import BuildString, GenericVirtualPackage, PackageName, Version
-from rattler.platform import SubdirLiteral
 
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.inputs import conda as conda_input
-from envrepo.lock.files import LockInput
+from envrepo.inputs.sources import LockInput
+from envrepo.repo.platforms import PLATFORMS
 from envrepo.repo.spec import Spec, cutoff
 
-SUBDIRS: dict[str, SubdirLiteral] = {"linux/amd64": "linux-64", "linux/arm64": "linux-aarch64"}
-ARCHSPEC = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
 # What the target machine offers the solver, matching the manylinux tag pip locks use.
 GLIBC = "2.28"
 LINUX = "5.10"
@@ -41,7 +39,7 @@ def tool_version() -> str:
 
 def _virtual(platform: str) -> list[GenericVirtualPackage]:
     packages = {"__unix": "0", "__linux": LINUX, "__glibc": GLIBC, "__archspec": "1"}
-    builds = {"__archspec": ARCHSPEC[platform]}
+    builds = {"__archspec": PLATFORMS[platform].machine}
     return [
         GenericVirtualPackage(
             PackageName(name), Version(version), BuildString(builds.get(name, "0"))
@@ -58,7 +56,7 @@ def resolve(spec: Spec, item: LockInput, ancestors: Sequence[Spec], request: obj
         raise EnvrepoError(*errors)
     sections = [f"# channels: {' '.join(parsed.channels)}\n"]
     for platform in sorted(spec.platforms):
-        subdir = SUBDIRS[platform]
+        subdir = PLATFORMS[platform].conda_subdir
         try:
             records = asyncio.run(
                 rattler.solve(

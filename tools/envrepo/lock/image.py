@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from envrepo.engine.registry import connect
 from envrepo.errors import EnvrepoError, Problem
-from envrepo.lock.files import LockInput, require, split
+from envrepo.inputs.sources import LockInput
 from envrepo.repo.spec import Spec
 
 DOCKER_HUB = "registry-1.docker.io"
@@ -51,10 +51,3 @@ def resolve(spec: Spec, item: LockInput, ancestors: Sequence[Spec], request: obj
             )
         )
     return f"{reference}@{digest}\n"
-
-
-def locked_reference(spec: Spec, item: LockInput) -> str:
-    """The digest reference a build uses, from the lock."""
-    require(spec, "base.image", item.lock)
-    body = split(item.lock.read_text(encoding="utf-8"))[1].strip()
-    return body.splitlines()[0]

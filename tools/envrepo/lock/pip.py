@@ -17,15 +17,10 @@ from envrepo.errors import EnvrepoError, Problem
 from envrepo.inputs import conda as conda_input
 from envrepo.inputs import requirements
 from envrepo.inputs import wheels as wheelfile
-from envrepo.lock.files import LockInput, pip_lock, split, wheel_files
+from envrepo.inputs.sources import LockInput, pip_lock, wheel_files
+from envrepo.lock.files import split
+from envrepo.repo.platforms import PLATFORMS
 from envrepo.repo.spec import Spec
-
-# The oldest glibc the curated images and most wheels agree on; the resolution must be for
-# the image, never for the machine that happens to run `envrepo lock`.
-PLATFORM_TAGS = {
-    "linux/amd64": "x86_64-manylinux_2_28",
-    "linux/arm64": "aarch64-manylinux_2_28",
-}
 
 
 @dataclass(frozen=True)
@@ -143,7 +138,8 @@ def _target_options(spec: Spec) -> list[str]:
     if spec.exclude_newer:
         options += ["--exclude-newer", spec.exclude_newer]
     if len(spec.platforms) == 1:
-        return [*options, "--python-platform", PLATFORM_TAGS[spec.platforms[0]]]
+        # For the image, never for the machine that happens to run `envrepo lock`.
+        return [*options, "--python-platform", PLATFORMS[spec.platforms[0]].pip_tag]
     # One resolution that holds for every platform, with markers where they differ.
     return [*options, "--universal"]
 

@@ -3,24 +3,25 @@ to a lock body; this module runs them over environments, parents first."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from envrepo.errors import EnvrepoError, Problem
+from envrepo.inputs import sources
 from envrepo.lock import files as lock
 from envrepo.lock import pip as lock_pip
 from envrepo.lock.pip import Request
 from envrepo.repo import graph
 from envrepo.repo.files import write_text
-from envrepo.repo.spec import Catalog, Spec
+from envrepo.repo.spec import Catalog, Spec, get
 
 
 class Locker(Protocol):
     def __call__(
-        self, spec: Spec, item: lock.LockInput, ancestors: Sequence[Spec], request: Request
+        self, spec: Spec, item: sources.LockInput, ancestors: Sequence[Spec], request: Request
     ) -> str: ...
 
 
@@ -62,7 +63,7 @@ def lock_environment(
     """Write every lock of `spec`: (changed, unchanged). Nothing is written when one fails."""
     rendered: list[tuple[Path, str]] = []
     unchanged: list[Path] = []
-    for item in lock.lock_inputs(spec):
+    for item in sources.lock_inputs(spec):
         resolve, version = LOCKERS[item.field]()
         body = resolve(spec, item, ancestors, request)
         digest = lock.input_digest(spec, item, ancestors)
@@ -73,46 +74,42 @@ def lock_environment(
             if old_body == body and f"# input-digest: {digest}" in header:
                 unchanged.append(item.lock)
                 continue
-        rendered.append((item.lock, lock.render(spec, item, digest, body, version())))
+        rendered.append((item.lock, lock.lock_text(spec, item, digest, body, version())))
     changed = [path for path, text in rendered if write_text(path, text)]
     return changed, unchanged + [path for path, _ in rendered if path not in changed]
 
 
-@contextmanager
-def progress(total: int, interactive: bool) -> Iterator[Callable[[str], None]]:
-    """A progress display on a terminal; a plain line per environment anywhere else."""
-    if not interactive:
-        count = 0
+Progress = Callable[[int], AbstractContextManager[Callable[[str], None]]]
 
-        def line(name: str) -> None:
-            nonlocal count
-            count += 1
-            print(f"locking {name} ({count}/{total})", flush=True)
 
-        yield line
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+def _chosen(catalog: Catalog, names: Sequence[str]) -> list[str]:
+    """`names` (all when none), parents first."""
+    chosen = [get(catalog, name).name for name in names] or list(catalog.specs)
+    return graph.ordered(catalog.specs, chosen)
 
-    with Progress(
-        TextColumn("locking {task.description}"), BarColumn(), MofNCompleteColumn(), transient=True
-    ) as bar:
-        task = bar.add_task("", total=total)
 
-        def advance(name: str) -> None:
-            bar.update(task, description=name, advance=1)
-
-        yield advance
+def check_all(catalog: Catalog, names: Sequence[str]) -> list[Problem]:
+    """Missing or stale locks of `names` (all when none), read from files alone."""
+    parent_of = graph.parents(catalog.specs)
+    return [
+        problem
+        for name in _chosen(catalog, names)
+        for problem in lock.check(
+            catalog.specs[name], graph.ancestors(name, catalog.specs, parent_of)
+        )
+    ]
 
 
 def lock_all(
-    catalog: Catalog, names: Sequence[str], only_stale: bool, request: Request, interactive: bool
+    catalog: Catalog, names: Sequence[str], only_stale: bool, request: Request, progress: Progress
 ) -> Outcome:
-    """Lock `names` parents first; a failure skips the environments built on it."""
+    """Lock `names` (all when none) parents first; a failure skips the environments built on
+    it. `progress(total)` gives the function that is told each environment as it starts."""
     outcome = Outcome()
     broken: set[str] = set()
-    order = graph.ordered(catalog.specs, names)
+    order = _chosen(catalog, names)
     parent_of = graph.parents(catalog.specs)
-    with progress(len(order), interactive) as step:
+    with progress(len(order)) as step:
         for name in order:
             spec = catalog.specs[name]
             ancestors = graph.ancestors(name, catalog.specs, parent_of)
@@ -122,7 +119,7 @@ def lock_all(
                 broken.add(name)
                 continue
             if only_stale and not lock.check(spec, ancestors):
-                outcome.unchanged += [i.lock for i in lock.lock_inputs(spec)]
+                outcome.unchanged += [i.lock for i in sources.lock_inputs(spec)]
                 continue
             try:
                 changed, unchanged = lock_environment(spec, ancestors, request)

@@ -36,7 +36,6 @@ class Config:
 class Repository:
     root: Path
     config: Config
-    has_config_file: bool
 
     @property
     def environments_dir(self) -> Path:
@@ -112,4 +111,4 @@ def open_repository(start: Path, *, explicit: bool = False) -> tuple[Repository,
         raise EnvrepoError(Problem(str(start), "", "is not a directory; pass an existing -C DIR"))
     root = start.resolve() if explicit else find_root(start)
     config, problems = config_problems(root)
-    return Repository(root, config, (root / CONFIG_FILE).is_file()), problems
+    return Repository(root, config), problems

@@ -15,7 +15,9 @@ from envrepo.repo.yamlio import load_yaml
 
 BaseKind = Literal["environment", "image", "dockerfile", "bootstrap"]
 BASE_KINDS: tuple[BaseKind, ...] = ("environment", "image", "dockerfile", "bootstrap")
-VENV_INTERPRETER = "/opt/env/bin/python"
+# Where an environment's packages live in its image: a virtual environment, or a conda prefix.
+ENV_PREFIX = "/opt/env"
+VENV_INTERPRETER = f"{ENV_PREFIX}/bin/python"
 SYSTEM_INTERPRETER = "/usr/bin/python3"
 
 
@@ -74,6 +76,18 @@ class Spec:
         if self.base.kind == "dockerfile":
             named["base.dockerfile"] = self.base.value
         return {key: value for key, value in named.items() if value is not None}
+
+
+def site_packages(spec: Spec) -> str:
+    major_minor = ".".join(spec.python.split(".")[:2])
+    return f"{ENV_PREFIX}/lib/python{major_minor}/site-packages"
+
+
+def needs_venv(spec: Spec, parent: Spec | None) -> bool:
+    """A virtual environment is made once, by the first environment of a chain that has one."""
+    if spec.user_managed or spec.conda is not None:
+        return False
+    return parent is None or parent.user_managed
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,60 @@
+"""How images are named, spelled once: which registry, an environment's repository there, and
+the tags its image gets (`h-<spec hash prefix>` finds it by hash, `sha-<commit>` by commit)."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from envrepo.errors import EnvrepoError
+from envrepo.hashing import SpecHash
+from envrepo.repo import schemas
+from envrepo.repo.config import Repository
+
+LATEST = "latest"
+DOCKERFILE_BASES = "envrepo-base"  # local images built from an environment's own Dockerfile
+
+
+def registry_host(repo: Repository, given: str | None) -> str | None:
+    """--registry, else $ENVREPO_REGISTRY, else envrepo.yaml's registry."""
+    return given or os.environ.get("ENVREPO_REGISTRY") or repo.config.registry
+
+
+def required_registry(repo: Repository, given: str | None) -> str:
+    """The registry by the rule above; an error when there is none or it is no host."""
+    host = registry_host(repo, given)
+    if not host:
+        raise EnvrepoError("no registry: set registry in envrepo.yaml or pass --registry")
+    # The rule envrepo.yaml's schema gives `registry`, for hosts from --registry too.
+    pattern = schemas.load(schemas.CONFIG)["properties"]["registry"]["pattern"]
+    if not re.match(pattern, host):
+        raise EnvrepoError(
+            f"{host!r} is not a registry host[:port][/path]; fix --registry or envrepo.yaml"
+        )
+    return host
+
+
+def hash_tag(spec_hash: SpecHash) -> str:
+    return f"h-{spec_hash.short}"
+
+
+def build_tags(spec_hash: SpecHash, commit: str | None) -> list[str]:
+    """The tags a build gives, the hash tag first."""
+    tags = [hash_tag(spec_hash)]
+    if commit:
+        tags.append(f"sha-{commit[:12]}")
+    return [*tags, LATEST]
+
+
+def repository(host: str, name: str) -> str:
+    return f"{host}/{name}"
+
+
+def by_hash(host: str, name: str, spec_hash: SpecHash) -> str:
+    """The reference of an environment's image by its spec hash."""
+    return f"{repository(host, name)}:{hash_tag(spec_hash)}"
+
+
+def dockerfile_base(name: str, spec_hash: SpecHash) -> str:
+    """The local tag of the image an environment's own Dockerfile builds."""
+    return f"{DOCKERFILE_BASES}/{name}:{hash_tag(spec_hash)}"

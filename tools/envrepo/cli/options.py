@@ -1,0 +1,60 @@
+"""What several commands share: the repository they work on, and the options they take."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from envrepo.errors import EnvrepoError, Problem
+from envrepo.repo.config import Repository, open_repository
+from envrepo.repo.spec import Catalog, load_catalog
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class State:
+    """The repository -C names (or the one found from the current directory), opened once."""
+
+    start: Path | None
+    _repo: tuple[Repository, list[Problem]] | None = field(default=None)
+
+    def opened(self) -> tuple[Repository, list[Problem]]:
+        """The repository and the problems of its envrepo.yaml."""
+        if self._repo is None:
+            start = self.start if self.start is not None else Path.cwd()
+            self._repo = open_repository(start, explicit=self.start is not None)
+        return self._repo
+
+    def repository(self) -> Repository:
+        """The repository, refusing to go on when its envrepo.yaml is broken."""
+        repo, problems = self.opened()
+        if problems:
+            raise EnvrepoError(*problems)
+        return repo
+
+    def catalog(self) -> Catalog:
+        return load_catalog(self.repository())
+
+
+pass_state = click.make_pass_decorator(State)
+
+
+def json_option(command: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")(command)
+
+
+def names_argument(command: F) -> F:
+    return click.argument("names", nargs=-1, metavar="[NAME]...")(command)
+
+
+def registry_option(command: F) -> F:
+    return click.option(
+        "--registry",
+        default=None,
+        help="Registry host[:port] (default: $ENVREPO_REGISTRY, else envrepo.yaml's registry).",
+    )(command)

@@ -1,0 +1,32 @@
+"""`envrepo validate`: the schema and the repository's rules, every problem in one run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from envrepo.cli.options import State, pass_state
+from envrepo.cli.report import count, note
+from envrepo.errors import ExitCode
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--strict", is_flag=True, help="Treat warnings as problems (exit 1).")
+@pass_state
+def validate(state: State, paths: tuple[Path, ...], strict: bool) -> int:
+    """Check envrepo.yaml and environments (all, or those PATHS are in)."""
+    from envrepo.validate import validate_repository
+
+    report = validate_repository(*state.opened(), paths)
+    for problem in report.problems:
+        click.echo(problem.line())
+    errors = sum(p.is_error for p in report.problems)
+    warnings = len(report.problems) - errors
+    if errors or warnings:
+        note(
+            f"envrepo validate: {count(errors, 'error')}, {count(warnings, 'warning')} "
+            f"in {count(report.checked, 'environment')}"
+        )
+    return ExitCode.PROBLEMS if errors or (strict and warnings) else ExitCode.OK

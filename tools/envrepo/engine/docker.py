@@ -1,0 +1,211 @@
+"""The Docker Engine: every call envrepo makes to it, through docker-py. A container is
+removed whatever happens, Ctrl-C included; an engine error reaches the caller as one line."""
+
+from __future__ import annotations
+
+import io
+import posixpath
+import subprocess
+import tarfile
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+
+from envrepo.errors import EnvrepoError
+
+Log = Callable[[str], None]
+Mounts = Mapping[str, Mapping[str, str]]
+RUN_TIMEOUT = 600
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What the daemon says of an image: its ID and its config as `docker inspect` shows it."""
+
+    id: str
+    attrs: Mapping[str, Any]
+
+    @property
+    def layers(self) -> list[str]:
+        return list(self.attrs["RootFS"]["Layers"])
+
+    @property
+    def env(self) -> list[str]:
+        return list((self.attrs.get("Config") or {}).get("Env") or [])
+
+    @property
+    def size(self) -> int | None:
+        size = self.attrs.get("Size")
+        return int(size) if size is not None else None
+
+
+def _explain(error: docker.errors.DockerException) -> str:
+    if isinstance(error, docker.errors.APIError):
+        return str(error.explanation or error)
+    return str(error)
+
+
+class Docker:
+    """One connection to the daemon."""
+
+    def __init__(self) -> None:
+        try:
+            self.client = docker.from_env(version="auto", timeout=900)
+            self.client.ping()
+        except docker.errors.DockerException as error:
+            raise EnvrepoError(
+                f"Docker does not answer ({error.__class__.__name__}); start it "
+                "(scripts/services.sh) or set DOCKER_HOST"
+            ) from None
+
+    def image(self, reference: str) -> ImageInfo | None:
+        try:
+            found = self.client.images.get(reference)
+        except docker.errors.ImageNotFound:
+            return None
+        return ImageInfo(str(found.id), found.attrs)
+
+    def tag(self, image: str, repository: str, tag: str) -> None:
+        self.client.images.get(image).tag(repository, tag)
+
+    def pull(self, reference: str, auth: Mapping[str, str] | None) -> ImageInfo:
+        try:
+            found = self.client.images.pull(reference, auth_config=dict(auth) if auth else None)
+        except docker.errors.APIError as error:
+            raise EnvrepoError(
+                f"the base image {reference} cannot be pulled: {_explain(error)}"
+            ) from None
+        return ImageInfo(str(found.id), found.attrs)
+
+    def push(self, repository: str, tag: str, auth: Mapping[str, str] | None) -> str:
+        """Push `repository:tag`; the manifest digest the registry answered."""
+        digest = ""
+        chunks = self.client.images.push(
+            repository, tag=tag, auth_config=dict(auth) if auth else None, stream=True, decode=True
+        )
+        for chunk in chunks:
+            if "error" in chunk:
+                raise EnvrepoError(f"push of {repository}:{tag} failed: {chunk['error'].strip()}")
+            if "aux" in chunk and "Digest" in chunk["aux"]:
+                digest = chunk["aux"]["Digest"]
+        return digest
+
+    def build(self, folder: Path, dockerfile: str, tag: str, log: Log) -> str:
+        """`docker build` of `folder` with the network off; the image ID."""
+        image_id = None
+        try:
+            for chunk in self.client.api.build(
+                path=str(folder),
+                dockerfile=dockerfile,
+                tag=tag,
+                rm=True,
+                forcerm=True,
+                network_mode="none",
+                decode=True,
+                pull=False,
+            ):
+                for line in str(chunk.get("stream", "")).splitlines():
+                    if line.strip():
+                        log(line)
+                if "aux" in chunk and "ID" in chunk["aux"]:
+                    image_id = chunk["aux"]["ID"]
+                if "error" in chunk:
+                    raise EnvrepoError(f"the build failed: {chunk['error'].strip()}")
+        except docker.errors.APIError as error:
+            raise EnvrepoError(f"the build failed: {_explain(error)}") from None
+        if image_id is None:
+            raise EnvrepoError("the build produced no image; see the build log")
+        return str(image_id)
+
+    def load(self, archive: Iterable[bytes]) -> None:
+        """`docker load` of a tar archive streamed from `archive`."""
+        load_image: Callable[..., Iterator[dict[str, Any]]] = self.client.api.load_image
+        try:
+            for chunk in load_image(archive, quiet=True):
+                if "error" in chunk:
+                    raise EnvrepoError(f"docker load of the new image failed: {chunk['error']}")
+        except docker.errors.APIError as error:
+            raise EnvrepoError(f"docker load of the new image failed: {_explain(error)}") from None
+
+    def import_folder(self, folder: Path, tag: str) -> None:
+        """`docker import` of a root filesystem in `folder` as `tag`."""
+        tar = subprocess.Popen(["tar", "-C", str(folder), "-c", "."], stdout=subprocess.PIPE)
+        imported = subprocess.run(
+            ["docker", "import", "-", tag],
+            stdin=tar.stdout,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        tar.wait()
+        if imported.returncode != 0:
+            raise EnvrepoError(f"docker import of {folder.name} failed: {imported.stderr.strip()}")
+
+    @contextmanager
+    def _container(self, **options: Any) -> Iterator[Container]:
+        try:
+            container = self.client.containers.create(**options)
+        except docker.errors.APIError as error:
+            raise EnvrepoError(f"a container cannot be made: {_explain(error)}") from None
+        try:
+            yield container
+        finally:
+            with suppress(docker.errors.NotFound):
+                container.remove(force=True)
+
+    def _start(self, image: str, command: list[str], mounts: Mounts, user: str) -> Any:
+        return self._container(
+            image=image,
+            command=command,
+            network_disabled=True,
+            volumes={host: dict(bind) for host, bind in mounts.items()},
+            user=user,
+        )
+
+    def run(
+        self,
+        image: str,
+        command: list[str],
+        mounts: Mounts | None = None,
+        user: str = "",
+        timeout: int = RUN_TIMEOUT,
+    ) -> tuple[int, str]:
+        """Run `command` in `image` with the network off: its exit code and output."""
+        with self._start(image, command, mounts or {}, user) as running:
+            running.start()
+            code = int(running.wait(timeout=timeout)["StatusCode"])
+            return code, running.logs().decode(errors="replace")
+
+    def run_and_commit(
+        self, image: str, command: list[str], mounts: Mounts, timeout: int = RUN_TIMEOUT
+    ) -> tuple[int, str, str | None]:
+        """Run `command` in `image`, network off, and keep its result as a new image: the exit
+        code, the output, and the new image's ID when it succeeded."""
+        with self._start(image, command, mounts, "") as running:
+            running.start()
+            code = int(running.wait(timeout=timeout)["StatusCode"])
+            output = running.logs().decode(errors="replace")
+            if code != 0:
+                return code, output, None
+            return code, output, str(running.commit(changes=[]).id)
+
+    def read_file(self, image: str, path: str) -> bytes:
+        """A file of `image` (symlinks followed); empty when it has none there."""
+        with self._container(image=image, command=["true"]) as found:
+            try:
+                stream, _ = found.get_archive(path)
+            except docker.errors.NotFound:
+                return b""
+            with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+                first = archive.getmembers()[0]
+                if first.issym():
+                    target = str(PurePosixPath(path).parent / first.linkname)
+                    return self.read_file(image, posixpath.normpath(target))
+                member = archive.extractfile(first)
+                return member.read() if member is not None else b""

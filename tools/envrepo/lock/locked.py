@@ -1,0 +1,159 @@
+"""What a build takes from the lock stage: an environment with its locks read and parsed once,
+for the image's target, and its base resolved as far as the files say. The build stages take
+this value and never read a lock themselves."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from packaging.markers import default_environment
+from packaging.requirements import InvalidRequirement, Requirement
+
+from envrepo.errors import EnvrepoError, Problem
+from envrepo.hashing import SpecHash
+from envrepo.inputs import requirements
+from envrepo.inputs.sources import lock_inputs
+from envrepo.lock.files import split
+from envrepo.lock.pip import entries
+from envrepo.repo.platforms import PLATFORMS
+from envrepo.repo.spec import Spec
+
+_HASH = re.compile(r"--hash=(\S+)")
+
+
+@dataclass(frozen=True)
+class PipEntry:
+    """One distribution of the pip lock: its exact pin, sorted hashes, and the entry as the
+    lock writes it (what the installer is given)."""
+
+    name: str
+    version: str
+    hashes: tuple[str, ...]
+    text: str
+
+
+@dataclass(frozen=True)
+class CondaFile:
+    url: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Locked:
+    """An environment ready to build: its spec, hash and parent; the `base.image` reference at
+    the digest its lock recorded; the pip lock's entries for the image's platform and python
+    (markers applied) and the names the environment asks for itself; the conda lock's files
+    for the image's platform. Each lock is also named as users see it, for messages."""
+
+    spec: Spec
+    spec_hash: SpecHash
+    parent: Spec | None
+    base_image: str | None = None
+    pip: tuple[PipEntry, ...] = ()
+    pip_lock: str | None = None
+    direct: frozenset[str] = frozenset()
+    conda: tuple[CondaFile, ...] = ()
+    conda_lock: str | None = None
+
+    @property
+    def installs_pip(self) -> bool:
+        """Whether envrepo installs pip packages into the environment: it has a pip lock and
+        is not user managed."""
+        return self.pip_lock is not None
+
+
+def _lock_text(spec: Spec, field: str, lock: Path) -> str:
+    """The body of `lock`; a clear error naming the command to run when it is missing."""
+    if not lock.is_file():
+        raise EnvrepoError(
+            Problem(
+                spec.spec_display, field, f"{lock.name} is missing; run envrepo lock {spec.name}"
+            )
+        )
+    return split(lock.read_text(encoding="utf-8"))[1]
+
+
+def _target_environment(spec: Spec) -> dict[str, str]:
+    """Marker values for the image: what uv assumes for --python-version/--python-platform."""
+    version = spec.python if spec.python.count(".") == 2 else f"{spec.python}.0"
+    return {
+        **{key: str(value) for key, value in default_environment().items()},
+        "implementation_name": "cpython",
+        "implementation_version": version,
+        "os_name": "posix",
+        "platform_machine": PLATFORMS[spec.platforms[0]].machine,
+        "platform_python_implementation": "CPython",
+        "platform_system": "Linux",
+        "python_full_version": version,
+        "python_version": ".".join(version.split(".")[:2]),
+        "sys_platform": "linux",
+    }
+
+
+def _pip_entries(spec: Spec, body: str, shown: str) -> tuple[PipEntry, ...]:
+    target = _target_environment(spec)
+    found = []
+    for first, text in entries(body):
+        try:
+            requirement: Requirement | None = Requirement(first)
+        except InvalidRequirement:
+            requirement = None
+        if requirement is None or not requirements.is_exact(requirement):
+            raise EnvrepoError(
+                Problem(
+                    shown,
+                    "",
+                    f"{first!r} is not an exact pin as envrepo lock writes them; "
+                    f"run envrepo lock {spec.name} --all",
+                )
+            )
+        if requirement.marker is not None and not requirement.marker.evaluate(target):
+            continue
+        version = str(next(iter(requirement.specifier)).version)
+        hashes = tuple(sorted(_HASH.findall(text)))
+        found.append(PipEntry(requirement.name, version, hashes, text))
+    return tuple(found)
+
+
+def _conda_files(body: str, subdir: str) -> tuple[CondaFile, ...]:
+    """Every package the conda lock names for `subdir`."""
+    files: list[CondaFile] = []
+    current = None
+    for line in body.splitlines():
+        if line.startswith("# platform:"):
+            current = line.split(":", 1)[1].strip()
+        elif current == subdir and "#sha256=" in line and not line.startswith("#"):
+            url, _, digest = line.partition("#sha256=")
+            files.append(CondaFile(url.strip(), digest.strip()))
+    return tuple(files)
+
+
+def _direct(spec: Spec) -> frozenset[str]:
+    """The packages the environment names itself, canonical."""
+    if spec.pip is None:
+        return frozenset()
+    parsed = requirements.parse(spec.folder / spec.pip, spec.folder, Path(spec.display))
+    return frozenset(requirements.canonical(r.name) for r in parsed.requirements)
+
+
+def read_locked(spec: Spec, spec_hash: SpecHash, parent: Spec | None) -> Locked:
+    """`spec` with its locks read, for the first of its platforms (the one images are built
+    for)."""
+    # A base.image given by digest needs no lock; one given by tag is built at its lock's.
+    image = spec.base.value if spec.base.kind == "image" else None
+    found = Locked(spec, spec_hash, parent, base_image=image)
+    for item in lock_inputs(spec):
+        shown = item.lock_display(spec)
+        if item.field == "image":
+            base = _lock_text(spec, "base.image", item.lock).strip().splitlines()[0]
+            found = replace(found, base_image=base)
+        elif item.field == "pip" and not spec.user_managed:
+            pip = _pip_entries(spec, _lock_text(spec, "pip", item.lock), shown)
+            found = replace(found, pip=pip, pip_lock=shown, direct=_direct(spec))
+        elif item.field == "conda":
+            subdir = PLATFORMS[spec.platforms[0]].conda_subdir
+            conda = _conda_files(_lock_text(spec, "conda", item.lock), subdir)
+            found = replace(found, conda=conda, conda_lock=shown)
+    return found
