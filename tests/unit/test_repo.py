@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RepoMaker, write_files, write_fresh_lock
 from envrepo.errors import EnvrepoError
 from envrepo.inputs import requirements
 from envrepo.lock import files as lock
@@ -14,6 +13,7 @@ from envrepo.repo import graph
 from envrepo.repo.config import open_repository
 from envrepo.repo.spec import load_catalog
 from envrepo.repo.yamlio import parse_yaml
+from support import PROJECT, RepoMaker, write_files, write_fresh_lock
 
 
 def test_merge_keys_may_override_without_being_duplicates() -> None:
@@ -117,9 +117,8 @@ def test_lock_goes_stale_when_input_or_target_changes(make_repo: RepoMaker) -> N
 
 
 def spec_documents() -> list[Path]:
-    tests = Path(__file__).parent
-    return sorted((tests / "corpus").rglob("environment.yaml")) + sorted(
-        (tests.parent / "environments").rglob("environment.yaml")
+    return sorted((PROJECT / "tests/corpus").rglob("environment.yaml")) + sorted(
+        (PROJECT / "environments").rglob("environment.yaml")
     )
 
 

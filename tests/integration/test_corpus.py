@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Result, run_envrepo
+from support import Result, run_envrepo
 
-CORPUS = Path(__file__).parent / "corpus"
+CORPUS = Path(__file__).parent.parent / "corpus"
 CASES = sorted(p.name for p in CORPUS.iterdir() if (p / "case.json").is_file())
 
 

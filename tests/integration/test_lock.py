@@ -9,9 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from channel import index_channel, make_conda_package
-from conftest import PROJECT, RepoMaker, git, run_envrepo, write_files
-from wheels import make_index, make_wheel
+from support import (
+    PROJECT,
+    RepoMaker,
+    git,
+    index_channel,
+    make_conda_package,
+    make_index,
+    make_wheel,
+    run_envrepo,
+    write_files,
+)
 
 SPEC = 'name: {name}\nbase:\n  {base}\npython: "3.11"\n'
 
@@ -175,7 +183,7 @@ def test_check_finds_a_stale_lock_offline(repo: Path, uv_env: dict[str, str]) ->
         pytest.fail("unshare --net is needed to prove --check works without a network")
 
     def check() -> subprocess.CompletedProcess[str]:
-        from conftest import envrepo_command
+        from support import envrepo_command
 
         return subprocess.run(
             [*offline, envrepo_command(), "lock", "--check"],
@@ -420,7 +428,6 @@ def test_lock_hook_rewrites_stale_locks_through_pre_commit(
     repo: Path, uv_env: dict[str, str], pre_commit_home: Path, project_rev: str
 ) -> None:
     import yaml
-
     from test_precommit import run_pre_commit
 
     config = {
@@ -446,7 +453,7 @@ def test_lock_hook_rewrites_stale_locks_through_pre_commit(
 def test_lock_on_a_terminal_shows_progress_and_a_summary(
     repo: Path, uv_env: dict[str, str]
 ) -> None:
-    from conftest import run_on_terminal
+    from support import run_on_terminal
 
     code, screen = run_on_terminal(["lock", "--all"], repo, {**uv_env, "CI": ""})
     assert code == 0, screen

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import RepoMaker, run_envrepo, write_files
-from wheels import make_wheel
+from support import RepoMaker, make_wheel, run_envrepo, write_files
 
 CONFIG = """\
 reserved_prefix: team-

@@ -18,7 +18,8 @@ import docker
 import jsonschema
 import pytest
 
-from conftest import (
+from envrepo.repo import schemas
+from support import (
     PROJECT,
     Result,
     RunningRegistry,
@@ -30,7 +31,6 @@ from conftest import (
     start_registry,
     write_files,
 )
-from envrepo.repo import schemas
 
 CURATED = ["envrepo-bookworm", "envrepo-minimal", "envrepo-tutorial"]
 
@@ -400,7 +400,7 @@ def test_a_file_whose_hash_does_not_match_the_lock_is_refused(
 
 
 def test_a_registry_that_is_down_is_one_line(scratch: Path) -> None:
-    from conftest import free_port
+    from support import free_port
 
     closed = f"127.0.0.1:{free_port()}"
     result = run_envrepo("build", "--push", "--registry", closed, cwd=scratch)

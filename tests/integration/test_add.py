@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import RepoMaker, run_envrepo, write_files
+from support import RepoMaker, run_envrepo, write_files
 
 SPEC = """\
 # The service's environment.

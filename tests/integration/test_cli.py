@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import pytest
 
-from conftest import (
+from support import (
     PROJECT,
     RepoMaker,
     git,
@@ -31,7 +32,16 @@ def test_curated_tree_hashes_parents_first(curated_copy: Path) -> None:
     names = [line.split("  ")[1] for line in result.out.splitlines()]
     digests = [line.split("  ")[0] for line in result.out.splitlines()]
     assert names == CURATED
-    assert all(len(d) == 64 and int(d, 16) >= 0 for d in digests)
+    # Each printed hash is the sha256 of the canonical JSON of what `hash --json` says went
+    # into it, and a child's inputs carry its parent's printed hash.
+    detailed = json.loads(run_envrepo("hash", "--json", cwd=curated_copy).out)
+    for printed, item in zip(digests, detailed, strict=True):
+        canonical = json.dumps(item["inputs"], sort_keys=True, separators=(",", ":"))
+        assert printed == item["hash"] == hashlib.sha256(canonical.encode()).hexdigest()
+    assert [item["inputs"]["parent"] for item in detailed[1:]] == [
+        {"name": name, "hash": digest}
+        for name, digest in zip(names[:-1], digests[:-1], strict=True)
+    ]
     again = run_envrepo("-C", curated_copy, "hash", cwd=PROJECT.parent)
     assert again.out == result.out
 
@@ -179,7 +189,7 @@ def test_a_bug_is_one_line_with_the_traceback_in_the_log(
         raise RuntimeError("boom")
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    monkeypatch.setattr(cli, "load_catalog", broken)
+    monkeypatch.setattr("envrepo.validate.load_catalog", broken)
     assert cli.run(["-C", str(PROJECT), "validate"]) == 3
     err = capsys.readouterr().err
     assert err.count("\n") == 1
@@ -196,7 +206,7 @@ def test_ctrl_c_exits_130(
     def interrupted(*_: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "load_catalog", interrupted)
+    monkeypatch.setattr("envrepo.validate.load_catalog", interrupted)
     assert cli.run(["-C", str(PROJECT), "validate"]) == 130
     assert capsys.readouterr().err.strip() == "envrepo: interrupted"
 

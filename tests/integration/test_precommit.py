@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from conftest import PROJECT, RepoMaker, git, write_files
+from support import PROJECT, RepoMaker, git, write_files
 
 HOOK_IDS = ("envrepo-validate", "envrepo-lock")
 

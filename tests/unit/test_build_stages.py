@@ -11,16 +11,18 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from conftest import RepoMaker, write_files, write_fresh_lock
 from envrepo.build.assemble import chain_ids, environment, image_config
 from envrepo.build.bytecode import Job, compile_on_host, pyc_path, wanted
 from envrepo.build.layers import Layer, Package, package_layers, venv_layer, write_layer
 from envrepo.build.render import Layout, dockerfile
-from envrepo.build.stage import locked
+from envrepo.build.stage import Wanted, packages
 from envrepo.errors import EnvrepoError
+from envrepo.hashing import spec_hash
 from envrepo.lock.image import DOCKER_HUB, parse_reference
+from envrepo.lock.locked import read_locked
 from envrepo.repo.config import open_repository
-from envrepo.repo.spec import load_catalog
+from envrepo.repo.spec import Spec, load_catalog
+from support import RepoMaker, write_files, write_fresh_lock
 
 SITE = PurePosixPath("/opt/env/lib/python3.11/site-packages")
 
@@ -117,7 +119,7 @@ def test_more_distributions_than_layers_share_one_merged_layer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr("envrepo.layers.MAX_PACKAGE_LAYERS", 3)
+    monkeypatch.setattr("envrepo.build.layers.MAX_PACKAGE_LAYERS", 3)
     names = ["p1", "p2", "p3", "p4", "p5"]
     for name in names:
         installed(
@@ -191,17 +193,20 @@ def app_with_pip(make_repo: RepoMaker) -> Path:
     return root
 
 
+def locked(spec: Spec, site: PurePosixPath, cache_tag: str | None) -> list[Wanted]:
+    """The pip lock's packages as a build takes them, each with its layer's key."""
+    return packages(read_locked(spec, spec_hash(spec, None), None), site, cache_tag)
+
+
 def test_each_lock_entry_for_the_target_has_a_layer_key(make_repo: RepoMaker) -> None:
     root = app_with_pip(make_repo)
     entry = "alpha==1.0 \\\n    --hash=sha256:{}\n"
     other = 'beta==2.0 ; sys_platform == "win32" \\\n    --hash=sha256:' + "b" * 64 + "\n"
     spec = write_fresh_lock(root, "app", entry.format("a" * 64) + other)
+    ready = read_locked(spec, spec_hash(spec, None), None)
+    assert ready.pip_lock == "environments/app/requirements.lock"
     [alpha] = locked(spec, SITE, "cpython-311")
-    assert (alpha.name, alpha.version, alpha.source) == (
-        "alpha",
-        "1.0",
-        "environments/app/requirements.lock",
-    )
+    assert (alpha.name, alpha.version) == ("alpha", "1.0")
     assert alpha.key == locked(spec, SITE, "cpython-311")[0].key
     assert alpha.key != locked(spec, SITE, None)[0].key
     spec = write_fresh_lock(root, "app", entry.format("c" * 64))

@@ -1,0 +1,279 @@
+"""What the tests share that is not a fixture: running the installed envrepo command, scratch
+repositories and files, the project's services script and registries, small real wheels and
+a conda channel the tests build themselves."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import io
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+import tarfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from rattler.index import index_fs
+
+from envrepo.repo.spec import Spec
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def envrepo_command() -> str:
+    """The console script installed beside the interpreter running the tests."""
+    found = Path(sys.executable).parent / "envrepo"
+    if not found.is_file():
+        pytest.fail(f"envrepo is not installed beside {sys.executable}; run scripts/setup.sh")
+    return str(found)
+
+
+@dataclass(frozen=True)
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def lines(self) -> list[str]:
+        return self.out.splitlines() + self.err.splitlines()
+
+
+def run_envrepo(*args: str | Path, cwd: Path, env: dict[str, str] | None = None) -> Result:
+    done = subprocess.run(
+        [envrepo_command(), *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+        check=False,
+    )
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+def run_on_terminal(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> tuple[int, str]:
+    """Run envrepo with a pseudo-terminal as its output, as a person at a terminal would."""
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [envrepo_command(), *args],
+        cwd=cwd,
+        stdout=terminal,
+        stderr=terminal,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "COLUMNS": "160", "TERM": "xterm", **(env or {})},
+    )
+    os.close(terminal)
+    chunks = []
+    while select.select([controller], [], [], 120)[0]:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(controller)
+    return process.wait(timeout=120), b"".join(chunks).decode(errors="replace")
+
+
+def git(*args: str, cwd: Path) -> str:
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+class RepoMaker:
+    """Scratch environment repositories: a git work tree with envrepo.yaml and environments/."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.count = 0
+
+    def __call__(self, config: str = "reserved_prefix: team-\n") -> Path:
+        self.count += 1
+        root = self.base / f"repo{self.count}"
+        (root / "environments").mkdir(parents=True)
+        (root / "envrepo.yaml").write_text(config)
+        git("init", "-q", "-b", "main", cwd=root)
+        return root
+
+
+def write_files(root: Path, files: dict[str, str | bytes]) -> None:
+    for relative, content in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+
+
+def services_script(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(PROJECT / "scripts/services.sh"), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+    )
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class RunningRegistry:
+    host: str
+    folder: Path
+
+
+def start_registry(folder: Path, htpasswd: Path | None = None) -> RunningRegistry:
+    port = free_port()
+    args = ["registry", str(port), str(folder)] + ([str(htpasswd)] if htpasswd else [])
+    done = services_script(*args)
+    if done.returncode != 0:
+        pytest.fail(f"could not start a registry: {done.stdout}{done.stderr}")
+    return RunningRegistry(f"127.0.0.1:{port}", folder)
+
+
+def forget_images(host: str) -> None:
+    """Untag what the tests built under a registry of their own, and drop what that frees."""
+    import docker
+
+    client = docker.from_env()
+    for image in client.images.list():
+        for tag in image.tags:
+            if tag.startswith(f"{host}/"):
+                client.images.remove(tag)
+    client.images.prune(filters={"dangling": True, "label": "dev.envrepo.name"})
+
+
+def write_fresh_lock(root: Path, name: str, body: str) -> Spec:
+    """A pip lock for environment `name` whose header matches its inputs now (no resolver);
+    the environment's Spec."""
+    from envrepo.inputs import sources
+    from envrepo.lock import files as lock
+    from envrepo.repo.config import open_repository
+    from envrepo.repo.spec import load_catalog
+
+    spec = load_catalog(open_repository(root, explicit=True)[0]).specs[name]
+    [item] = sources.lock_inputs(spec)
+    item.lock.write_text(
+        lock.lock_text(spec, item, lock.input_digest(spec, item, []), body, "uv 0")
+    )
+    return spec
+
+
+def make_conda_package(
+    channel: Path,
+    name: str,
+    version: str,
+    depends: tuple[str, ...] = (),
+    subdir: str = "noarch",
+    files: dict[str, bytes] | None = None,
+) -> Path:
+    """A conda package; `files` (path in the prefix → bytes) are installed executable."""
+    files = files or {}
+    folder = channel / subdir
+    folder.mkdir(parents=True, exist_ok=True)
+    index = {
+        "name": name,
+        "version": version,
+        "build": "0",
+        "build_number": 0,
+        "depends": list(depends),
+        "subdir": subdir,
+        "timestamp": 1_700_000_000_000,
+        "license": "MIT",
+    }
+    if subdir == "noarch":
+        index["noarch"] = "generic"
+    paths = [
+        {
+            "_path": path,
+            "path_type": "hardlink",
+            "size_in_bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        }
+        for path, data in sorted(files.items())
+    ]
+    members = {
+        "info/index.json": json.dumps(index).encode(),
+        "info/paths.json": json.dumps({"paths": paths, "paths_version": 1}).encode(),
+        "info/files": "".join(f"{path}\n" for path in sorted(files)).encode(),
+        **files,
+    }
+    path = folder / f"{name}-{version}-0.tar.bz2"
+    with tarfile.open(path, "w:bz2") as archive:
+        for member, data in members.items():
+            info = tarfile.TarInfo(member)
+            info.size = len(data)
+            info.mode = 0o755 if member in files else 0o644
+            archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+def index_channel(channel: Path) -> str:
+    (channel / "linux-64").mkdir(parents=True, exist_ok=True)
+    (channel / "noarch").mkdir(parents=True, exist_ok=True)
+    asyncio.run(index_fs(channel))
+    return channel.resolve().as_uri()
+
+
+def _record_hash(data: bytes) -> str:
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return f"sha256={digest}"
+
+
+def make_wheel(
+    folder: Path,
+    name: str,
+    version: str,
+    requires: tuple[str, ...] = (),
+    metadata_name: str | None = None,
+) -> Path:
+    """A pure-Python wheel holding one module `name` that knows its version."""
+    folder.mkdir(parents=True, exist_ok=True)
+    module = name.replace("-", "_")
+    dist_info = f"{module}-{version}.dist-info"
+    files = {
+        f"{module}/__init__.py": f'__version__ = "{version}"\n'.encode(),
+        f"{dist_info}/METADATA": (
+            "Metadata-Version: 2.1\n"
+            f"Name: {metadata_name or name}\n"
+            f"Version: {version}\n" + "".join(f"Requires-Dist: {r}\n" for r in requires)
+        ).encode(),
+        f"{dist_info}/WHEEL": (
+            b"Wheel-Version: 1.0\nGenerator: envrepo-tests\nRoot-Is-Purelib: true\n"
+            b"Tag: py3-none-any\n"
+        ),
+    }
+    record = "".join(f"{path},{_record_hash(data)},{len(data)}\n" for path, data in files.items())
+    files[f"{dist_info}/RECORD"] = (record + f"{dist_info}/RECORD,,\n").encode()
+    path = folder / f"{module}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for member, data in files.items():
+            archive.writestr(member, data)
+    return path
+
+
+def make_index(root: Path, wheels: list[Path]) -> str:
+    """A PEP 503 simple index of `wheels` in `root`, as a file:// URL that uv takes."""
+    from envrepo.inputs import wheels as wheelfile
+
+    return wheelfile.write_index([wheelfile.inspect(w, w.name) for w in wheels], root)
