@@ -178,14 +178,14 @@ def test_bytecode_for_another_interpreter_is_compiled_in_the_base_image(
 ) -> None:
     from envrepo.build.bytecode import Job, compile_staged
     from envrepo.build.checks import Python
+    from envrepo.engine.docker import Docker
 
     staging = tmp_path / "staging"
     write_files(staging, {"target/pkg/mod.py": "VALUE = 41 + 1\n"})
     # A cache tag the host does not have: the base image's own interpreter compiles.
     python = Python("/usr/bin/python3.11", "3.11.2", "cpython-311-elsewhere")
-    client = docker.from_env()
     compile_staged(
-        client, curated_root_image(), python, staging, [Job("target/pkg/mod.py", "/x/pkg/mod.py")]
+        Docker(), curated_root_image(), python, staging, [Job("target/pkg/mod.py", "/x/pkg/mod.py")]
     )
     [pyc] = (staging / "target/pkg/__pycache__").iterdir()
     assert pyc.name == "mod.cpython-311.pyc"

@@ -105,15 +105,15 @@ def test_lock_goes_stale_when_input_or_target_changes(make_repo: RepoMaker) -> N
     )
     spec = write_fresh_lock(root, "app", "a==1\n")
     repo, _ = open_repository(root, explicit=True)
-    assert lock.check(spec, []) == []
+    assert lock.stale_locks(spec, []) == []
     (root / "environments/app/more.txt").write_text("a==2\n")
-    assert [p.message.split(":")[0] for p in lock.check(spec, [])] == ["is stale"]
+    assert [p.message.split(":")[0] for p in lock.stale_locks(spec, [])] == ["is stale"]
     (root / "environments/app/more.txt").write_text("a==1\n")
     (root / "environments/app/environment.yaml").write_text(
         'name: app\nbase: {image: x@sha256:abababababababababababababababababababababababababababababababab}\npip: r.txt\npython: "3.12"\n'
     )
     spec = load_catalog(repo).specs["app"]
-    assert [p.message.split(":")[0] for p in lock.check(spec, [])] == ["is stale"]
+    assert [p.message.split(":")[0] for p in lock.stale_locks(spec, [])] == ["is stale"]
 
 
 def spec_documents() -> list[Path]:

@@ -145,7 +145,7 @@ def _inputs(spec: Spec) -> tuple[list[Problem], dict[str, Sequence[Path]]]:
         elif field == "conda":
             shown = f"{spec.display}/{value}"
             try:
-                problems.extend(conda_input.load(target, shown)[1])
+                problems.extend(conda_input.read_input(target, shown)[1])
             except EnvrepoError as error:
                 problems.extend(error.problems)
     return problems, read
@@ -216,7 +216,9 @@ def environment_problems(
     input_problems, read = _inputs(spec)
     problems = _names(spec, catalog.repo) + _consistency(spec, catalog) + input_problems
     if not any(p.is_error for p in problems):
-        problems += lock.check(spec, graph.ancestors(spec.name, catalog.specs, parent_of), read)
+        problems += lock.stale_locks(
+            spec, graph.ancestors(spec.name, catalog.specs, parent_of), read
+        )
     return problems
 
 
@@ -244,7 +246,7 @@ def validate(
     return sorted(set(problems), key=_field_key)
 
 
-def select(paths: Iterable[Path], repo: Repository) -> set[str] | None:
+def named_by(paths: Iterable[Path], repo: Repository) -> set[str] | None:
     """The environments that `paths` (folders or files inside them) point at; None for all."""
     chosen: set[str] = set()
     root = repo.environments_dir.resolve()
@@ -280,5 +282,5 @@ def validate_repository(
 ) -> Report:
     """Every problem of the environments `paths` point at (all when none)."""
     catalog = load_catalog(repo)
-    problems = validate(catalog, config_problems, select(paths, repo) if paths else None)
+    problems = validate(catalog, config_problems, named_by(paths, repo) if paths else None)
     return Report(problems, len(catalog.folders))

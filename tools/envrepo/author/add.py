@@ -44,7 +44,7 @@ def _with_comment(requirement: str, comment: str) -> str:
 
 def _spec_with(spec: Spec, field: str, value: str) -> str:
     text = read_text(spec.folder / SPEC_FILE, spec.spec_display, "spec")
-    document = yamledit.load(text)
+    document = yamledit.parse(text)
     yamledit.set_after(document, field, value, ("python", "base", "curated", "description", "name"))
     return yamledit.dump(document)
 
@@ -116,7 +116,7 @@ def add_conda(spec: Spec, packages: list[str], channels: tuple[str, ...]) -> lis
         conda_input.check_spec(package)
     if spec.conda is None:
         target = _new_input(spec, "conda", CONDA_FILE)
-        document = yamledit.load("channels: []\ndependencies: []\n")
+        document = yamledit.parse("channels: []\ndependencies: []\n")
         document["channels"].extend(channels)
         document["dependencies"].extend(packages)
         return write_all(
@@ -127,8 +127,8 @@ def add_conda(spec: Spec, packages: list[str], channels: tuple[str, ...]) -> lis
         )
     path = spec.folder / spec.conda
     shown = f"{spec.display}/{spec.conda}"
-    conda_input.load(path, shown)
-    document = yamledit.load(read_text(path, shown, "conda input"))
+    conda_input.read_input(path, shown)
+    document = yamledit.parse(read_text(path, shown, "conda input"))
     dependencies = document.setdefault("dependencies", [])
     for package in packages:
         name = conda_input.package_name(package)

@@ -41,11 +41,11 @@ class Inputs:
 def from_conda(path: Path) -> Inputs:
     """An environment.yml: channels and conda packages to conda.yaml, its pip list apart."""
     shown = str(path)
-    parsed, problems = conda_input.load(path, shown)
+    parsed, problems = conda_input.read_input(path, shown)
     errors = [p for p in problems if p.is_error and p.field != "channels"]
     if errors:
         raise EnvrepoError(*errors)
-    document = yamledit.load(read_text(path, shown, "conda file"))
+    document = yamledit.parse(read_text(path, shown, "conda file"))
     python = None
     dependencies = document.get("dependencies") or []
     for item in list(dependencies):
@@ -303,7 +303,7 @@ def scaffold(
     if inputs.conda is not None:
         document["conda"] = "conda.yaml"
         files["conda.yaml"] = inputs.conda
-    problems = schema.check(document, ENVIRONMENT, f"{shown}/{SPEC_FILE}")
+    problems = schema.violations(document, ENVIRONMENT, f"{shown}/{SPEC_FILE}")
     if problems:
         raise EnvrepoError(*problems)
     files[SPEC_FILE] = render_spec(document, schema_comment(repo, folder))

@@ -90,7 +90,7 @@ def _tar_stream(members: Sequence[tuple[str, bytes | Path]]) -> Iterator[bytes]:
     yield bytes(2 * tarfile.BLOCKSIZE)
 
 
-def load(
+def load_image(
     engine: Docker,
     config: Mapping[str, Any],
     layers: Sequence[Layer],

@@ -18,11 +18,11 @@ from typing import Any, Literal
 
 from envrepo.build import bases, naming
 from envrepo.build import plan as planning
-from envrepo.build.assemble import environment, image_config, load, present_chains
+from envrepo.build.assemble import environment, image_config, load_image, present_chains
 from envrepo.build.bytecode import compile_staged
 from envrepo.build.checks import Python, check_image, probe_python
 from envrepo.build.layers import Layer, conda_layers, is_cached, package_layers, venv_layer
-from envrepo.build.stage import packages, sources, stage
+from envrepo.build.stage import bytecode_jobs, packages, stage
 from envrepo.build.stage_conda import stage_conda
 from envrepo.engine.docker import Docker, ImageInfo, Log
 from envrepo.engine.registry import Registry, connect
@@ -236,7 +236,7 @@ class Builder:
                 repo = self.repository(spec.name)
                 earlier = [f"{repo}:{naming.LATEST}", f"{repo}:{naming.hash_tag(locked.spec_hash)}"]
                 present = present_chains(self.engine, [base.id, *earlier])
-                image_id = load(self.engine, config, layers, present)
+                image_id = load_image(self.engine, config, layers, present)
             log(f"assembled {image_id[:19]} on {base_ref}")
         return Found("built", local=image_id)
 
@@ -272,7 +272,7 @@ class Builder:
         target = stage(locked, context, missing) if missing else None
         if target is not None and python is not None and cache_tag is not None:
             with self._timed("compile"):
-                jobs = sources(target, context, site)
+                jobs = bytecode_jobs(target, context, site)
                 compile_staged(self.engine, base.id, python, context, jobs)
             log(f"compiled {len(jobs)} files to bytecode for {python.path}")
         return package_layers(wanted, target, site, locked.direct, cache_tag)
@@ -396,7 +396,7 @@ def build_environments(catalog: Catalog, request: Request, echo: Log) -> Outcome
     host = naming.required_registry(catalog.repo, request.registry)
     registry = connect(host)
     hashes = hash_environments(catalog)
-    chosen = planning.select(catalog, hashes, registry, request.names, request.changed)
+    chosen = planning.to_build(catalog, hashes, registry, request.names, request.changed)
     problems = [p for p in validate(catalog, (), set(chosen)) if p.is_error]
     if problems:
         raise EnvrepoError(*problems, code=ExitCode.PROBLEMS)

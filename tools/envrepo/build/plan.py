@@ -87,7 +87,7 @@ def matrix(planned: list[Planned]) -> dict[str, Any]:
     }
 
 
-def select(
+def to_build(
     catalog: Catalog,
     hashes: dict[str, SpecHash],
     registry: Registry,

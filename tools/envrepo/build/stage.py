@@ -117,7 +117,7 @@ def stage(locked: Locked, context: Path, wanted: Sequence[Wanted]) -> Path:
     return target
 
 
-def sources(target: Path, staging: Path, site: PurePosixPath) -> list[Job]:
+def bytecode_jobs(target: Path, staging: Path, site: PurePosixPath) -> list[Job]:
     """The staged files that get bytecode, each by its path under `staging` and in the image."""
     jobs = []
     for path in sorted(target.rglob("*.py")):

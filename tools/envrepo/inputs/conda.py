@@ -37,7 +37,7 @@ def is_exact(spec: str) -> bool:
     return rest.startswith("==") or (rest.count("=") >= 2 and not rest.startswith(("<", ">")))
 
 
-def load(path: Path, display: str) -> tuple[CondaInput, list[Problem]]:
+def read_input(path: Path, display: str) -> tuple[CondaInput, list[Problem]]:
     """The conda input in `path`, and every problem with its shape (as errors) or pins."""
     document = load_yaml(path, display, "conda input")
     if not isinstance(document, dict):

@@ -41,7 +41,7 @@ def has_conda_pip(spec: Spec) -> bool:
     from envrepo.inputs import conda as conda_input
 
     try:
-        return bool(conda_input.load(spec.folder / spec.conda, spec.conda)[0].pip)
+        return bool(conda_input.read_input(spec.folder / spec.conda, spec.conda)[0].pip)
     except EnvrepoError:
         return False
 

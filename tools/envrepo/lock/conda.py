@@ -50,7 +50,7 @@ def _virtual(platform: str) -> list[GenericVirtualPackage]:
 
 def resolve(spec: Spec, item: LockInput, ancestors: Sequence[Spec], request: object = None) -> str:
     shown = f"{spec.display}/{spec.conda}"
-    parsed, problems = conda_input.load(item.source, shown)
+    parsed, problems = conda_input.read_input(item.source, shown)
     errors = [p for p in problems if p.is_error]
     if errors:
         raise EnvrepoError(*errors)

@@ -111,7 +111,9 @@ def lock_text(spec: Spec, item: LockInput, digest: str, body: str, tools: str) -
     return "\n".join(header) + "\n" + body.lstrip("\n")
 
 
-def check(spec: Spec, ancestors: Sequence[Spec], parsed: Parsed | None = None) -> list[Problem]:
+def stale_locks(
+    spec: Spec, ancestors: Sequence[Spec], parsed: Parsed | None = None
+) -> list[Problem]:
     """Missing or stale locks of `spec`, found without resolving anything."""
     problems = []
     for item in lock_inputs(spec):

@@ -116,7 +116,7 @@ def _direct(spec: Spec) -> tuple[list[tuple[str, Requirement]], list[str]]:
         ]
     if spec.conda is not None:
         shown = f"{spec.display}/{spec.conda}"
-        for entry in conda_input.load(spec.folder / spec.conda, shown)[0].pip:
+        for entry in conda_input.read_input(spec.folder / spec.conda, shown)[0].pip:
             requirement, found = requirements.check_entry(entry)
             errors = [message for severity, message in found if severity == "error"]
             if errors:

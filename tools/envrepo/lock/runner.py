@@ -94,7 +94,7 @@ def check_all(catalog: Catalog, names: Sequence[str]) -> list[Problem]:
     return [
         problem
         for name in _chosen(catalog, names)
-        for problem in lock.check(
+        for problem in lock.stale_locks(
             catalog.specs[name], graph.ancestors(name, catalog.specs, parent_of)
         )
     ]
@@ -118,7 +118,7 @@ def lock_all(
                 outcome.skipped.append(name)
                 broken.add(name)
                 continue
-            if only_stale and not lock.check(spec, ancestors):
+            if only_stale and not lock.stale_locks(spec, ancestors):
                 outcome.unchanged += [i.lock for i in sources.lock_inputs(spec)]
                 continue
             try:

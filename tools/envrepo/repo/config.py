@@ -83,7 +83,7 @@ def config_problems(root: Path) -> tuple[Config, list[Problem]]:
         document = parse_yaml(read_text(path, display), display) or {}
     except EnvrepoError as error:
         return Config(), list(error.problems)
-    problems = schema.check(document, schemas.CONFIG, display)
+    problems = schema.violations(document, schemas.CONFIG, display)
     if problems or not isinstance(document, dict):
         return Config(), problems
     defaults = document.get("defaults", {})

@@ -163,7 +163,7 @@ def _message(error: ValidationError) -> tuple[str, str]:
     return field, f"{error.message}; fix the value"
 
 
-def check(document: object, schema_name: str, display: str) -> list[Problem]:
+def violations(document: object, schema_name: str, display: str) -> list[Problem]:
     """Every schema problem of `document`, sorted by field."""
     try:
         _fast(schema_name)(document)

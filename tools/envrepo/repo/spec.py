@@ -172,7 +172,7 @@ def load_spec(folder: Path, repo: Repository) -> Spec:
     """The spec in `folder`; an EnvrepoError carrying every load or schema problem."""
     display = f"{repo.display(folder)}/{SPEC_FILE}"
     document = load_yaml(folder / SPEC_FILE, display, "spec")
-    problems = schema.check(document, schemas.ENVIRONMENT, display)
+    problems = schema.violations(document, schemas.ENVIRONMENT, display)
     if problems:
         raise EnvrepoError(*problems)
     return build_spec(document, folder, repo)

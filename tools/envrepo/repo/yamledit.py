@@ -16,7 +16,7 @@ def _yaml() -> YAML:
     return yaml
 
 
-def load(text: str) -> Any:
+def parse(text: str) -> Any:
     return _yaml().load(text)
 
 
