@@ -361,9 +361,10 @@ def test_a_failing_dockerfile_step_skips_its_dependents(built: Built, scratch: P
     )
     result = run_envrepo("build", "--push", "--registry", built.registry.host, cwd=scratch)
     assert result.code == 1
+    # Every line of a failure names the environment it is about.
     assert (
-        "the build failed: The command '/bin/sh -c exit 3' returned a non-zero code: 3"
-        in result.err
+        "environments/custom: the build failed: The command '/bin/sh -c exit 3' returned a "
+        "non-zero code: 3" in result.err.splitlines()
     )
     assert "above: skipped: an environment it is built on failed" in result.err
     assert (
@@ -374,7 +375,7 @@ def test_a_failing_dockerfile_step_skips_its_dependents(built: Built, scratch: P
 def test_a_file_whose_hash_does_not_match_the_lock_is_refused(
     built: Built, scratch: Path, tmp_path: Path
 ) -> None:
-    from wheels import make_wheel
+    from support import make_wheel
 
     wheel = make_wheel(tmp_path / "w", "internal-tools", "1.0.0")
     write_files(
@@ -586,7 +587,7 @@ def test_apt_packages_are_installed_without_network_and_no_deb_stays(
 def test_a_conda_environment_is_linked_on_the_host_and_works_in_the_image(
     built: Built, scratch: Path, tmp_path: Path
 ) -> None:
-    from channel import index_channel, make_conda_package
+    from support import index_channel, make_conda_package
 
     channel = tmp_path / "channel"
     make_conda_package(

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from envrepo.build import bootstrap
-from envrepo.engine.docker import Docker, Log
+from envrepo.engine.docker import Docker, ImageInfo, Log
 from envrepo.errors import EnvrepoError
 from envrepo.repo.files import cache_dir
 from envrepo.repo.spec import Bootstrap
@@ -84,15 +84,15 @@ def download(
     return debs
 
 
-def install(engine: Docker, image: str, packages: Sequence[str], log: Log) -> str:
-    """A new image: `image` with `packages` installed by dpkg; its ID."""
+def install(engine: Docker, base: ImageInfo, packages: Sequence[str], log: Log) -> ImageInfo:
+    """A new image: `base` with `packages` installed by dpkg."""
     with tempfile.TemporaryDirectory(prefix="envrepo-apt-") as scratch:
-        debs = download(engine, image, packages, Path(scratch), log)
+        debs = download(engine, base.id, packages, Path(scratch), log)
         if not debs:
-            return image
+            return base
         command = ["sh", "-c", "dpkg -i /envrepo-debs/*.deb && rm -rf /var/lib/apt/lists/*"]
         mounts = {str(Path(scratch) / "debs"): {"bind": "/envrepo-debs", "mode": "ro"}}
-        code, output, installed = engine.run_and_commit(image, command, mounts, timeout=900)
+        code, output, installed = engine.run_and_commit(base.id, command, mounts, timeout=900)
         for line in output.splitlines()[-15:]:
             log(f"  {line}")
         if installed is None:

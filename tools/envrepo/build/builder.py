@@ -216,8 +216,7 @@ class Builder:
                 from envrepo.build import apt
 
                 with self._timed("apt"):
-                    installed = apt.install(self.engine, base.id, spec.apt, log)
-                base = self.engine.image(installed) or base
+                    base = apt.install(self.engine, base, spec.apt, log)
             with self._timed("stage"):
                 layers = self._layers(locked, base, context, log)
             for layer in layers:

@@ -184,16 +184,17 @@ class Docker:
 
     def run_and_commit(
         self, image: str, command: list[str], mounts: Mounts, timeout: int = RUN_TIMEOUT
-    ) -> tuple[int, str, str | None]:
+    ) -> tuple[int, str, ImageInfo | None]:
         """Run `command` in `image`, network off, and keep its result as a new image: the exit
-        code, the output, and the new image's ID when it succeeded."""
+        code, the output, and the new image when it succeeded."""
         with self._start(image, command, mounts, "") as running:
             running.start()
             code = int(running.wait(timeout=timeout)["StatusCode"])
             output = running.logs().decode(errors="replace")
             if code != 0:
                 return code, output, None
-            return code, output, str(running.commit(changes=[]).id)
+            committed = running.commit(changes=[])
+            return code, output, ImageInfo(str(committed.id), committed.attrs)
 
     def read_file(self, image: str, path: str) -> bytes:
         """A file of `image` (symlinks followed); empty when it has none there."""
