@@ -39,24 +39,43 @@ _STR = "tag:yaml.org,2002:str"
 
 class _Loader(yaml.CSafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[str, int] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            line = key_node.start_mark.line + 1
-            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != _STR:
-                key = self.construct_object(key_node, deep=True)
-                raise _DocumentError(
-                    f"line {line}", f"key {key!r} is not a string; quote it or rename it"
-                )
-            key = key_node.value
-            if key in seen:
-                raise _DocumentError(
-                    f"line {line}",
-                    f"duplicate key {key!r} (first at line {seen[key]}); keep only one",
-                )
-            seen[key] = line
+        _check_keys(self, node)
         return super().construct_mapping(node, deep)
+
+
+def _check_keys(loader: yaml.CSafeLoader, node: yaml.MappingNode) -> None:
+    """Keys are strings, each once (a merge key may override what it merges)."""
+    seen: dict[str, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        line = key_node.start_mark.line + 1
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != _STR:
+            key = loader.construct_object(key_node, deep=True)
+            raise _DocumentError(
+                f"line {line}", f"key {key!r} is not a string; quote it or rename it"
+            )
+        key = key_node.value
+        if key in seen:
+            raise _DocumentError(
+                f"line {line}",
+                f"duplicate key {key!r} (first at line {seen[key]}); keep only one",
+            )
+        seen[key] = line
+
+
+def _plain(loader: yaml.CSafeLoader, node: yaml.Node) -> Any:
+    """What construct_document makes of a document with no anchors, aliases, merge keys or
+    explicit tags, built directly: PyYAML's generic constructor is most of the time a
+    repository of thousands of specs takes to load."""
+    if isinstance(node, yaml.MappingNode):
+        _check_keys(loader, node)
+        return {key.value: _plain(loader, value) for key, value in node.value}
+    if isinstance(node, yaml.SequenceNode):
+        return [_plain(loader, child) for child in node.value]
+    if node.tag == _STR:
+        return node.value
+    return loader.yaml_constructors[node.tag](loader, node)
 
 
 def _construct_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> SourceFloat:
@@ -182,6 +201,8 @@ def parse_yaml(text: str, display: str) -> Any:
             return None
         if "*" in text:  # only aliases can make a document bigger than its text
             _check_expanded_size(node)
+        if not any(mark in text for mark in ("&", "*", "<<", "!")):
+            return _plain(loader, node)
         return loader.construct_document(node)
     except _DocumentError as error:
         raise EnvrepoError(Problem(display, error.field, error.message)) from None
