@@ -8,18 +8,45 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
+from importlib import import_module
 from pathlib import Path
 from typing import NoReturn
 
 import click
 
 from envrepo import __version__
-from envrepo.cli import author, build, hashes, inventory, lock, validate
 from envrepo.cli.options import State
 from envrepo.errors import EnvrepoError, ExitCode
 
+# Each command by the module that holds it: a command's module is imported only when that
+# command runs (or help lists them all).
+COMMANDS = {
+    "validate": "validate:validate",
+    "hash": "hashes:hash_command",
+    "list": "inventory:list_command",
+    "show": "inventory:show",
+    "lock": "lock:lock",
+    "scaffold": "author:scaffold",
+    "add": "author:add",
+    "render": "build:render_command",
+    "plan": "build:plan",
+    "build": "build:build",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class Commands(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, _, name = COMMANDS[cmd_name].partition(":")
+        command: click.Command = getattr(import_module(f"envrepo.cli.{module}"), name)
+        return command
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "-C",
     "--repo",
@@ -33,21 +60,6 @@ from envrepo.errors import EnvrepoError, ExitCode
 def cli(ctx: click.Context, repo_dir: Path | None) -> None:
     """A git repository as the registry of record for reusable ML environments."""
     ctx.obj = State(repo_dir)
-
-
-for command in (
-    validate.validate,
-    hashes.hash_command,
-    inventory.list_command,
-    inventory.show,
-    lock.lock,
-    author.scaffold,
-    author.add,
-    build.render_command,
-    build.plan,
-    build.build,
-):
-    cli.add_command(command)
 
 
 def _log_path() -> Path:
