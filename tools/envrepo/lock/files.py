@@ -28,8 +28,8 @@ def input_files(spec: Spec, item: LockInput, parsed: Parsed | None = None) -> Se
         if parsed is not None and "pip" in parsed:
             files += parsed["pip"]
         else:
-            # Imported here: hashing needs lock paths but never parses requirements, and the
-            # requirement parser is a noticeable part of a command's start-up.
+            # Imported here: the requirement parser is a noticeable part of a command's
+            # start-up, and `list` imports this module without reading any requirements.
             from envrepo.inputs import requirements
 
             source = spec.folder / spec.pip
