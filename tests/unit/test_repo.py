@@ -13,7 +13,7 @@ from envrepo.repo import graph
 from envrepo.repo.config import open_repository
 from envrepo.repo.spec import load_catalog
 from envrepo.repo.yamlio import parse_yaml
-from support import PROJECT, RepoMaker, write_files, write_fresh_lock
+from support import PROJECT, RepoMaker, git, write_files, write_fresh_lock
 
 
 def test_merge_keys_may_override_without_being_duplicates() -> None:
@@ -142,3 +142,17 @@ def test_fast_validator_agrees_with_jsonschema() -> None:
         assert fast_valid == slow_valid, path
         checked += 1
     assert checked >= 30
+
+
+def test_checkout_names_the_commit_and_whether_the_tree_differs(make_repo: RepoMaker) -> None:
+    from envrepo.repo.git import Checkout, checkout
+
+    root = make_repo()
+    assert checkout(root) == Checkout(None, True)  # no commit yet; envrepo.yaml is untracked
+    git("add", "-A", cwd=root)
+    git("commit", "-qm", "start", cwd=root)
+    head = git("rev-parse", "HEAD", cwd=root)
+    assert checkout(root) == Checkout(head, False)
+    (root / "envrepo.yaml").write_text("reserved_prefix: other-\n")
+    assert checkout(root) == Checkout(head, True)
+    assert checkout(root.parent) == Checkout(None, False)  # not a git work tree
