@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import traceback
 from dataclasses import dataclass
 from enum import IntEnum
+from pathlib import Path
 from typing import Literal
 
 Severity = Literal["error", "warning"]
@@ -51,3 +55,24 @@ class EnvrepoError(Exception):
 
 def fail(path: str, field: str, message: str, code: ExitCode = ExitCode.USAGE) -> EnvrepoError:
     return EnvrepoError(Problem(path, field, message), code=code)
+
+
+def internal_error(error: Exception) -> str:
+    """The line a bug in envrepo is told by; its traceback goes to the log file, whose path
+    the line names."""
+    from envrepo import __version__
+
+    state_home = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    path = Path(state_home) / "envrepo" / "envrepo.log"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(f"envrepo {__version__} {' '.join(sys.argv)}\n")
+            handle.write("".join(traceback.format_exception(error)))
+        where = str(path)
+    except OSError:
+        where = "nowhere (the log could not be written)"
+    return (
+        f"internal error ({type(error).__name__}: {error}); "
+        f"this is a bug, the traceback is in {where}"
+    )

@@ -7,20 +7,20 @@ environment rebuilds once instead of silently matching an image built the old wa
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from envrepo.errors import EnvrepoError
+from envrepo.errors import EnvrepoError, Problem
 from envrepo.inputs import sources
 from envrepo.repo import graph
 from envrepo.repo.config import SPEC_FILE
 from envrepo.repo.digest import file_sha256, json_sha256
-from envrepo.repo.spec import Catalog, Spec, get
+from envrepo.repo.spec import TESTS_DIR, Catalog, Spec, get
 
 RENDER_SCHEME = 3  # 2: per-package layers, roots without .deb files; 3: packages' bytecode
-TESTS_DIR = "tests"
 
 
 @dataclass(frozen=True)
@@ -80,16 +80,24 @@ def normalized(spec: Spec) -> dict[str, Any]:
 
 def _context_files(spec: Spec) -> Iterable[Path]:
     # A Dockerfile may COPY anything from its folder, so the whole folder is its input, less
-    # the spec (hashed normalized) and the smoke tests (they run against the image).
-    for path in spec.folder.rglob("*"):
-        relative = path.relative_to(spec.folder)
-        if path.is_file() and relative.parts[0] != TESTS_DIR and relative.as_posix() != SPEC_FILE:
-            yield path
+    # the spec (hashed normalized) and the smoke tests (they run against the image). Every
+    # entry that is not a folder counts, so that a FIFO or a symlink leading out is refused
+    # when it is read, not passed over; symlinked folders are not walked into.
+    for parent, folders, files in os.walk(spec.folder):
+        here = Path(parent)
+        if here == spec.folder:
+            folders[:] = [name for name in folders if name != TESTS_DIR]
+        links = [name for name in folders if (here / name).is_symlink()]
+        for name in [*files, *links]:
+            if (here / name).relative_to(spec.folder).as_posix() != SPEC_FILE:
+                yield here / name
 
 
 def build_files(spec: Spec) -> dict[str, Path]:
-    """The files the build reads, by their path relative to the folder."""
-    files: list[Path] = [item.lock for item in sources.lock_inputs(spec) if item.lock.is_file()]
+    """The files the build reads, by their path relative to the folder; whatever is there
+    under their names (a FIFO, a symlink), so that reading them refuses what is not a regular
+    file inside the folder."""
+    files = [item.lock for item in sources.lock_inputs(spec) if os.path.lexists(item.lock)]
     if spec.wheels is not None and (spec.folder / spec.wheels).is_dir():
         files += (spec.folder / spec.wheels).glob("*.whl")
     if spec.base.kind == "dockerfile":
@@ -98,7 +106,16 @@ def build_files(spec: Spec) -> dict[str, Path]:
 
 
 def spec_hash(spec: Spec, parent: SpecHash | None) -> SpecHash:
-    files = {rel: file_sha256(path) for rel, path in sorted(build_files(spec).items())}
+    """The hash of `spec` on its parent's; an error naming every file it cannot read."""
+    files: dict[str, str] = {}
+    problems: list[Problem] = []
+    for relative, path in sorted(build_files(spec).items()):
+        try:
+            files[relative] = file_sha256(path, spec.folder, f"{spec.display}/{relative}")
+        except EnvrepoError as error:
+            problems += error.problems
+    if problems:
+        raise EnvrepoError(*problems)
     unhashed = SpecHash(
         spec.name, "", normalized(spec), files, spec.parent, parent.value if parent else None
     )
@@ -107,14 +124,20 @@ def spec_hash(spec: Spec, parent: SpecHash | None) -> SpecHash:
 
 def hash_tree(catalog: Catalog) -> dict[str, SpecHash | None]:
     """Every environment's hash in one pass, parents first; None for one whose base chain is
-    broken (a missing parent, a cycle, or a parent that is broken itself)."""
+    broken (a missing parent, a cycle, or a parent that is broken itself) or whose files
+    cannot be read."""
     hashes: dict[str, SpecHash | None] = {}
     for name in graph.ordered(catalog.specs):
         spec = catalog.specs[name]
         # A parent on a cycle or missing has no hash yet when its child comes.
         parent = hashes.get(spec.parent) if spec.parent is not None else None
-        broken = spec.parent is not None and parent is None
-        hashes[name] = None if broken else spec_hash(spec, parent)
+        if spec.parent is not None and parent is None:
+            hashes[name] = None
+            continue
+        try:
+            hashes[name] = spec_hash(spec, parent)
+        except EnvrepoError:
+            hashes[name] = None
     return hashes
 
 

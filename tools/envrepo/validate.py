@@ -11,13 +11,15 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.inputs import conda as conda_input
-from envrepo.inputs import requirements
+from envrepo.inputs import requirements, sources
 from envrepo.lock import files as lock
 from envrepo.repo import graph
 from envrepo.repo.config import CONFIG_FILE, Repository
-from envrepo.repo.paths import check_relative, inside
-from envrepo.repo.spec import Catalog, Spec, cutoff, load_catalog
+from envrepo.repo.paths import check_relative, confined_tree, confinement
+from envrepo.repo.spec import TESTS_DIR, Catalog, Spec, cutoff, load_catalog
 
+# MAX_ARG_STRLEN: the longest string, NAME=value included, that execve takes.
+MAX_VARIABLE = 128 * 1024 - 1
 NAME = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 
 
@@ -74,14 +76,9 @@ def _wheels(spec: Spec, folder: Path, field: str) -> list[Problem]:
     problems = []
     for entry in sorted(folder.iterdir()):
         shown = f"{spec.display}/{entry.relative_to(spec.folder).as_posix()}"
-        if not inside(entry, spec.folder):
-            problems.append(
-                Problem(
-                    shown,
-                    "",
-                    ("is a symlink that leads outside the environment's folder; copy the file in"),
-                )
-            )
+        leaks = confinement(entry, spec.folder)
+        if leaks is not None:
+            problems.append(Problem(shown, "", leaks))
         elif entry.suffix != ".whl" or not entry.is_file():
             problems.append(
                 Problem(
@@ -120,7 +117,10 @@ def _inputs(spec: Spec) -> tuple[list[Problem], dict[str, Sequence[Path]]]:
             continue
         target = spec.folder / value
         want_folder = field == "wheels"
-        if want_folder and not target.is_dir():
+        leaks = confinement(target, spec.folder)
+        if leaks is not None:
+            problems.append(Problem(f"{spec.display}/{value}", "", leaks))
+        elif want_folder and not target.is_dir():
             problems.append(
                 Problem(
                     spec.spec_display,
@@ -151,8 +151,26 @@ def _inputs(spec: Spec) -> tuple[list[Problem], dict[str, Sequence[Path]]]:
     return problems, read
 
 
+def _variables(spec: Spec) -> list[Problem]:
+    """Variables a process in the image can be started with."""
+    problems = []
+    for name, value in spec.variables.items():
+        size = len(f"{name}={value}".encode())
+        if "\0" in value:
+            message = "holds a NUL character, which no environment variable can; remove it"
+        elif size > MAX_VARIABLE:
+            message = (
+                f"is {size / 1024:.0f} KiB; Linux starts no program with a variable over "
+                f"{MAX_VARIABLE // 1024} KiB: shorten it, or ship the value as a file in the image"
+            )
+        else:
+            continue
+        problems.append(Problem(spec.spec_display, f"variables.{name}", message))
+    return problems
+
+
 def _consistency(spec: Spec, catalog: Catalog) -> list[Problem]:
-    problems: list[Problem] = []
+    problems: list[Problem] = _variables(spec)
     where = spec.spec_display
     try:
         cutoff(spec)
@@ -209,16 +227,35 @@ def _consistency(spec: Spec, catalog: Catalog) -> list[Problem]:
     return problems
 
 
+def _confined(spec: Spec) -> list[Problem]:
+    """What the build reads besides the inputs: the locks, the smoke tests, and for a
+    Dockerfile base the whole folder, each a regular file or folder inside it."""
+    problems = []
+    for item in sources.lock_inputs(spec):
+        leaks = confinement(item.lock, spec.folder)
+        if leaks is not None:
+            problems.append(Problem(item.lock_display(spec), "", leaks))
+    if spec.base.kind == "dockerfile":
+        return problems + list(confined_tree(spec.folder, spec.folder, spec.display))
+    tests = spec.folder / TESTS_DIR
+    return problems + list(confined_tree(tests, spec.folder, f"{spec.display}/{TESTS_DIR}"))
+
+
 def environment_problems(
     spec: Spec, catalog: Catalog, parent_of: Mapping[str, str | None] | None = None
 ) -> list[Problem]:
     """Every rule for one environment that loaded; locks are checked once its inputs are usable."""
     input_problems, read = _inputs(spec)
-    problems = _names(spec, catalog.repo) + _consistency(spec, catalog) + input_problems
+    problems = (
+        _names(spec, catalog.repo) + _consistency(spec, catalog) + input_problems + _confined(spec)
+    )
     if not any(p.is_error for p in problems):
-        problems += lock.stale_locks(
-            spec, graph.ancestors(spec.name, catalog.specs, parent_of), read
-        )
+        ancestors = graph.ancestors(spec.name, catalog.specs, parent_of)
+        try:
+            problems += lock.stale_locks(spec, ancestors, read)
+        except EnvrepoError as error:
+            # A base environment's lock that cannot be read; that environment says why.
+            problems += error.problems
     return problems
 
 

@@ -26,7 +26,7 @@ from envrepo.build.stage import bytecode_jobs, packages, stage
 from envrepo.build.stage_conda import stage_conda
 from envrepo.engine.docker import Docker, ImageInfo, Log
 from envrepo.engine.registry import Registry, connect
-from envrepo.errors import EnvrepoError, ExitCode, Problem
+from envrepo.errors import EnvrepoError, ExitCode, Problem, internal_error
 from envrepo.hashing import hash_environments
 from envrepo.lock.locked import Locked, read_locked
 from envrepo.repo import git, graph
@@ -367,6 +367,7 @@ class Outcome:
     records: list[BuildRecord] = field(default_factory=list)
     failed: list[EnvrepoError] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    internal: bool = False  # a failure was a bug in envrepo
 
 
 @dataclass(frozen=True)
@@ -425,5 +426,9 @@ def build_environments(catalog: Catalog, request: Request, echo: Log) -> Outcome
             outcome.records.append(builder.build(locked))
         except EnvrepoError as error:
             outcome.failed.append(_named(spec, error))
+            broken.add(name)
+        except Exception as error:  # noqa: BLE001 - a bug with one environment spares the rest
+            outcome.failed.append(_named(spec, EnvrepoError(internal_error(error))))
+            outcome.internal = True
             broken.add(name)
     return outcome

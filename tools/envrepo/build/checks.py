@@ -11,7 +11,8 @@ from envrepo.engine.docker import Docker, Log
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.repo.digest import json_sha256
 from envrepo.repo.files import cache_dir, write_text
-from envrepo.repo.spec import Spec
+from envrepo.repo.paths import confined_tree
+from envrepo.repo.spec import TESTS_DIR, Spec
 
 TESTS_MOUNT = "/envrepo-tests"
 # Runs inside the image: every smoke test, then what is installed, as one JSON line.
@@ -64,8 +65,15 @@ def check_image(
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """Run the environment's tests/*.py inside the image (network off) and read what is
     installed: (test results, packages)."""
-    folder = spec.folder / "tests"
-    mounts = {str(folder): {"bind": TESTS_MOUNT, "mode": "ro"}} if folder.is_dir() else {}
+    folder = spec.folder / TESTS_DIR
+    mounts = {}
+    if folder.is_dir():
+        # Docker follows a symlink in a mount's source on the host: only the checked, resolved
+        # folder is mounted, read-only.
+        leaks = list(confined_tree(folder, spec.folder, f"{spec.display}/{TESTS_DIR}"))
+        if leaks:
+            raise EnvrepoError(*leaks)
+        mounts = {str(folder.resolve()): {"bind": TESTS_MOUNT, "mode": "ro"}}
     code, output = engine.run(image, [spec.interpreter, "-c", CHECK_DRIVER], mounts)
     lines = output.splitlines()
     result_lines = [line for line in lines if line.startswith("ENVREPO-RESULT ")]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from collections.abc import Sequence
 from importlib import import_module
 from pathlib import Path
@@ -16,7 +15,7 @@ import click
 
 from envrepo import __version__
 from envrepo.cli.options import State
-from envrepo.errors import EnvrepoError, ExitCode
+from envrepo.errors import EnvrepoError, ExitCode, internal_error
 
 # Each command by the module that holds it: a command's module is imported only when that
 # command runs (or help lists them all).
@@ -62,23 +61,6 @@ def cli(ctx: click.Context, repo_dir: Path | None) -> None:
     ctx.obj = State(repo_dir)
 
 
-def _log_path() -> Path:
-    state_home = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state_home) / "envrepo" / "envrepo.log"
-
-
-def _log_crash() -> str:
-    path = _log_path()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as handle:
-            handle.write(f"envrepo {__version__} {' '.join(sys.argv)}\n")
-            handle.write(traceback.format_exc())
-        return str(path)
-    except OSError:
-        return "nowhere (the log could not be written)"
-
-
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; user errors become lines on stderr and an exit code, never a traceback."""
     code: int
@@ -103,12 +85,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         code = ExitCode.OK
     except Exception as error:  # noqa: BLE001 - the last line of defence: log, do not trace
-        where = _log_crash()
-        click.echo(
-            f"envrepo: internal error ({type(error).__name__}: {error}); "
-            f"this is a bug, the traceback is in {where}",
-            err=True,
-        )
+        click.echo(f"envrepo: {internal_error(error)}", err=True)
         code = ExitCode.INTERNAL
     return code
 

@@ -76,4 +76,6 @@ def build(
         f"{sum(r.status == 'cached' for r in outcome.records)} already there, "
         f"{len(outcome.failed)} failed, {len(outcome.skipped)} skipped"
     )
+    if outcome.internal:
+        return ExitCode.INTERNAL
     return ExitCode.PROBLEMS if outcome.failed or outcome.skipped else ExitCode.OK

@@ -180,7 +180,7 @@ def parse(path: Path, folder: Path, display_of: Path) -> Requirements:
             message = f"{option} {value} leads outside the environment's folder; copy the file in"
         elif target in files:
             message = f"{option} {value} includes a file already included; remove the loop"
-        elif not target.is_file():
+        elif not target.exists():
             message = f"{option} {value}: no such file; create it or fix the path"
         else:
             walk(target)

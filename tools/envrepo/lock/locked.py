@@ -4,6 +4,7 @@ this value and never read a lock themselves."""
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,6 +18,7 @@ from envrepo.inputs import requirements
 from envrepo.inputs.sources import lock_inputs
 from envrepo.lock.files import split
 from envrepo.lock.pip import entries
+from envrepo.repo.paths import read_inside
 from envrepo.repo.platforms import PLATFORMS
 from envrepo.repo.spec import Spec
 
@@ -66,13 +68,14 @@ class Locked:
 
 def _lock_text(spec: Spec, field: str, lock: Path) -> str:
     """The body of `lock`; a clear error naming the command to run when it is missing."""
-    if not lock.is_file():
+    if not os.path.lexists(lock):
         raise EnvrepoError(
             Problem(
                 spec.spec_display, field, f"{lock.name} is missing; run envrepo lock {spec.name}"
             )
         )
-    return split(lock.read_text(encoding="utf-8"))[1]
+    shown = f"{spec.display}/{lock.relative_to(spec.folder).as_posix()}"
+    return split(read_inside(lock, spec.folder, shown).decode("utf-8", errors="replace"))[1]
 
 
 def _target_environment(spec: Spec) -> dict[str, str]:

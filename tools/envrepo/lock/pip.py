@@ -4,6 +4,7 @@ of the environments it is built on."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from envrepo.inputs import requirements
 from envrepo.inputs import wheels as wheelfile
 from envrepo.inputs.sources import LockInput, pip_lock, wheel_files
 from envrepo.lock.files import split
+from envrepo.repo.paths import read_inside
 from envrepo.repo.platforms import PLATFORMS
 from envrepo.repo.spec import Spec
 
@@ -68,10 +70,11 @@ def base_pins(ancestors: Sequence[Spec]) -> dict[str, Pin]:
     pins: dict[str, Pin] = {}
     for ancestor in ancestors:
         path = pip_lock(ancestor)
-        if path is None or not path.is_file():
+        if path is None or not os.path.lexists(path):
             continue
         shown = f"{ancestor.display}/{path.name}"
-        for first, _ in entries(split(path.read_text(encoding="utf-8"))[1]):
+        text = read_inside(path, ancestor.folder, shown).decode("utf-8", errors="replace")
+        for first, _ in entries(split(text)[1]):
             try:
                 requirement = Requirement(first)
             except InvalidRequirement:
@@ -169,7 +172,8 @@ def resolve(
         output = work / "requirements.lock"
         if item.lock.is_file() and not request.upgrade_all:
             # uv prefers the versions in an existing output file: locking again keeps pins.
-            output.write_text(split(item.lock.read_text(encoding="utf-8"))[1])
+            kept = read_inside(item.lock, spec.folder, item.lock_display(spec))
+            output.write_text(split(kept.decode("utf-8", errors="replace"))[1])
         command += [
             "-c",
             str(constraints),

@@ -67,14 +67,17 @@ def lock_environment(
         resolve, version = LOCKERS[item.field]()
         body = resolve(spec, item, ancestors, request)
         digest = lock.input_digest(spec, item, ancestors)
+        text = lock.lock_text(spec, item, digest, body, version())
         if item.lock.is_file():
-            header, old_body = lock.split(item.lock.read_text(encoding="utf-8"))
             # Same inputs and same result: keep the file as it is, even if the tool's version
-            # moved, so that a re-lock with nothing changed rewrites nothing.
-            if old_body == body and f"# input-digest: {digest}" in header:
+            # (the header's last line) moved, so that a re-lock with nothing changed rewrites
+            # nothing.
+            old_header, old_body = lock.split(item.lock.read_text(encoding="utf-8"))
+            new_header, new_body = lock.split(text)
+            if (old_header[:-1], old_body) == (new_header[:-1], new_body):
                 unchanged.append(item.lock)
                 continue
-        rendered.append((item.lock, lock.lock_text(spec, item, digest, body, version())))
+        rendered.append((item.lock, text))
     changed = [path for path, text in rendered if write_text(path, text)]
     return changed, unchanged + [path for path, _ in rendered if path not in changed]
 

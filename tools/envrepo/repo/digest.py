@@ -6,6 +6,8 @@ import hashlib
 import json
 from pathlib import Path
 
+from envrepo.repo.paths import read_inside
+
 # git decides text-or-binary by a NUL byte in the first 8000 bytes; using the same rule means
 # a CRLF checkout (core.autocrlf) hashes like an LF one, and binary files are never rewritten.
 _SNIFF = 8000
@@ -17,8 +19,9 @@ def canonical_bytes(data: bytes) -> bytes:
     return data.replace(b"\r\n", b"\n")
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(canonical_bytes(path.read_bytes())).hexdigest()
+def file_sha256(path: Path, folder: Path, shown: str) -> str:
+    """The sha256 of `path`, a regular file inside `folder`; `shown` names it in errors."""
+    return hashlib.sha256(canonical_bytes(read_inside(path, folder, shown))).hexdigest()
 
 
 def canonical_json(value: object) -> bytes:

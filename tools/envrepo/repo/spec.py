@@ -11,6 +11,7 @@ from typing import Any, Literal
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.repo import schema, schemas
 from envrepo.repo.config import SPEC_FILE, Repository
+from envrepo.repo.paths import confinement
 from envrepo.repo.yamlio import load_yaml
 
 BaseKind = Literal["environment", "image", "dockerfile", "bootstrap"]
@@ -18,6 +19,7 @@ BASE_KINDS: tuple[BaseKind, ...] = ("environment", "image", "dockerfile", "boots
 # Where an environment's packages live in its image: a virtual environment, or a conda prefix.
 ENV_PREFIX = "/opt/env"
 VENV_INTERPRETER = f"{ENV_PREFIX}/bin/python"
+TESTS_DIR = "tests"  # an environment's smoke tests, run inside its image
 SYSTEM_INTERPRETER = "/usr/bin/python3"
 
 
@@ -171,30 +173,51 @@ def build_spec(document: Mapping[str, Any], folder: Path, repo: Repository) -> S
 def load_spec(folder: Path, repo: Repository) -> Spec:
     """The spec in `folder`; an EnvrepoError carrying every load or schema problem."""
     display = f"{repo.display(folder)}/{SPEC_FILE}"
-    document = load_yaml(folder / SPEC_FILE, display, "spec")
+    path = folder / SPEC_FILE
+    leaks = confinement(path, folder) if path.is_symlink() else None
+    if leaks is not None:
+        raise EnvrepoError(Problem(display, "", leaks))
+    document = load_yaml(path, display, "spec")
     problems = schema.violations(document, schemas.ENVIRONMENT, display)
     if problems:
         raise EnvrepoError(*problems)
     return build_spec(document, folder, repo)
 
 
-def environment_folders(repo: Repository) -> list[Path]:
+def environment_folders(repo: Repository) -> tuple[list[Path], list[Problem]]:
+    """Every environment folder, resolved, so that every later check inside a folder can
+    compare paths as they are; and a problem for each symlinked one that leads out of the
+    repository."""
     root = repo.environments_dir
     if not root.is_dir():
-        return []
+        return [], []
     root = root.resolve()
-    # Resolved once here, so that every later check inside a folder can compare paths as they are.
-    return sorted(
-        p.resolve() if p.is_symlink() else p
-        for p in root.iterdir()
-        if p.is_dir() and not p.name.startswith(".")
-    )
+    folders: list[Path] = []
+    problems: list[Problem] = []
+    top = repo.root.resolve()
+    for entry in sorted(root.iterdir()):
+        if not entry.is_dir() or entry.name.startswith("."):
+            continue
+        if entry.is_symlink():
+            real = entry.resolve()
+            if not real.is_relative_to(top) or real.name != entry.name:
+                problems.append(
+                    Problem(
+                        repo.display(entry),
+                        "",
+                        "is a symlink to a folder outside the repository or of another name; "
+                        "move the environment's folder here",
+                    )
+                )
+                continue
+            entry = real
+        folders.append(entry)
+    return folders, problems
 
 
 def load_catalog(repo: Repository) -> Catalog:
     specs: dict[str, Spec] = {}
-    problems: list[Problem] = []
-    folders = environment_folders(repo)
+    folders, problems = environment_folders(repo)
     for folder in folders:
         if not (folder / SPEC_FILE).exists():
             problems.append(

@@ -8,12 +8,14 @@ files hold everywhere.
 from __future__ import annotations
 
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from envrepo.errors import EnvrepoError, Problem
+from envrepo.repo.paths import special_kind
 
 MAX_BYTES = 1 << 20
 # Aliases share nodes, so a small file can stand for an exponentially large document that
@@ -140,7 +142,15 @@ def _check_expanded_size(root: yaml.Node) -> None:
 def read_text(path: Path, display: str, what: str = "file") -> str:
     """The file's text, or an EnvrepoError naming what is wrong with it."""
     try:
-        size = path.stat().st_size
+        status = path.stat()
+        if stat.S_ISDIR(status.st_mode):
+            raise IsADirectoryError
+        kind = special_kind(status.st_mode)
+        if kind is not None:
+            raise EnvrepoError(
+                Problem(display, "", f"is {kind}, expected a {what}; replace it with a file")
+            )
+        size = status.st_size
         if size > MAX_BYTES:
             raise EnvrepoError(
                 Problem(
