@@ -144,15 +144,20 @@ def test_fast_validator_agrees_with_jsonschema() -> None:
     assert checked >= 30
 
 
-def test_checkout_names_the_commit_and_whether_the_tree_differs(make_repo: RepoMaker) -> None:
-    from envrepo.repo.git import Checkout, checkout
+def test_git_names_the_commit_and_which_folders_differ(make_repo: RepoMaker) -> None:
+    from envrepo.repo.git import differs, head_commit
 
     root = make_repo()
-    assert checkout(root) == Checkout(None, True)  # no commit yet; envrepo.yaml is untracked
+    write_files(root, {"environments/a/x.txt": "1\n", "environments/b/x.txt": "1\n"})
+    folders = [root / "environments/a", root / "environments/b"]
+    assert head_commit(root) is None
+    assert differs(root, folders[:1])  # new files count until committed
     git("add", "-A", cwd=root)
     git("commit", "-qm", "start", cwd=root)
-    head = git("rev-parse", "HEAD", cwd=root)
-    assert checkout(root) == Checkout(head, False)
-    (root / "envrepo.yaml").write_text("reserved_prefix: other-\n")
-    assert checkout(root) == Checkout(head, True)
-    assert checkout(root.parent) == Checkout(None, False)  # not a git work tree
+    assert head_commit(root) == git("rev-parse", "HEAD", cwd=root)
+    assert not differs(root, folders)
+    (root / "environments/b/x.txt").write_text("2\n")
+    assert (differs(root, folders[:1]), differs(root, folders[1:])) == (False, True)
+    (root / "environments/a/new.txt").write_text("new\n")
+    assert differs(root, folders[:1])
+    assert head_commit(root.parent) is None  # not a git work tree

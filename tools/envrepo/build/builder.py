@@ -30,8 +30,8 @@ from envrepo.errors import EnvrepoError, ExitCode, Problem, internal_error
 from envrepo.hashing import hash_environments
 from envrepo.lock.locked import Locked, read_locked
 from envrepo.repo import git, graph
+from envrepo.repo.config import CONFIG_FILE
 from envrepo.repo.files import write_text
-from envrepo.repo.git import Checkout
 from envrepo.repo.spec import ENV_PREFIX, Catalog, Spec, needs_venv, site_packages
 from envrepo.validate import validate
 
@@ -66,7 +66,10 @@ class Settings:
     push: bool
     records: Path
     logs: Path
-    checkout: Checkout
+    commit: str | None
+    # Environments whose folder, a base's folder or envrepo.yaml differs from the commit: their
+    # image is not what the commit holds, so it gets no sha- tag.
+    dirty: frozenset[str]
     source: str | None
 
 
@@ -94,8 +97,8 @@ def _labels(spec: Spec, locked: Locked, settings: Settings) -> dict[str, str]:
         "dev.envrepo.name": spec.name,
         "dev.envrepo.hash": locked.spec_hash.value,
     }
-    if settings.checkout.commit:
-        labels["org.opencontainers.image.revision"] = settings.checkout.commit
+    if settings.commit and spec.name not in settings.dirty:
+        labels["org.opencontainers.image.revision"] = settings.commit
     if settings.source:
         labels["org.opencontainers.image.source"] = settings.source
     return labels
@@ -134,7 +137,7 @@ class Builder:
             else naming.by_hash(self.settings.registry.host, spec.name, spec_hash)
         )
         self.durations["total"] = round(time.monotonic() - started, 2)
-        tags = naming.build_tags(spec_hash, self.settings.checkout.commit)
+        tags = self._tags(locked)
         record = BuildRecord(
             name=spec.name,
             hash=spec_hash.value,
@@ -142,8 +145,8 @@ class Builder:
             image=f"{repo}:{tags[0]}",
             digest=digest,
             tags=[f"{repo}:{tag}" for tag in tags],
-            commit=self.settings.checkout.commit,
-            dirty=self.settings.checkout.dirty,
+            commit=self.settings.commit,
+            dirty=spec.name in self.settings.dirty,
             base=spec.base.describe(),
             packages=packages_,
             tests=tests,
@@ -174,6 +177,10 @@ class Builder:
         started = time.monotonic()
         yield
         self.durations[step] = round(time.monotonic() - started, 2)
+
+    def _tags(self, locked: Locked) -> list[str]:
+        dirty = locked.spec.name in self.settings.dirty
+        return naming.build_tags(locked.spec_hash, None if dirty else self.settings.commit)
 
     def _record_path(self, name: str, spec_hash: str) -> Path:
         return self.settings.records / f"{name}-{spec_hash[:12]}.json"
@@ -345,7 +352,7 @@ class Builder:
         the image is in the registry."""
         registry = self.settings.registry
         name = locked.spec.name
-        tags = naming.build_tags(locked.spec_hash, self.settings.checkout.commit)
+        tags = self._tags(locked)
         if found.local is None:
             return registry.add_tags(name, tags[0], tags[1:]) or found.digest
         repo = self.repository(name)
@@ -400,19 +407,28 @@ def build_environments(catalog: Catalog, request: Request, echo: Log) -> Outcome
     problems = [p for p in validate(catalog, (), set(chosen)) if p.is_error]
     if problems:
         raise EnvrepoError(*problems, code=ExitCode.PROBLEMS)
-    state = catalog.repo.root / ".envrepo"
+    root = catalog.repo.root
+    parent_of = graph.parents(catalog.specs)
+    config = [root / CONFIG_FILE] if (root / CONFIG_FILE).is_file() else []
+    dirty = frozenset(
+        name
+        for name in chosen
+        if git.differs(
+            root, [*config, *(catalog.specs[n].folder for n in graph.chain(name, parent_of))]
+        )
+    )
     settings = Settings(
         registry=registry,
         push=request.push,
-        records=state / "builds",
-        logs=state / "logs",
-        checkout=git.checkout(catalog.repo.root),
+        records=root / ".envrepo" / "builds",
+        logs=root / ".envrepo" / "logs",
+        commit=git.head_commit(root),
+        dirty=dirty,
         source=os.environ.get("ENVREPO_SOURCE_URL"),
     )
     builder = Builder(Docker(), settings, echo)
     outcome = Outcome()
     broken: set[str] = set()
-    parent_of = graph.parents(catalog.specs)
     for name in graph.ordered(catalog.specs, chosen):
         spec = catalog.specs[name]
         if broken & set(graph.chain(name, parent_of)[1:]):

@@ -16,7 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from envrepo.build import bootstrap, naming
+from envrepo.errors import EnvrepoError, Problem
 from envrepo.hashing import RENDER_SCHEME, SpecHash, hash_environments
+from envrepo.lock.locked import base_image
 from envrepo.repo.spec import ENV_PREFIX, Catalog, Spec, get, needs_venv, site_packages
 
 
@@ -63,11 +65,28 @@ def dockerfile(spec: Spec, base_ref: str, parent: Spec | None, layout: Layout) -
             site_packages(spec),
         ]
         lines.append(f"RUN {json.dumps(compiled)}")
-    if not spec.user_managed:
+    if not spec.user_managed and (parent is None or parent.user_managed):
+        # A parent with an environment of its own has set both already.
         lines.append(f"ENV VIRTUAL_ENV={ENV_PREFIX} PATH={ENV_PREFIX}/bin:$PATH")
     for key, value in sorted(spec.variables.items()):
-        lines.append(f"ENV {key}={json.dumps(value)}")
+        lines.append(f"ENV {key}={_quoted(spec, key, value)}")
     return "\n".join(lines) + "\n"
+
+
+def _quoted(spec: Spec, key: str, value: str) -> str:
+    """`value` as a Dockerfile reads it back exactly: in double quotes, where a backslash
+    escapes a backslash, a quote and a dollar (which would expand a variable otherwise)."""
+    if "\n" in value or "\r" in value:
+        raise EnvrepoError(
+            Problem(
+                spec.spec_display,
+                f"variables.{key}",
+                "holds a line break, which a Dockerfile cannot write; envrepo build sets it as "
+                "it is, but render cannot print it",
+            )
+        )
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
+    return f'"{escaped}"'
 
 
 def base_reference(spec: Spec, hashes: Mapping[str, SpecHash], host: str) -> str:
@@ -79,7 +98,7 @@ def base_reference(spec: Spec, hashes: Mapping[str, SpecHash], host: str) -> str
         return bootstrap.image_tag(spec.base.bootstrap)
     if spec.base.kind == "dockerfile":
         return naming.dockerfile_base(spec.name, hashes[spec.name])
-    return spec.base.value
+    return base_image(spec) or spec.base.value
 
 
 def for_environment(catalog: Catalog, name: str, registry: str | None) -> str:

@@ -141,18 +141,24 @@ def _direct(spec: Spec) -> frozenset[str]:
     return frozenset(requirements.canonical(r.name) for r in parsed.requirements)
 
 
+def base_image(spec: Spec) -> str | None:
+    """The `base.image` a build starts from: as the spec names it when that is by digest,
+    else at the digest its lock recorded."""
+    if spec.base.kind != "image":
+        return None
+    item = next((i for i in lock_inputs(spec) if i.field == "image"), None)
+    if item is None:
+        return spec.base.value
+    return _lock_text(spec, "base.image", item.lock).strip().splitlines()[0]
+
+
 def read_locked(spec: Spec, spec_hash: SpecHash, parent: Spec | None) -> Locked:
     """`spec` with its locks read, for the first of its platforms (the one images are built
     for)."""
-    # A base.image given by digest needs no lock; one given by tag is built at its lock's.
-    image = spec.base.value if spec.base.kind == "image" else None
-    found = Locked(spec, spec_hash, parent, base_image=image)
+    found = Locked(spec, spec_hash, parent, base_image=base_image(spec))
     for item in lock_inputs(spec):
         shown = item.lock_display(spec)
-        if item.field == "image":
-            base = _lock_text(spec, "base.image", item.lock).strip().splitlines()[0]
-            found = replace(found, base_image=base)
-        elif item.field == "pip" and not spec.user_managed:
+        if item.field == "pip" and not spec.user_managed:
             pip = _pip_entries(spec, _lock_text(spec, "pip", item.lock), shown)
             found = replace(found, pip=pip, pip_lock=shown, direct=_direct(spec))
         elif item.field == "conda":

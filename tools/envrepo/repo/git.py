@@ -1,12 +1,11 @@
-"""What envrepo asks of the repository's git: the commit checked out and whether the tree
-differs from it, and the files as they were at a ref. Through gitpython, with every
-repository object closed, so that no git process outlives a command."""
+"""What envrepo asks of the repository's git: the commit checked out, whether files differ
+from it, and the files as they were at a ref. Through gitpython, with every repository
+object closed, so that no git process outlives a command."""
 
 from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import git
@@ -15,23 +14,25 @@ import git.exc
 from envrepo.errors import EnvrepoError
 
 
-@dataclass(frozen=True)
-class Checkout:
-    """The commit a work tree has checked out (None before the first commit, or outside git)
-    and whether its files differ from that commit."""
-
-    commit: str | None
-    dirty: bool
-
-
-def checkout(root: Path) -> Checkout:
+def head_commit(root: Path) -> str | None:
+    """The commit the work tree at `root` has checked out; None before the first commit, or
+    outside git."""
     try:
         with git.Repo(root) as repo:
-            if not repo.head.is_valid():
-                return Checkout(None, repo.is_dirty(untracked_files=True))
-            return Checkout(repo.head.commit.hexsha, repo.is_dirty(untracked_files=True))
+            return repo.head.commit.hexsha if repo.head.is_valid() else None
     except (git.exc.InvalidGitRepositoryError, git.exc.NoSuchPathError):
-        return Checkout(None, False)
+        return None
+
+
+def differs(root: Path, paths: Sequence[Path]) -> bool:
+    """Whether anything under `paths` differs from the commit checked out: changed, staged,
+    deleted, or new and not ignored. Outside git, nothing is known to differ."""
+    try:
+        with git.Repo(root) as repo:
+            spec = [path.relative_to(root).as_posix() for path in paths]
+            return bool(repo.git.status("--porcelain", "--untracked-files=all", "--", *spec))
+    except (git.exc.InvalidGitRepositoryError, git.exc.NoSuchPathError):
+        return False
 
 
 def archive(root: Path, ref: str, paths: Sequence[str]) -> bytes:
