@@ -13,11 +13,14 @@ from envrepo.errors import EnvrepoError, Problem
 from envrepo.inputs import conda as conda_input
 from envrepo.inputs import requirements, sources
 from envrepo.lock import files as lock
+from envrepo.lock.image import locked_python, mismatch
 from envrepo.repo import graph
 from envrepo.repo.config import CONFIG_FILE, Repository
 from envrepo.repo.paths import check_relative, confined_tree, confinement
-from envrepo.repo.spec import TESTS_DIR, Catalog, Spec, cutoff, load_catalog
+from envrepo.repo.spec import TESTS_DIR, Catalog, Spec, cutoff, load_catalog, python_agrees
 
+# The python3 each Debian suite ships, for roots made with base.bootstrap.
+DEBIAN_PYTHON = {"bullseye": "3.9", "bookworm": "3.11", "trixie": "3.13"}
 # MAX_ARG_STRLEN: the longest string, NAME=value included, that execve takes.
 MAX_VARIABLE = 128 * 1024 - 1
 NAME = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
@@ -169,8 +172,29 @@ def _variables(spec: Spec) -> list[Problem]:
     return problems
 
 
+def _base_python(spec: Spec) -> list[Problem]:
+    """The python a base root or image has, where it is known before anything is built: the
+    one Debian ships in a bootstrap root's suite, the one a base image's lock recorded."""
+    boot = spec.base.bootstrap
+    if boot is not None and "python3" in boot.packages and boot.suite in DEBIAN_PYTHON:
+        shipped = DEBIAN_PYTHON[boot.suite]
+        if not python_agrees(shipped, spec.python) and not python_agrees(spec.python, shipped):
+            message = (
+                f"{spec.python!r} differs from python {shipped}, which Debian {boot.suite} ships; "
+                "make them the same"
+            )
+            return [Problem(spec.spec_display, "python", message)]
+    item = next((i for i in sources.lock_inputs(spec) if i.field == "image"), None)
+    if item is None or not item.lock.is_file() or confinement(item.lock, spec.folder):
+        return []
+    found = locked_python(spec, item)
+    if found is not None and not python_agrees(found, spec.python):
+        return [mismatch(spec, found)]
+    return []
+
+
 def _consistency(spec: Spec, catalog: Catalog) -> list[Problem]:
-    problems: list[Problem] = _variables(spec)
+    problems: list[Problem] = _variables(spec) + _base_python(spec)
     where = spec.spec_display
     try:
         cutoff(spec)

@@ -32,7 +32,14 @@ from envrepo.lock.locked import Locked, read_locked
 from envrepo.repo import git, graph
 from envrepo.repo.config import CONFIG_FILE
 from envrepo.repo.files import write_text
-from envrepo.repo.spec import ENV_PREFIX, Catalog, Spec, needs_venv, site_packages
+from envrepo.repo.spec import (
+    ENV_PREFIX,
+    Catalog,
+    Spec,
+    needs_venv,
+    python_agrees,
+    site_packages,
+)
 from envrepo.validate import validate
 
 Status = Literal["built", "cached"]
@@ -307,7 +314,7 @@ class Builder:
                     ),
                 )
             )
-        if not found.version.startswith(spec.python + ".") and found.version != spec.python:
+        if not python_agrees(found.version, spec.python):
             raise EnvrepoError(
                 Problem(
                     spec.spec_display,

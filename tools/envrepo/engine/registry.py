@@ -12,6 +12,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from envrepo.errors import EnvrepoError
 
@@ -109,6 +110,33 @@ class Registry:
         if status != 200:
             raise EnvrepoError(f"registry {self.host}: HEAD {name}:{tag} answered {status}")
         return headers.get("Docker-Content-Digest")
+
+    def image_config(self, name: str, reference: str, architecture: str) -> dict[str, Any] | None:
+        """The config of image `name` at `reference` (for linux/`architecture` when that is an
+        index of platforms); None when the registry has no such image."""
+        status, _, body = self._request(
+            "GET", f"{name}/manifests/{reference}", headers={"Accept": MANIFEST_TYPES}
+        )
+        if status == 404:
+            return None
+        if status != 200:
+            raise EnvrepoError(f"registry {self.host}: GET {name}@{reference} answered {status}")
+        manifest = json.loads(body)
+        if "manifests" in manifest:
+            wanted = {"os": "linux", "architecture": architecture}
+            for entry in manifest["manifests"]:
+                platform = entry.get("platform", {})
+                if all(platform.get(key) == value for key, value in wanted.items()):
+                    return self.image_config(name, entry["digest"], architecture)
+            return None
+        config = manifest["config"]["digest"]
+        status, _, blob = self._request("GET", f"{name}/blobs/{config}")
+        if status != 200:
+            raise EnvrepoError(
+                f"registry {self.host}: GET {name} config {config} answered {status}"
+            )
+        found: dict[str, Any] = json.loads(blob)
+        return found
 
     def add_tags(self, name: str, existing: str, tags: list[str]) -> str:
         """Put the manifest of `name:existing` under `tags` as well; its digest."""

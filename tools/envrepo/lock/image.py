@@ -4,14 +4,18 @@ the same tag) changes the lock, the spec hash, and so rebuilds exactly what is b
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from envrepo.engine.registry import connect
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.inputs.sources import LockInput
-from envrepo.repo.spec import Spec
+from envrepo.lock.files import split
+from envrepo.repo.paths import read_inside
+from envrepo.repo.spec import Spec, python_agrees
 
 DOCKER_HUB = "registry-1.docker.io"
+PYTHON_LINE = "# python: "  # the base image's python, when its config says, under the reference
 
 
 def parse_reference(reference: str) -> tuple[str, str, str]:
@@ -32,8 +36,11 @@ def tool_version() -> str:
 def resolve(spec: Spec, item: LockInput, ancestors: Sequence[Spec], request: object = None) -> str:
     reference = spec.base.value
     host, repository, tag = parse_reference(reference)
+    registry = connect(host)
+    architecture = spec.platforms[0].split("/", 1)[1]
     try:
-        digest = connect(host).manifest_digest(repository, tag)
+        digest = registry.manifest_digest(repository, tag)
+        config = registry.image_config(repository, digest, architecture) if digest else None
     except EnvrepoError as error:
         raise EnvrepoError(
             Problem(
@@ -50,4 +57,35 @@ def resolve(spec: Spec, item: LockInput, ancestors: Sequence[Spec], request: obj
                 (f"{reference} is not in registry {host}; check the name and tag"),
             )
         )
-    return f"{reference}@{digest}\n"
+    python = python_of(config or {})
+    if python is not None and not python_agrees(python, spec.python):
+        raise EnvrepoError(mismatch(spec, python))
+    return f"{reference}@{digest}\n" + (f"{PYTHON_LINE}{python}\n" if python else "")
+
+
+def python_of(config: Mapping[str, Any]) -> str | None:
+    """The python version an image's config announces (PYTHON_VERSION, as the official python
+    images and many built on them set it)."""
+    for item in (config.get("config") or {}).get("Env") or []:
+        key, _, value = str(item).partition("=")
+        if key == "PYTHON_VERSION" and value:
+            return value
+    return None
+
+
+def mismatch(spec: Spec, python: str) -> Problem:
+    return Problem(
+        spec.spec_display,
+        "python",
+        f"{spec.python!r} differs from python {python} of the base image {spec.base.value}; "
+        "make them the same",
+    )
+
+
+def locked_python(spec: Spec, item: LockInput) -> str | None:
+    """The base image's python as its lock recorded it, if it did."""
+    text = read_inside(item.lock, spec.folder, item.lock_display(spec)).decode(errors="replace")
+    for line in split(text)[1].splitlines():
+        if line.startswith(PYTHON_LINE):
+            return line.removeprefix(PYTHON_LINE).strip()
+    return None

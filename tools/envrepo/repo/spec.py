@@ -80,6 +80,12 @@ class Spec:
         return {key: value for key, value in named.items() if value is not None}
 
 
+def python_agrees(found: str, wanted: str) -> bool:
+    """Whether an interpreter of version `found` (3.11.2) is the `python` a spec asks for
+    (3.11, or 3.11.2)."""
+    return found == wanted or found.startswith(wanted + ".")
+
+
 def site_packages(spec: Spec) -> str:
     major_minor = ".".join(spec.python.split(".")[:2])
     return f"{ENV_PREFIX}/lib/python{major_minor}/site-packages"
