@@ -13,10 +13,13 @@ import pytest
 
 from support import (
     PROJECT,
+    Built,
     RepoMaker,
     RunningRegistry,
+    curated_repo,
     forget_images,
     git,
+    run_envrepo,
     services_script,
     start_registry,
 )
@@ -107,6 +110,27 @@ def registry(
     yield running
     services_script("stop-registry", str(running.folder))
     forget_images(running.host)
+
+
+@pytest.fixture(scope="session")
+def built(registry: RunningRegistry, tmp_path_factory: pytest.TempPathFactory) -> Built:
+    root = curated_repo(tmp_path_factory.mktemp("built") / "repo")
+    result = run_envrepo("build", "--push", "--registry", registry.host, cwd=root)
+    assert result.code == 0, result.err[-3000:]
+    return Built(root, result, registry)
+
+
+@pytest.fixture
+def scratch(built: Built, make_repo: object, tmp_path: Path) -> Path:
+    """A repository with the curated root (already in the registry) and room for test cases."""
+    root = tmp_path / "scratch"
+    (root / "environments").mkdir(parents=True)
+    shutil.copy(PROJECT / "envrepo.yaml", root / "envrepo.yaml")
+    shutil.copytree(
+        PROJECT / "environments/envrepo-bookworm", root / "environments/envrepo-bookworm"
+    )
+    git("init", "-q", "-b", "main", cwd=root)
+    return root
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -12,16 +12,22 @@ import json
 import os
 import pty
 import select
+import shutil
 import subprocess
 import sys
 import tarfile
+import urllib.error
+import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import docker
+import jsonschema
 import pytest
 from rattler.index import index_fs
 
+from envrepo.repo import schemas
 from envrepo.repo.spec import Spec
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -46,7 +52,9 @@ class Result:
         return self.out.splitlines() + self.err.splitlines()
 
 
-def run_envrepo(*args: str | Path, cwd: Path, env: dict[str, str] | None = None) -> Result:
+def run_envrepo(
+    *args: str | Path, cwd: Path, env: dict[str, str] | None = None, timeout: int = 300
+) -> Result:
     done = subprocess.run(
         [envrepo_command(), *map(str, args)],
         cwd=cwd,
@@ -54,7 +62,7 @@ def run_envrepo(*args: str | Path, cwd: Path, env: dict[str, str] | None = None)
         text=True,
         stdin=subprocess.DEVNULL,
         env={**os.environ, **(env or {})},
-        timeout=300,
+        timeout=timeout,
         check=False,
     )
     return Result(done.returncode, done.stdout, done.stderr)
@@ -277,3 +285,62 @@ def make_index(root: Path, wheels: list[Path]) -> str:
     from envrepo.inputs import wheels as wheelfile
 
     return wheelfile.write_index([wheelfile.inspect(w, w.name) for w in wheels], root)
+
+
+@dataclass(frozen=True)
+class Built:
+    root: Path
+    result: Result
+    registry: RunningRegistry
+
+    def record(self, name: str) -> dict[str, object]:
+        [path] = (self.root / ".envrepo/builds").glob(f"{name}-*.json")
+        record: dict[str, object] = json.loads(path.read_text())
+        jsonschema.validate(record, schemas.load(schemas.BUILD_RECORD))
+        return record
+
+
+def curated_repo(target: Path) -> Path:
+    target.mkdir(parents=True)
+    shutil.copy(PROJECT / "envrepo.yaml", target / "envrepo.yaml")
+    shutil.copytree(PROJECT / "environments", target / "environments")
+    git("init", "-q", "-b", "main", cwd=target)
+    git("add", "-A", cwd=target)
+    git(
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@envrepo.invalid",
+        "commit",
+        "-qm",
+        "curated",
+        cwd=target,
+    )
+    return target
+
+
+def curated_root_image() -> str:
+    """The local tag of the curated root's debootstrap image, as its spec defines it."""
+    from envrepo.build.bootstrap import image_tag
+    from envrepo.repo.config import open_repository
+    from envrepo.repo.spec import load_catalog
+
+    root = load_catalog(open_repository(PROJECT, explicit=True)[0]).specs["envrepo-bookworm"]
+    assert root.base.bootstrap is not None
+    return image_tag(root.base.bootstrap)
+
+
+CHILD = 'name: {name}\nbase:\n  environment: envrepo-bookworm\npython: "3.11"\n'
+
+
+def tags_of(host: str, name: str) -> list[str]:
+    try:
+        with urllib.request.urlopen(f"http://{host}/v2/{name}/tags/list", timeout=10) as response:
+            return list(json.loads(response.read()).get("tags") or [])
+    except urllib.error.HTTPError:
+        return []
+
+
+def local_tags(name: str) -> list[str]:
+    images = docker.from_env().images.list()
+    return [t for image in images for t in image.tags if f"/{name}:" in t]

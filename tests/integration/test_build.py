@@ -11,70 +11,30 @@ import tarfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import docker
-import jsonschema
 import pytest
 
-from envrepo.repo import schemas
 from support import (
+    CHILD,
     PROJECT,
-    Result,
+    Built,
     RunningRegistry,
+    curated_repo,
+    curated_root_image,
     envrepo_command,
     forget_images,
     git,
+    local_tags,
     run_envrepo,
     services_script,
     start_registry,
+    tags_of,
     write_files,
 )
 
 CURATED = ["envrepo-bookworm", "envrepo-minimal", "envrepo-tutorial"]
-
-
-@dataclass(frozen=True)
-class Built:
-    root: Path
-    result: Result
-    registry: RunningRegistry
-
-    def record(self, name: str) -> dict[str, object]:
-        [path] = (self.root / ".envrepo/builds").glob(f"{name}-*.json")
-        record: dict[str, object] = json.loads(path.read_text())
-        jsonschema.validate(record, schemas.load(schemas.BUILD_RECORD))
-        return record
-
-
-def curated_repo(target: Path) -> Path:
-    import shutil
-
-    target.mkdir(parents=True)
-    shutil.copy(PROJECT / "envrepo.yaml", target / "envrepo.yaml")
-    shutil.copytree(PROJECT / "environments", target / "environments")
-    git("init", "-q", "-b", "main", cwd=target)
-    git("add", "-A", cwd=target)
-    git(
-        "-c",
-        "user.name=t",
-        "-c",
-        "user.email=t@envrepo.invalid",
-        "commit",
-        "-qm",
-        "curated",
-        cwd=target,
-    )
-    return target
-
-
-@pytest.fixture(scope="session")
-def built(registry: RunningRegistry, tmp_path_factory: pytest.TempPathFactory) -> Built:
-    root = curated_repo(tmp_path_factory.mktemp("built") / "repo")
-    result = run_envrepo("build", "--push", "--registry", registry.host, cwd=root)
-    assert result.code == 0, result.err[-3000:]
-    return Built(root, result, registry)
 
 
 def manifest(host: str, name: str, tag: str) -> str | None:
@@ -279,48 +239,6 @@ def test_one_requirement_of_minimal_rebuilds_minimal_and_tutorial_only(
     layer_lines = [line for line in log.splitlines() if line.startswith("layer ")]
     assert any("cached  envrepo: install scikit-learn-1.9.1" in line for line in layer_lines)
     assert all(" made " not in line for line in layer_lines)
-
-
-@pytest.fixture
-def scratch(built: Built, make_repo: object, tmp_path: Path) -> Path:
-    """A repository with the curated root (already in the registry) and room for test cases."""
-    import shutil
-
-    root = tmp_path / "scratch"
-    (root / "environments").mkdir(parents=True)
-    shutil.copy(PROJECT / "envrepo.yaml", root / "envrepo.yaml")
-    shutil.copytree(
-        PROJECT / "environments/envrepo-bookworm", root / "environments/envrepo-bookworm"
-    )
-    git("init", "-q", "-b", "main", cwd=root)
-    return root
-
-
-def curated_root_image() -> str:
-    """The local tag of the curated root's debootstrap image, as its spec defines it."""
-    from envrepo.build.bootstrap import image_tag
-    from envrepo.repo.config import open_repository
-    from envrepo.repo.spec import load_catalog
-
-    root = load_catalog(open_repository(PROJECT, explicit=True)[0]).specs["envrepo-bookworm"]
-    assert root.base.bootstrap is not None
-    return image_tag(root.base.bootstrap)
-
-
-CHILD = 'name: {name}\nbase:\n  environment: envrepo-bookworm\npython: "3.11"\n'
-
-
-def tags_of(host: str, name: str) -> list[str]:
-    try:
-        with urllib.request.urlopen(f"http://{host}/v2/{name}/tags/list", timeout=10) as response:
-            return list(json.loads(response.read()).get("tags") or [])
-    except urllib.error.HTTPError:
-        return []
-
-
-def local_tags(name: str) -> list[str]:
-    images = docker.from_env().images.list()
-    return [t for image in images for t in image.tags if f"/{name}:" in t]
 
 
 def test_a_failing_smoke_test_means_no_tag_and_no_push(built: Built, scratch: Path) -> None:

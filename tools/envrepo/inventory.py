@@ -18,7 +18,10 @@ def lock_state(
     spec: Spec, catalog: Catalog, parent_of: Mapping[str, str | None] | None = None
 ) -> dict[str, str]:
     ancestors = graph.ancestors(spec.name, catalog.specs, parent_of)
-    stale = {p.path for p in lock.stale_locks(spec, ancestors)}
+    try:
+        stale = {p.path for p in lock.stale_locks(spec, ancestors)}
+    except EnvrepoError:
+        return {item.lock.name: "unreadable" for item in sources.lock_inputs(spec)}
     state = {}
     for item in sources.lock_inputs(spec):
         if not item.lock.is_file():

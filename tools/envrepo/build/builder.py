@@ -36,6 +36,7 @@ from envrepo.repo.spec import (
     ENV_PREFIX,
     Catalog,
     Spec,
+    get,
     needs_venv,
     python_agrees,
     site_packages,
@@ -403,17 +404,29 @@ def _named(spec: Spec, error: EnvrepoError) -> EnvrepoError:
     return EnvrepoError(*lines, code=error.code)
 
 
-def build_environments(catalog: Catalog, request: Request, echo: Log) -> Outcome:
-    """Build what `request` chooses, parents first; a failure skips what is built on it, not
-    the others. Nothing is built while a chosen environment does not validate (a stale lock
-    included)."""
-    host = naming.required_registry(catalog.repo, request.registry)
-    registry = connect(host)
-    hashes = hash_environments(catalog)
-    chosen = planning.to_build(catalog, hashes, registry, request.names, request.changed)
-    problems = [p for p in validate(catalog, (), set(chosen)) if p.is_error]
+def _refuse_invalid(catalog: Catalog, names: set[str] | None) -> None:
+    problems = [p for p in validate(catalog, (), names) if p.is_error]
     if problems:
         raise EnvrepoError(*problems, code=ExitCode.PROBLEMS)
+
+
+def build_environments(catalog: Catalog, request: Request, echo: Log) -> Outcome:
+    """Build what `request` chooses, parents first; a failure skips what is built on it, not
+    the others. Nothing is built while an environment it takes on (all of them, unless NAMEs
+    are given) does not validate: a stale lock, a folder that does not load included."""
+    host = naming.required_registry(catalog.repo, request.registry)
+    registry = connect(host)
+    named = None
+    if request.names and not request.changed:
+        named = graph.with_ancestors([get(catalog, n).name for n in request.names], catalog.specs)
+    try:
+        hashes = hash_environments(catalog, None if named is None else sorted(named))
+    except EnvrepoError:
+        # What hashing cannot read, validate names with its rule (and exit code).
+        _refuse_invalid(catalog, named)
+        raise
+    chosen = planning.to_build(catalog, hashes, registry, request.names, request.changed)
+    _refuse_invalid(catalog, None if named is None else set(chosen))
     root = catalog.repo.root
     parent_of = graph.parents(catalog.specs)
     config = [root / CONFIG_FILE] if (root / CONFIG_FILE).is_file() else []

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from envrepo.errors import Problem
+from envrepo.errors import EnvrepoError, Problem
 from envrepo.inputs.sources import LockInput, has_conda_pip, lock_inputs, wheel_files
 from envrepo.repo.digest import canonical_bytes, file_sha256, json_sha256
-from envrepo.repo.paths import read_inside
+from envrepo.repo.paths import confinement, read_inside
 from envrepo.repo.spec import Spec
 
 FORMAT = "2"  # 2: the header records the body's digest
@@ -30,6 +30,10 @@ Parsed = Mapping[str, Sequence[Path]]
 def input_files(spec: Spec, item: LockInput, parsed: Parsed | None = None) -> Sequence[Path]:
     """Every file in the folder that a lock of `item` is made from, resolved."""
     files: list[Path] = []
+    for named in (spec.pip, spec.conda):
+        leaks = None if named is None else confinement(spec.folder / named, spec.folder)
+        if leaks is not None:
+            raise EnvrepoError(Problem(f"{spec.display}/{named}", "", leaks))
     if item.field == "pip" and spec.pip is not None:
         if parsed is not None and "pip" in parsed:
             files += parsed["pip"]
