@@ -69,7 +69,10 @@ def app_repo(make_repo: RepoMaker, spec: str = APP) -> Path:
     root = make_repo("")
     write_files(
         root,
-        {"environments/app/environment.yaml": spec, "environments/app/requirements.txt": "numpy==1.26.4\n"},
+        {
+            "environments/app/environment.yaml": spec,
+            "environments/app/requirements.txt": "numpy==1.26.4\n",
+        },
     )
     if "pip:" in spec:
         write_fresh_lock(root, "app", LOCK_BODY)
