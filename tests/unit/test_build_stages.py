@@ -85,7 +85,9 @@ def test_package_layers_one_per_distribution_with_bytecode_and_made_once(
         installed(target, "beta", {"beta/__init__.py": "B = 2\n" * 100})
         (target / ".lock").write_text("uv's own lock")
     packages = [Package("beta", "1.0", "key-beta"), Package("alpha", "1.0", "key-alpha")]
-    first = package_layers(packages, tmp_path / "one", SITE, direct={"alpha"}, cache_tag=tag)
+    first = package_layers(
+        packages, tmp_path / "one", SITE, direct={"alpha"}, cache_tag=tag, log=pytest.fail
+    )
     assert [layer.created_by for layer in first] == [
         "envrepo: install beta-1.0",
         "envrepo: install alpha-1.0",
@@ -98,7 +100,7 @@ def test_package_layers_one_per_distribution_with_bytecode_and_made_once(
     assert "opt/env/lib/python3.11/site-packages/alpha/tests/test_alpha.py" in names
     assert first[0].diff_id == "sha256:" + hashlib.sha256(first[0].path.read_bytes()).hexdigest()
     # Made once: the same keys find the same layers with nothing staged at all.
-    again = package_layers(packages, None, SITE, direct={"alpha"}, cache_tag=tag)
+    again = package_layers(packages, None, SITE, direct={"alpha"}, cache_tag=tag, log=pytest.fail)
     assert [layer.diff_id for layer in again] == [layer.diff_id for layer in first]
     assert [layer.made for layer in first] == [True, True]
     assert [layer.made for layer in again] == [False, False]
@@ -110,6 +112,7 @@ def test_package_layers_one_per_distribution_with_bytecode_and_made_once(
         SITE,
         direct={"alpha"},
         cache_tag=tag,
+        log=pytest.fail,
     )
     assert changed[0].diff_id != first[0].diff_id
     assert changed[1].diff_id == first[1].diff_id
@@ -126,7 +129,11 @@ def test_more_distributions_than_layers_share_one_merged_layer(
             tmp_path / "t", name, {f"{name}/__init__.py": f"{name} = 1\n" * (10 - int(name[1]))}
         )
     layers = package_layers(
-        [Package(n, "1.0", f"key-{n}") for n in names], tmp_path / "t", SITE, cache_tag=None
+        [Package(n, "1.0", f"key-{n}") for n in names],
+        tmp_path / "t",
+        SITE,
+        cache_tag=None,
+        log=pytest.fail,
     )
     assert len(layers) == 3
     assert layers[2].created_by == "envrepo: install p3-1.0, p4-1.0, p5-1.0"
@@ -235,7 +242,7 @@ def test_venv_layer_points_at_the_base_interpreter(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    layer = venv_layer("/usr/bin/python3.11", "3.11.2", SITE)
+    layer = venv_layer("/usr/bin/python3.11", "3.11.2", SITE, pytest.fail)
     with tarfile.open(layer.path) as tar:
         members = {m.name: m for m in tar.getmembers()}
         assert members["opt/env/bin/python"].linkname == "/usr/bin/python3.11"
@@ -334,3 +341,26 @@ def test_the_suite_of_a_base_image() -> None:
     assert _suite(b'PRETTY_NAME="Debian GNU/Linux 12"\nVERSION_CODENAME=bookworm\n') == "bookworm"
     with pytest.raises(EnvrepoError):
         _suite(b"NAME=Alpine\n")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "a flipped bit"])
+def test_a_damaged_cached_layer_is_made_again_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    installed(tmp_path / "t", "alpha", {"alpha/__init__.py": "A = 1\n" * 100})
+    packages = [Package("alpha", "1.0", "key-alpha")]
+    [first] = package_layers(packages, tmp_path / "t", SITE, log=pytest.fail)
+    data = bytearray(first.path.read_bytes())
+    if damage == "truncated":
+        first.path.write_bytes(bytes(data[: len(data) // 2]))
+    else:
+        data[len(data) // 3] ^= 0x01
+        first.path.write_bytes(bytes(data))
+    warnings: list[str] = []
+    [again] = package_layers(packages, tmp_path / "t", SITE, log=warnings.append)
+    assert warnings == [
+        f"warning: the layer cache's {first.path} does not match its recorded digest; made again"
+    ]
+    assert again.made and again.diff_id == first.diff_id
+    assert again.diff_id == "sha256:" + hashlib.sha256(again.path.read_bytes()).hexdigest()

@@ -57,7 +57,7 @@ def test_a_fixed_spec_has_a_pinned_hash(repo: Path) -> None:
     # The hash is a contract with every registry holding images by it: if this fails, the
     # change to the hash inputs needs a RENDER_SCHEME bump and a note in the changelog.
     contract = {
-        "scheme": 3,
+        "scheme": 4,
         "parent": None,
         "files": {},
         "spec": {
@@ -72,7 +72,7 @@ def test_a_fixed_spec_has_a_pinned_hash(repo: Path) -> None:
         },
     }
     canonical = json.dumps(contract, sort_keys=True, separators=(",", ":")).encode()
-    pinned = "bd674c057a888889e5cc08321309fcf229adbadd555605707adb65d441e55359"
+    pinned = "f33363630cde7979a0c443436245325d22ee0477f17bf630935971d5c9dca1a6"
     assert hashlib.sha256(canonical).hexdigest() == pinned
     assert hashes(repo)["app"] == pinned
 

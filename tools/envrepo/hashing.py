@@ -20,7 +20,9 @@ from envrepo.repo.config import SPEC_FILE
 from envrepo.repo.digest import file_sha256, json_sha256
 from envrepo.repo.spec import TESTS_DIR, Catalog, Spec, get
 
-RENDER_SCHEME = 3  # 2: per-package layers, roots without .deb files; 3: packages' bytecode
+# 2: per-package layers, roots without .deb files; 3: packages' bytecode; 4: an image's
+# created time and labels depend only on its hash
+RENDER_SCHEME = 4
 
 
 @dataclass(frozen=True)

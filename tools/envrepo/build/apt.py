@@ -6,16 +6,40 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from envrepo.build import bootstrap
+from envrepo.build.assemble import epoch
 from envrepo.engine.docker import Docker, ImageInfo, Log
 from envrepo.errors import EnvrepoError
 from envrepo.repo.files import cache_dir
 from envrepo.repo.spec import Bootstrap
 
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+MARK = "/var/tmp/envrepo-before"
+DPKG = f"touch {MARK} && dpkg -i /envrepo-debs/*.deb"
+# What dpkg leaves that says when and where it ran rather than what it installed.
+RUN_TRACES = (
+    "/var/lib/apt/lists/*",
+    "/var/log/dpkg.log",
+    "/var/log/apt",
+    "/var/log/alternatives.log",
+    "/var/cache/ldconfig/aux-cache",
+    "/var/cache/debconf/*-old",
+    "/var/lib/dpkg/*-old",
+)
+
+
+def forget_the_run(when: int) -> str:
+    """Shell that removes the traces of a dpkg run and sets every file it changed to `when`,
+    so that the same packages on the same base give the same layer."""
+    return (
+        f"rm -rf {' '.join(RUN_TRACES)} && "
+        f"find / -xdev -newer {MARK} ! -path {MARK} -exec touch -h -d @{when} {{}} + ; "
+        f"rm -f {MARK}"
+    )
 
 
 def _suite(os_release: bytes) -> str:
@@ -84,19 +108,27 @@ def download(
     return debs
 
 
-def install(engine: Docker, base: ImageInfo, packages: Sequence[str], log: Log) -> ImageInfo:
-    """A new image: `base` with `packages` installed by dpkg."""
+@contextmanager
+def installed(
+    engine: Docker, base: ImageInfo, packages: Sequence[str], log: Log
+) -> Iterator[ImageInfo]:
+    """A new image for the block: `base` with `packages` installed by dpkg, removed when the
+    block ends (an image loaded on it keeps the layers it shares)."""
     with tempfile.TemporaryDirectory(prefix="envrepo-apt-") as scratch:
         debs = download(engine, base.id, packages, Path(scratch), log)
         if not debs:
-            return base
-        command = ["sh", "-c", "dpkg -i /envrepo-debs/*.deb && rm -rf /var/lib/apt/lists/*"]
+            yield base
+            return
+        command = ["sh", "-c", f"{DPKG} && {forget_the_run(epoch())}"]
         mounts = {str(Path(scratch) / "debs"): {"bind": "/envrepo-debs", "mode": "ro"}}
-        code, output, installed = engine.run_and_commit(base.id, command, mounts, timeout=900)
+        code, output, image = engine.run_and_commit(base.id, command, mounts, timeout=900)
         for line in output.splitlines()[-15:]:
             log(f"  {line}")
-        if installed is None:
-            raise EnvrepoError(
-                f"dpkg could not install {', '.join(packages)} (exit {code}); see the build log"
-            )
-        return installed
+    if image is None:
+        raise EnvrepoError(
+            f"dpkg could not install {', '.join(packages)} (exit {code}); see the build log"
+        )
+    try:
+        yield image
+    finally:
+        engine.forget(image.id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import os
 import tarfile
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -32,6 +33,13 @@ def environment(
     return [f"{key}={value}" for key, value in values.items()]
 
 
+def epoch() -> int:
+    """The time an image says it was made: SOURCE_DATE_EPOCH when set, else 0, never the
+    clock, so that one spec hash is one image ID on any machine."""
+    value = os.environ.get("SOURCE_DATE_EPOCH", "0")
+    return int(value) if value.isdigit() else 0
+
+
 def image_config(
     base: Mapping[str, Any], layers: Sequence[Layer], env: list[str], labels: Mapping[str, str]
 ) -> dict[str, Any]:
@@ -42,7 +50,9 @@ def image_config(
     return {
         "architecture": base.get("Architecture", "amd64"),
         "os": base.get("Os", "linux"),
-        "created": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "created": datetime.datetime.fromtimestamp(epoch(), datetime.UTC).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"
+        ),
         "config": config,
         "rootfs": {
             "type": "layers",

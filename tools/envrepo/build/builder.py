@@ -11,8 +11,8 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
@@ -20,7 +20,7 @@ from envrepo.build import bases, naming
 from envrepo.build import plan as planning
 from envrepo.build.assemble import environment, image_config, load_image, present_chains
 from envrepo.build.bytecode import compile_staged
-from envrepo.build.checks import Python, check_image, probe_python
+from envrepo.build.checks import Python, check_image, probe_python, tests_digest
 from envrepo.build.layers import Layer, conda_layers, is_cached, package_layers, venv_layer
 from envrepo.build.stage import bytecode_jobs, packages, stage
 from envrepo.build.stage_conda import stage_conda
@@ -31,7 +31,7 @@ from envrepo.hashing import hash_environments
 from envrepo.lock.locked import Locked, read_locked
 from envrepo.repo import git, graph
 from envrepo.repo.config import CONFIG_FILE
-from envrepo.repo.files import write_text
+from envrepo.repo.files import exclusive, write_text
 from envrepo.repo.spec import (
     ENV_PREFIX,
     Catalog,
@@ -62,6 +62,8 @@ class BuildRecord:
     base: str
     packages: dict[str, str]
     tests: Tests
+    tests_digest: str
+    image_id: str | None
     log: str | None
     durations: dict[str, float]
     created: str
@@ -83,8 +85,9 @@ class Settings:
 
 @dataclass(frozen=True)
 class Found:
-    """An image one of the paths found or made: where it is (a local image, or only the
-    registry, by digest), and what is known of its tests when they ran before."""
+    """An image one of the paths found or made: in the daemon (`local`, an image ID) and, when
+    the registry holds it, by manifest digest; the results of its tests when this exact image
+    passed these exact tests before (from a build record, or the registry's `t-` tag)."""
 
     status: Status
     local: str | None = None
@@ -97,19 +100,11 @@ def _now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat()
 
 
-def _labels(spec: Spec, locked: Locked, settings: Settings) -> dict[str, str]:
-    labels = {
-        "org.opencontainers.image.created": _now(),
-        "org.opencontainers.image.title": spec.name,
-        "org.opencontainers.image.description": spec.description,
-        "dev.envrepo.name": spec.name,
-        "dev.envrepo.hash": locked.spec_hash.value,
-    }
-    if settings.commit and spec.name not in settings.dirty:
-        labels["org.opencontainers.image.revision"] = settings.commit
-    if settings.source:
-        labels["org.opencontainers.image.source"] = settings.source
-    return labels
+def _labels(locked: Locked) -> dict[str, str]:
+    """What the image itself says of where it comes from: only what its spec hash covers, so
+    that one hash is one image; the commit, the build time and the description belong to the
+    tags, the build record and the index."""
+    return {"dev.envrepo.name": locked.spec.name, "dev.envrepo.hash": locked.spec_hash.value}
 
 
 class Builder:
@@ -121,6 +116,7 @@ class Builder:
         # digest once it is in the registry.
         self.refs: dict[str, str] = {}
         self.durations: dict[str, float] = {}
+        self.untagged: str | None = None
 
     def repository(self, name: str) -> str:
         return naming.repository(self.settings.registry.host, name)
@@ -130,43 +126,63 @@ class Builder:
         self.durations = {}
         started = time.monotonic()
         log_path = self.settings.logs / f"{spec.name}-{spec_hash.short}.log"
-        with self._log(spec, log_path) as log:
-            found = (
-                self._in_registry(locked, log)
-                or self._here(locked, log)
-                or self._build_now(locked, log)
+        tested = tests_digest(spec)
+        # Two builds of one hash (two shells, two CI jobs on one runner) take turns: the second
+        # finds what the first made, and neither's log or record is mixed with the other's.
+        with exclusive(self.settings.records / f".{spec.name}-{spec_hash.short}.lock"):
+            with self._log(spec, log_path) as log, self._forgotten_unless_tagged():
+                found = (
+                    self._in_registry(locked, tested, log)
+                    or self._here(locked, tested, log)
+                    or self._build_now(locked, log)
+                )
+                found, tests, packages_ = self._check(locked, found, log_path, log)
+                digest = self._tag_and_push(locked, found, tested, log)
+            repo = self.repository(spec.name)
+            self.refs[spec.name] = (
+                f"{repo}@{digest}"
+                if digest
+                else naming.by_hash(self.settings.registry.host, spec.name, spec_hash)
             )
-            tests, packages_ = self._check(locked, found, log_path, log)
-            digest = self._tag_and_push(locked, found, log)
-        repo = self.repository(spec.name)
-        self.refs[spec.name] = (
-            f"{repo}@{digest}"
-            if digest
-            else naming.by_hash(self.settings.registry.host, spec.name, spec_hash)
-        )
-        self.durations["total"] = round(time.monotonic() - started, 2)
-        tags = self._tags(locked)
-        record = BuildRecord(
-            name=spec.name,
-            hash=spec_hash.value,
-            status=found.status,
-            image=f"{repo}:{tags[0]}",
-            digest=digest,
-            tags=[f"{repo}:{tag}" for tag in tags],
-            commit=self.settings.commit,
-            dirty=spec.name in self.settings.dirty,
-            base=spec.base.describe(),
-            packages=packages_,
-            tests=tests,
-            log=str(log_path),
-            durations=dict(self.durations),
-            created=_now(),
-            size=found.size,
-        )
-        path = self._record_path(spec.name, spec_hash.value)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_text(path, json.dumps(asdict(record), indent=2, sort_keys=True) + "\n")
+            self.durations["total"] = round(time.monotonic() - started, 2)
+            tags = self._tags(locked)
+            record = BuildRecord(
+                name=spec.name,
+                hash=spec_hash.value,
+                status=found.status,
+                image=f"{repo}:{tags[0]}",
+                digest=digest,
+                tags=[f"{repo}:{tag}" for tag in tags],
+                commit=self.settings.commit,
+                dirty=spec.name in self.settings.dirty,
+                base=spec.base.describe(),
+                packages=packages_,
+                tests=tests,
+                tests_digest=tested,
+                image_id=found.local,
+                log=str(log_path),
+                durations=dict(self.durations),
+                created=_now(),
+                size=found.size,
+            )
+            path = self._record_path(spec.name, spec_hash.value)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_text(path, json.dumps(asdict(record), indent=2, sort_keys=True) + "\n")
         return record
+
+    @contextmanager
+    def _forgotten_unless_tagged(self) -> Iterator[None]:
+        """An image this build loaded or pulled (`self.untagged`) that fails its tests, or
+        whose build stops before it is tagged, is removed: nothing untagged stays behind."""
+        self.untagged = None
+        try:
+            yield
+        except BaseException:
+            if self.untagged is not None:
+                self.engine.forget(self.untagged)
+            raise
+        finally:
+            self.untagged = None
 
     @contextmanager
     def _log(self, spec: Spec, path: Path) -> Iterator[Log]:
@@ -193,20 +209,27 @@ class Builder:
     def _record_path(self, name: str, spec_hash: str) -> Path:
         return self.settings.records / f"{name}-{spec_hash[:12]}.json"
 
-    def _in_registry(self, locked: Locked, log: Log) -> Found | None:
-        """The registry holds the hash already: nothing to build."""
+    def _in_registry(self, locked: Locked, tested: str, log: Log) -> Found | None:
+        """The registry holds the hash already: nothing to build. Its tests ran before when
+        the registry's tag for these tests names the same image."""
         if not self.settings.push:
             return None
         name = locked.spec.name
         tag = naming.hash_tag(locked.spec_hash)
-        digest = self.settings.registry.manifest_digest(name, tag)
+        registry = self.settings.registry
+        digest = registry.manifest_digest(name, tag)
         if digest is None:
             return None
-        log(f"{self.repository(name)}:{tag} is in the registry already; adding tags only")
-        return Found("cached", digest=digest)
+        passed = registry.manifest_digest(name, naming.tested_tag(tested)) == digest
+        log(
+            f"{self.repository(name)}:{tag} is in the registry already"
+            + ("; its tests passed there" if passed else "; its tests changed, they run now")
+        )
+        return Found("cached", digest=digest, results=([], {}) if passed else None)
 
-    def _here(self, locked: Locked, log: Log) -> Found | None:
-        """Built on this machine before: the same hash is the same image."""
+    def _here(self, locked: Locked, tested: str, log: Log) -> Found | None:
+        """Built on this machine before: the same hash is the same image. Its tests ran before
+        when its record says this image passed these tests."""
         spec = locked.spec
         reference = naming.by_hash(self.settings.registry.host, spec.name, locked.spec_hash)
         image = self.engine.image(reference)
@@ -217,12 +240,16 @@ class Builder:
         results = None
         if earlier.is_file():
             known = json.loads(earlier.read_text(encoding="utf-8"))
-            results = (list(known["tests"]), dict(known["packages"]))
+            if (known.get("image_id"), known.get("tests_digest")) == (image.id, tested):
+                results = (list(known["tests"]), dict(known["packages"]))
         return Found("cached", local=image.id, results=results)
 
     def _build_now(self, locked: Locked, log: Log) -> Found:
         spec = locked.spec
-        with tempfile.TemporaryDirectory(prefix=f"envrepo-build-{spec.name}-") as scratch:
+        with (
+            tempfile.TemporaryDirectory(prefix=f"envrepo-build-{spec.name}-") as scratch,
+            ExitStack() as stack,
+        ):
             context = Path(scratch)
             base_ref = bases.reference(self.engine, locked, self.refs, log)
             creds = self.settings.registry.creds
@@ -231,7 +258,7 @@ class Builder:
                 from envrepo.build import apt
 
                 with self._timed("apt"):
-                    base = apt.install(self.engine, base, spec.apt, log)
+                    base = stack.enter_context(apt.installed(self.engine, base, spec.apt, log))
             with self._timed("stage"):
                 layers = self._layers(locked, base, context, log)
             for layer in layers:
@@ -245,12 +272,13 @@ class Builder:
             env = environment(
                 base.env, None if spec.user_managed else f"{ENV_PREFIX}/bin", variables
             )
-            config = image_config(base.attrs, layers, env, _labels(spec, locked, self.settings))
+            config = image_config(base.attrs, layers, env, _labels(locked))
             with self._timed("build"):
                 repo = self.repository(spec.name)
                 earlier = [f"{repo}:{naming.LATEST}", f"{repo}:{naming.hash_tag(locked.spec_hash)}"]
                 present = present_chains(self.engine, [base.id, *earlier])
                 image_id = load_image(self.engine, config, layers, present)
+                self.untagged = image_id
             log(f"assembled {image_id[:19]} on {base_ref}")
         return Found("built", local=image_id)
 
@@ -263,10 +291,10 @@ class Builder:
         python = self._python(locked, base, venv)
         layers = []
         if venv and python is not None:
-            layers.append(venv_layer(python.path, python.version, site))
+            layers.append(venv_layer(python.path, python.version, site, log))
         conda_prefix = stage_conda(locked, context)
         if conda_prefix is not None:
-            layers += conda_layers(conda_prefix)
+            layers += conda_layers(conda_prefix, log)
         return layers + self._pip_layers(locked, base, python, site, context, log)
 
     def _pip_layers(
@@ -282,14 +310,14 @@ class Builder:
         compiled."""
         cache_tag = python.cache_tag if python is not None else None
         wanted = packages(locked, site, cache_tag)
-        missing = [package for package in wanted if not is_cached(package.key)]
+        missing = [package for package in wanted if not is_cached(package.key, log)]
         target = stage(locked, context, missing) if missing else None
         if target is not None and python is not None and cache_tag is not None:
             with self._timed("compile"):
                 jobs = bytecode_jobs(target, context, site)
                 compile_staged(self.engine, base.id, python, context, jobs)
             log(f"compiled {len(jobs)} files to bytecode for {python.path}")
-        return package_layers(wanted, target, site, locked.direct, cache_tag)
+        return package_layers(wanted, target, site, locked.direct, cache_tag, log=log)
 
     def _python(self, locked: Locked, base: ImageInfo, venv: bool) -> Python | None:
         """The interpreter the environment's packages are for: the one its venv is made from,
@@ -330,17 +358,21 @@ class Builder:
 
     def _check(
         self, locked: Locked, found: Found, log_path: Path, log: Log
-    ) -> tuple[Tests, dict[str, str]]:
-        """The one check step: the environment's tests and what is installed. An image in the
-        registry passed its tests before it was pushed; one found here with a record passed
-        them when the record was written; any other runs them now."""
-        if found.local is None:
-            return [], {}
+    ) -> tuple[Found, Tests, dict[str, str]]:
+        """The one check step: the tests run unless this exact image passed these exact tests
+        before; an image only in the registry is pulled for them. A failure means no tag and
+        no push."""
         if found.results is not None:
-            return found.results
+            return found, *found.results
         spec = locked.spec
+        local = found.local
+        if local is None:
+            repo = self.repository(spec.name)
+            creds = self.settings.registry.creds
+            auth = creds.for_docker() if creds else None
+            local = self.untagged = self.engine.pull(f"{repo}@{found.digest}", auth).id
         with self._timed("check"):
-            tests, installed = check_image(self.engine, found.local, spec, log)
+            tests, installed = check_image(self.engine, local, spec, log)
         failed = ", ".join(t["test"] for t in tests if not t["passed"])
         if failed:
             raise EnvrepoError(
@@ -353,28 +385,34 @@ class Builder:
                     ),
                 )
             )
-        return tests, installed
+        image = self.engine.image(local)
+        return replace(found, local=local, size=image.size if image else None), tests, installed
 
-    def _tag_and_push(self, locked: Locked, found: Found, log: Log) -> str | None:
-        """Every tag of the build on the image; pushed when asked. The manifest digest, when
-        the image is in the registry."""
+    def _tag_and_push(self, locked: Locked, found: Found, tested: str, log: Log) -> str | None:
+        """Every tag of the build on the image, and (when pushing) in the registry with the
+        tag that says these tests passed on it. The manifest digest, when the image is in the
+        registry."""
         registry = self.settings.registry
         name = locked.spec.name
         tags = self._tags(locked)
-        if found.local is None:
-            return registry.add_tags(name, tags[0], tags[1:]) or found.digest
         repo = self.repository(name)
-        for tag in tags:
-            self.engine.tag(found.local, repo, tag)
+        if found.local is not None:
+            for tag in tags:
+                self.engine.tag(found.local, repo, tag)
+            self.untagged = None
         if not self.settings.push:
             return None
-        creds = registry.creds
-        digest = ""
-        with self._timed("push"):
-            for tag in tags:
-                digest = self.engine.push(repo, tag, creds.for_docker() if creds else None)
-                log(f"pushed {repo}:{tag}")
-        return digest
+        digest = found.digest
+        if digest is None:
+            creds = registry.creds
+            with self._timed("push"):
+                for tag in tags:
+                    digest = self.engine.push(repo, tag, creds.for_docker() if creds else None)
+                    log(f"pushed {repo}:{tag}")
+            rest = [naming.tested_tag(tested)]
+        else:
+            rest = [*tags[1:], naming.tested_tag(tested)]
+        return registry.add_tags(name, tags[0], rest) or digest
 
 
 @dataclass

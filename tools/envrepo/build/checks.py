@@ -4,31 +4,23 @@ where the base's interpreter is."""
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from envrepo.engine.docker import Docker, Log
 from envrepo.errors import EnvrepoError, Problem
-from envrepo.repo.digest import json_sha256
+from envrepo.repo.digest import file_sha256, json_sha256
 from envrepo.repo.files import cache_dir, write_text
 from envrepo.repo.paths import confined_tree
 from envrepo.repo.spec import TESTS_DIR, Spec
 
 TESTS_MOUNT = "/envrepo-tests"
-# Runs inside the image: every smoke test, then what is installed, as one JSON line.
-CHECK_DRIVER = """
-import glob, importlib.metadata as m, json, subprocess, sys, time
-results = []
-for path in sorted(glob.glob('/envrepo-tests/*.py')):
-    started = time.monotonic()
-    done = subprocess.run([sys.executable, path], stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)
-    print(done.stdout, end='', flush=True)
-    results.append({'test': path.rsplit('/', 1)[1], 'passed': done.returncode == 0,
-                    'exit': done.returncode, 'seconds': round(time.monotonic() - started, 2)})
-packages = sorted({d.metadata['Name']: d.version for d in m.distributions()}.items())
-print('ENVREPO-RESULT ' + json.dumps({'tests': results, 'packages': packages}))
-"""
+# Runs inside the image, in a container of its own after the tests: what is installed.
+PACKAGES = (
+    "import importlib.metadata as m, json; "
+    "print(json.dumps(sorted({d.metadata['Name']: d.version for d in m.distributions()}.items())))"
+)
 PYTHON_PROBE = (
     "import os, sys; print(os.path.realpath(sys.executable)); "
     "print('%d.%d.%d' % sys.version_info[:3]); print(sys.implementation.cache_tag)"
@@ -60,39 +52,78 @@ def probe_python(engine: Docker, image: str, command: str) -> Python | None:
     return found
 
 
+def tests_of(spec: Spec) -> list[str]:
+    """The smoke tests of `spec`: the names of tests/*.py, in order."""
+    folder = spec.folder / TESTS_DIR
+    return sorted(p.name for p in folder.glob("*.py")) if folder.is_dir() else []
+
+
+def tests_digest(spec: Spec) -> str:
+    """What the verdict on an image's tests depends on besides the image: every file of its
+    tests folder, the interpreter they run with, and their timeout."""
+    folder = spec.folder / TESTS_DIR
+    leaks = list(confined_tree(folder, spec.folder, f"{spec.display}/{TESTS_DIR}"))
+    if leaks:
+        raise EnvrepoError(*leaks)
+    files = {}
+    if folder.is_dir():
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                relative = path.relative_to(folder).as_posix()
+                files[relative] = file_sha256(path, spec.folder, f"{spec.display}/tests/{relative}")
+    return json_sha256(
+        {"files": files, "interpreter": spec.interpreter, "timeout": spec.test_timeout}
+    )
+
+
 def check_image(
     engine: Docker, image: str, spec: Spec, log: Log
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """Run the environment's tests/*.py inside the image (network off) and read what is
-    installed: (test results, packages)."""
+    """Run each of the environment's tests/*.py in a container of its own (network off, the
+    tests folder mounted read-only), judged by its exit status alone and stopped at the
+    spec's timeout; then read what is installed: (test results, packages)."""
     folder = spec.folder / TESTS_DIR
-    mounts = {}
-    if folder.is_dir():
-        # Docker follows a symlink in a mount's source on the host: only the checked, resolved
-        # folder is mounted, read-only.
-        leaks = list(confined_tree(folder, spec.folder, f"{spec.display}/{TESTS_DIR}"))
-        if leaks:
-            raise EnvrepoError(*leaks)
-        mounts = {str(folder.resolve()): {"bind": TESTS_MOUNT, "mode": "ro"}}
-    code, output = engine.run(image, [spec.interpreter, "-c", CHECK_DRIVER], mounts)
-    lines = output.splitlines()
-    result_lines = [line for line in lines if line.startswith("ENVREPO-RESULT ")]
-    for line in lines:
-        if not line.startswith("ENVREPO-RESULT "):
-            log(f"  {line}")
-    if code != 0 or not result_lines:
+    tests = tests_of(spec)
+    leaks = list(confined_tree(folder, spec.folder, f"{spec.display}/{TESTS_DIR}"))
+    if leaks:
+        raise EnvrepoError(*leaks)
+    # Docker follows a symlink in a mount's source on the host: only the checked, resolved
+    # folder is mounted, read-only.
+    mounts = {str(folder.resolve()): {"bind": TESTS_MOUNT, "mode": "ro"}} if tests else {}
+    code, output = engine.run(image, [spec.interpreter, "-c", PACKAGES])
+    lines = output.strip().splitlines()
+    if code != 0 or not lines:
         raise EnvrepoError(
             Problem(
                 spec.display,
                 "",
                 (
-                    f"the image's interpreter {spec.interpreter} could not run the checks (exit {code}); "
-                    "check interpreter and user_managed in the spec"
+                    f"the image's interpreter {spec.interpreter} could not run the checks "
+                    f"(exit {code}); check interpreter and user_managed in the spec"
                 ),
             )
         )
-    found = json.loads(result_lines[-1].removeprefix("ENVREPO-RESULT "))
-    for test in found["tests"]:
-        verdict = "passed" if test["passed"] else f"FAILED (exit {test['exit']})"
-        log(f"test {test['test']}: {verdict}")
-    return list(found["tests"]), dict(found["packages"])
+    packages = dict(json.loads(lines[-1]))
+    results = []
+    for name in tests:
+        started = time.monotonic()
+        command = [spec.interpreter, f"{TESTS_MOUNT}/{name}"]
+        exit_code, output = engine.run_limited(image, command, mounts, spec.test_timeout)
+        for line in output.splitlines():
+            log(f"  {line}")
+        passed = exit_code == 0
+        if exit_code is None:
+            verdict = f"FAILED (stopped after {spec.test_timeout} s)"
+        else:
+            verdict = "passed" if passed else f"FAILED (exit {exit_code})"
+        log(f"test {name}: {verdict}")
+        results.append(
+            {
+                "test": name,
+                "passed": passed,
+                "exit": -1 if exit_code is None else exit_code,
+                "timed_out": exit_code is None,
+                "seconds": round(time.monotonic() - started, 2),
+            }
+        )
+    return results, packages

@@ -25,6 +25,7 @@ from typing import IO, Any, cast
 from packaging.utils import canonicalize_name
 
 from envrepo.build.bytecode import pyc_path, wanted
+from envrepo.engine.docker import Log
 from envrepo.repo.digest import json_sha256
 from envrepo.repo.files import cache_dir
 from envrepo.repo.spec import ENV_PREFIX
@@ -116,16 +117,52 @@ def _files(key: str) -> tuple[Path, Path]:
     return folder / f"{key}.tar", folder / f"{key}.sha256"
 
 
-def is_cached(key: str) -> bool:
-    return all(path.is_file() for path in _files(key))
+def _record(marker: Path, digest: str, path: Path) -> None:
+    """Keep `digest` with the size and mtime the tar had when it was last found whole."""
+    status = path.stat()
+    marker.write_text(f"{digest} {status.st_size} {status.st_mtime_ns}\n")
 
 
-def cached(key: str, created_by: str) -> Layer | None:
-    """The layer made for `key` before, if any."""
-    if not is_cached(key):
+def _intact(path: Path, marker: Path) -> bool:
+    """Whether the tar still is what its marker records: trusted while its size and mtime are
+    what they were when it was last hashed, hashed again otherwise."""
+    try:
+        digest, *seen = marker.read_text().split()
+        status = path.stat()
+    except (OSError, ValueError):
+        return False
+    if seen == [str(status.st_size), str(status.st_mtime_ns)]:
+        return True
+    actual = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(COPY_BUFFER):
+            actual.update(chunk)
+    if actual.hexdigest() != digest:
+        return False
+    _record(marker, digest, path)
+    return True
+
+
+def is_cached(key: str, log: Log) -> bool:
+    """Whether the layer for `key` is made and whole; a damaged one (truncated, changed) is
+    dropped with a warning, so that it is made again."""
+    path, marker = _files(key)
+    if _intact(path, marker):
+        return True
+    if path.exists() or marker.exists():
+        log(f"warning: the layer cache's {path} does not match its recorded digest; made again")
+        path.unlink(missing_ok=True)
+        marker.unlink(missing_ok=True)
+    return False
+
+
+def cached(key: str, created_by: str, log: Log) -> Layer | None:
+    """The layer made for `key` before, if any (and whole)."""
+    if not is_cached(key, log):
         return None
     path, marker = _files(key)
-    return Layer(path, f"sha256:{marker.read_text().strip()}", path.stat().st_size, created_by)
+    digest = marker.read_text().split()[0]
+    return Layer(path, f"sha256:{digest}", path.stat().st_size, created_by)
 
 
 class _Hashing(io.RawIOBase):
@@ -148,9 +185,9 @@ class _Hashing(io.RawIOBase):
         return self.written
 
 
-def _finish(key: str, created_by: str, make: Callable[[IO[bytes]], None]) -> Layer:
+def _finish(key: str, created_by: str, make: Callable[[IO[bytes]], None], log: Log) -> Layer:
     """The cached layer for `key`, made by `make(file)` when it is not cached yet."""
-    found = cached(key, created_by)
+    found = cached(key, created_by, log)
     if found is not None:
         return found
     path, marker = _files(key)
@@ -160,7 +197,7 @@ def _finish(key: str, created_by: str, make: Callable[[IO[bytes]], None]) -> Lay
             sink = _Hashing(handle)
             make(cast(IO[bytes], sink))  # a writable file, as tarfile needs
         partial.replace(path)
-        marker.write_text(sink.digest.hexdigest())
+        _record(marker, sink.digest.hexdigest(), path)
     finally:
         partial.unlink(missing_ok=True)
     return Layer(path, f"sha256:{sink.digest.hexdigest()}", sink.written, created_by, made=True)
@@ -243,6 +280,8 @@ def package_layers(
     site_packages: PurePosixPath,
     direct: Collection[str] = (),
     cache_tag: str | None = None,
+    *,
+    log: Log,
 ) -> list[Layer]:
     """One layer per distribution: made before (by its key), or from what `target` (uv's
     --target folder, holding the distributions whose layer was not made yet) holds.
@@ -255,9 +294,10 @@ def package_layers(
     for package in packages:
         name = canonicalize_name(package.name)
         created_by = f"envrepo: install {package.name}-{package.version}"
-        layer = cached(package.key, created_by)
+        layer = cached(package.key, created_by, log)
         if layer is None and name in staged:
-            layer = _finish(package.key, created_by, partial(write_layer, files=staged[name]))
+            writer = partial(write_layer, files=staged[name])
+            layer = _finish(package.key, created_by, writer, log)
         if layer is not None:
             made.append((name in direct, layer))
     # Within each part, largest first: a changed pin reloads its layer and those above it.
@@ -268,16 +308,18 @@ def package_layers(
         label = "envrepo: install " + ", ".join(t.created_by.rsplit(" ", 1)[1] for t in tail)
         layers = [
             *layers[: MAX_PACKAGE_LAYERS - 1],
-            _finish(key, label, partial(_merge, parts=tail)),
+            _finish(key, label, partial(_merge, parts=tail), log),
         ]
     if rest:
         layers.append(
-            _finish(_content_key(rest), "envrepo: other files", partial(write_layer, files=rest))
+            _finish(
+                _content_key(rest), "envrepo: other files", partial(write_layer, files=rest), log
+            )
         )
     return layers
 
 
-def venv_layer(python: str, version: str, site_packages: PurePosixPath) -> Layer:
+def venv_layer(python: str, version: str, site_packages: PurePosixPath, log: Log) -> Layer:
     """The skeleton `python -m venv --without-pip` makes, built without running anything."""
     home = str(PurePosixPath(python).parent)
     major_minor = ".".join(version.split(".")[:2])
@@ -299,10 +341,11 @@ def venv_layer(python: str, version: str, site_packages: PurePosixPath) -> Layer
         key,
         f"envrepo: python -m venv {ENV_PREFIX}",
         lambda out: write_layer(out, {}, links, extra, folders),
+        log,
     )
 
 
-def conda_layers(prefix: Path) -> list[Layer]:
+def conda_layers(prefix: Path, log: Log) -> list[Layer]:
     """One layer per conda package linked into `prefix` (the image's /opt/env), by the file
     list rattler records in conda-meta/, the record itself included."""
     root = str(PREFIX.relative_to("/"))
@@ -316,6 +359,7 @@ def conda_layers(prefix: Path) -> list[Layer]:
                 _content_key(files),
                 f"envrepo: conda {meta.stem}",
                 partial(write_layer, files=files),
+                log,
             )
         )
     return layers

@@ -38,6 +38,12 @@ def hash_tag(spec_hash: SpecHash) -> str:
     return f"h-{spec_hash.short}"
 
 
+def tested_tag(tests_digest: str) -> str:
+    """The tag that says the image it names passed the tests with `tests_digest`: a fresh
+    runner finds it with one HEAD request, without pulling the image."""
+    return f"t-{tests_digest[:24]}"
+
+
 def build_tags(spec_hash: SpecHash, commit: str | None) -> list[str]:
     """The tags a build gives, the hash tag first."""
     tags = [hash_tag(spec_hash)]

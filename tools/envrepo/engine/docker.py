@@ -15,6 +15,7 @@ from typing import Any
 
 import docker
 import docker.errors
+import requests.exceptions
 from docker.models.containers import Container
 
 from envrepo.errors import EnvrepoError
@@ -70,6 +71,11 @@ class Docker:
         except docker.errors.ImageNotFound:
             return None
         return ImageInfo(str(found.id), found.attrs)
+
+    def forget(self, image: str) -> None:
+        """Remove `image` (and its layers no other image uses) when nothing else needs it."""
+        with suppress(docker.errors.NotFound, docker.errors.APIError):
+            self.client.images.remove(image, noprune=False)
 
     def tag(self, image: str, repository: str, tag: str) -> None:
         self.client.images.get(image).tag(repository, tag)
@@ -177,9 +183,24 @@ class Docker:
         timeout: int = RUN_TIMEOUT,
     ) -> tuple[int, str]:
         """Run `command` in `image` with the network off: its exit code and output."""
-        with self._start(image, command, mounts or {}, user) as running:
+        code, output = self.run_limited(image, command, mounts or {}, timeout, user)
+        if code is None:
+            raise EnvrepoError(f"{' '.join(command[:2])} in {image[:19]} ran past {timeout} s")
+        return code, output
+
+    def run_limited(
+        self, image: str, command: list[str], mounts: Mounts, timeout: float, user: str = ""
+    ) -> tuple[int | None, str]:
+        """Run `command` in `image` with the network off for at most `timeout` seconds: its
+        exit code (None when it was stopped at the timeout) and its output, kept either way."""
+        with self._start(image, command, mounts, user) as running:
             running.start()
-            code = int(running.wait(timeout=timeout)["StatusCode"])
+            try:
+                code: int | None = int(running.wait(timeout=timeout)["StatusCode"])
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout):
+                # docker-py's wait gives up by timing out the HTTP request.
+                running.kill()
+                code = None
             return code, running.logs().decode(errors="replace")
 
     def run_and_commit(

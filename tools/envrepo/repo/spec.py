@@ -20,6 +20,7 @@ BASE_KINDS: tuple[BaseKind, ...] = ("environment", "image", "dockerfile", "boots
 ENV_PREFIX = "/opt/env"
 VENV_INTERPRETER = f"{ENV_PREFIX}/bin/python"
 TESTS_DIR = "tests"  # an environment's smoke tests, run inside its image
+DEFAULT_TEST_TIMEOUT = 300  # seconds a smoke test may run before it is stopped, failed
 SYSTEM_INTERPRETER = "/usr/bin/python3"
 
 
@@ -62,6 +63,7 @@ class Spec:
     platforms: tuple[str, ...] = ("linux/amd64",)
     labels: Mapping[str, str] = field(default_factory=dict)
     exclude_newer: str | None = None
+    test_timeout: int = DEFAULT_TEST_TIMEOUT
     document: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -172,6 +174,7 @@ def build_spec(document: Mapping[str, Any], folder: Path, repo: Repository) -> S
         platforms=tuple(document.get("platforms", defaults.platforms)),
         labels=dict(document.get("labels", {})),
         exclude_newer=document.get("exclude_newer"),
+        test_timeout=document.get("test_timeout", DEFAULT_TEST_TIMEOUT),
         document=document,
     )
 
