@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import tarfile
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +21,6 @@ from support import (
     RunningRegistry,
     curated_repo,
     curated_root_image,
-    envrepo_command,
     forget_images,
     git,
     local_tags,
@@ -390,55 +387,6 @@ def test_push_with_auth_and_the_password_is_never_shown(
     assert password not in shown
     assert password not in logged
     assert "not-the-password" not in shown + logged
-
-
-def test_ctrl_c_during_a_build_leaves_no_container_temp_file_or_tag(
-    built: Built, scratch: Path
-) -> None:
-    write_files(
-        scratch,
-        {
-            "environments/slow/environment.yaml": CHILD.format(name="slow"),
-            "environments/slow/tests/test_slow.py": "import time\nprint('started', flush=True)\ntime.sleep(120)\n",
-        },
-    )
-    before_temp = {p.name for p in Path("/tmp").glob("envrepo-build-*")}
-    process = subprocess.Popen(
-        [envrepo_command(), "build", "--push", "--registry", built.registry.host],
-        cwd=scratch,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "CI": "true"},
-    )
-    client = docker.from_env()
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        running = [
-            c
-            for c in client.containers.list()
-            if "/envrepo-tests" in json.dumps(c.attrs.get("Mounts", []))
-        ]
-        if running:
-            break
-        time.sleep(0.5)
-    else:
-        process.kill()
-        pytest.fail("the smoke test container never started")
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=120)
-    assert process.returncode == 130, err[-2000:]
-    assert "envrepo: interrupted" in err
-    assert "Traceback" not in err
-    leftover = [
-        c
-        for c in client.containers.list(all=True)
-        if "/envrepo-tests" in json.dumps(c.attrs.get("Mounts", []))
-    ]
-    assert leftover == []
-    assert {p.name for p in Path("/tmp").glob("envrepo-build-*")} == before_temp
-    assert tags_of(built.registry.host, "slow") == []
-    assert local_tags("slow") == []
 
 
 def test_a_base_image_tag_is_locked_to_its_digest_and_a_new_digest_rebuilds(

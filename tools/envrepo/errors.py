@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import traceback
 from dataclasses import dataclass
@@ -18,7 +19,8 @@ class ExitCode(IntEnum):
     PROBLEMS = 1
     USAGE = 2
     INTERNAL = 3  # a bug in envrepo: the traceback goes to the log, not the screen
-    INTERRUPTED = 130
+    INTERRUPTED = 130  # Ctrl-C (SIGINT)
+    TERMINATED = 143  # SIGTERM, as CI cancels a job
 
 
 @dataclass(frozen=True, order=True)
@@ -55,6 +57,18 @@ class EnvrepoError(Exception):
 
 def fail(path: str, field: str, message: str, code: ExitCode = ExitCode.USAGE) -> EnvrepoError:
     return EnvrepoError(Problem(path, field, message), code=code)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised wherever the process is, so that every cleanup that Ctrl-C runs (temporary
+    folders, containers, child processes, untagged images) runs for it too."""
+
+
+def terminate_like_ctrl_c() -> None:
+    def raise_terminated(signum: int, frame: object) -> None:
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, raise_terminated)
 
 
 def internal_error(error: Exception) -> str:

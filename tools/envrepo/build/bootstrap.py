@@ -7,14 +7,17 @@ date are.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from envrepo.build.assemble import epoch
 from envrepo.errors import EnvrepoError
 from envrepo.repo.digest import json_sha256
 from envrepo.repo.spec import Bootstrap
@@ -25,7 +28,9 @@ if TYPE_CHECKING:
 SOURCES = Path("/etc/apt/sources.list")
 SOURCES_DIR = Path("/etc/apt/sources.list.d")
 IMAGE = "envrepo-bootstrap"
-ROOT_FORMAT = 2  # 2: debootstrap's downloaded .deb files and package lists are left out
+ROOT_FORMAT = (
+    3  # 2: no downloaded .deb files or package lists; 3: no logs or caches, mtimes clamped
+)
 
 
 def _uris() -> list[str]:
@@ -97,28 +102,74 @@ def build_root_image(engine: Docker, boot: Bootstrap, log: Log) -> str:
     source = mirror(boot)
     with tempfile.TemporaryDirectory(prefix="envrepo-bootstrap-") as scratch:
         root = Path(scratch) / "root"
-        log(
-            f"debootstrap {boot.suite} ({boot.variant}) with {', '.join(boot.packages) or 'no extras'}"
-        )
-        process = subprocess.Popen(
-            debootstrap_command(boot, root, source),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        assert process.stdout is not None
-        for line in process.stdout:
-            log(line.rstrip())
-        if process.wait() != 0:
-            raise EnvrepoError(
-                f"debootstrap of {boot.suite} failed (exit {process.returncode}); "
-                "the build log has its output"
-            )
-        for leftover in [
-            *root.glob("var/cache/apt/archives/*.deb"),
-            *root.glob("var/lib/apt/lists/*_*"),
-        ]:
-            leftover.unlink()
-        engine.import_folder(root, tag)
+        try:
+            _debootstrap(boot, root, source, log)
+            _forget_the_run(root)
+            engine.import_folder(root, tag, epoch())
+        finally:
+            # debootstrap mounts /proc and /sys in its target, and a run stopped half way
+            # leaves them there: the folder is removed only once nothing is mounted in it.
+            _unmount_below(root)
     log(f"imported {tag}")
     return tag
+
+
+def _debootstrap(boot: Bootstrap, root: Path, source: str, log: Log) -> None:
+    """Run debootstrap into `root`, its output into the log; stopped with all its children
+    (in a session of its own) when the build stops."""
+    process = subprocess.Popen(
+        debootstrap_command(boot, root, source),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        for line in process.stdout or ():
+            log(line.rstrip())
+        code = process.wait()
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise
+    if code != 0:
+        raise EnvrepoError(
+            f"debootstrap of {boot.suite} failed (exit {code}); the build log has its output"
+        )
+
+
+# What a root keeps of the run that made it rather than of what it installed: downloaded
+# packages and lists, logs, caches rebuilt on demand, and the machine's identity.
+RUN_TRACES = (
+    "var/cache/apt/archives/*.deb",
+    "var/cache/apt/*.bin",
+    "var/lib/apt/lists/*_*",
+    "var/log/*.log",
+    "var/log/apt/*",
+    "var/cache/ldconfig/aux-cache",
+    "var/cache/debconf/*-old",
+    "var/lib/dpkg/*-old",
+)
+
+
+def _forget_the_run(root: Path) -> None:
+    for pattern in RUN_TRACES:
+        for leftover in root.glob(pattern):
+            if leftover.is_file() or leftover.is_symlink():
+                leftover.unlink()
+    for identity in ("etc/machine-id", "var/lib/dbus/machine-id"):
+        if (root / identity).is_file():
+            (root / identity).write_text("")
+
+
+def _unmount_below(root: Path) -> None:
+    """Detach every mount at or below `root`, deepest first."""
+    mounts = []
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            point = line.split()[4].replace("\\040", " ")
+            if Path(point) == root or Path(point).is_relative_to(root):
+                mounts.append(point)
+    for point in sorted(mounts, key=len, reverse=True):
+        subprocess.run(["umount", "--lazy", point], capture_output=True, check=False)

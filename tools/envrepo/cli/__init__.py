@@ -15,7 +15,13 @@ import click
 
 from envrepo import __version__
 from envrepo.cli.options import State
-from envrepo.errors import EnvrepoError, ExitCode, internal_error
+from envrepo.errors import (
+    EnvrepoError,
+    ExitCode,
+    Terminated,
+    internal_error,
+    terminate_like_ctrl_c,
+)
 
 # Each command by the module that holds it: a command's module is imported only when that
 # command runs (or help lists them all).
@@ -76,9 +82,14 @@ def run(argv: Sequence[str] | None = None) -> int:
     except click.ClickException as error:
         error.show()
         code = ExitCode.USAGE
-    except (KeyboardInterrupt, click.exceptions.Abort):
-        click.echo("envrepo: interrupted", err=True)
-        code = ExitCode.INTERRUPTED
+    except (KeyboardInterrupt, click.exceptions.Abort) as stop:
+        # click turns a KeyboardInterrupt (Terminated included) into Abort.
+        if isinstance(stop, Terminated) or isinstance(stop.__context__, Terminated):
+            click.echo("envrepo: terminated", err=True)
+            code = ExitCode.TERMINATED
+        else:
+            click.echo("envrepo: interrupted", err=True)
+            code = ExitCode.INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`envrepo list | head`); keep Python from complaining on exit.
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -92,6 +103,7 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 def main() -> NoReturn:
     """The `envrepo` command."""
+    terminate_like_ctrl_c()
     code = run()
     if "rattler" in sys.modules:
         # rattler's Rust runtime can crash while Python tears the interpreter down (seen as

@@ -139,17 +139,35 @@ class Docker:
         except docker.errors.APIError as error:
             raise EnvrepoError(f"docker load of the new image failed: {_explain(error)}") from None
 
-    def import_folder(self, folder: Path, tag: str) -> None:
-        """`docker import` of a root filesystem in `folder` as `tag`."""
-        tar = subprocess.Popen(["tar", "-C", str(folder), "-c", "."], stdout=subprocess.PIPE)
-        imported = subprocess.run(
-            ["docker", "import", "-", tag],
-            stdin=tar.stdout,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        tar.wait()
+    def import_folder(self, folder: Path, tag: str, mtime: int) -> None:
+        """`docker import` of a root filesystem in `folder` as `tag`: a tar with its entries
+        sorted, owned by root and no newer than `mtime`, so that the same files give the same
+        layer."""
+        command = [
+            "tar",
+            "-C",
+            str(folder),
+            "--sort=name",
+            "--numeric-owner",
+            "--owner=0",
+            "--group=0",
+            f"--mtime=@{mtime}",
+            "--clamp-mtime",
+            "--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime",
+            "-c",
+            ".",
+        ]
+        with subprocess.Popen(command, stdout=subprocess.PIPE) as tar:
+            try:
+                imported = subprocess.run(
+                    ["docker", "import", "-", tag],
+                    stdin=tar.stdout,
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                )
+            finally:
+                tar.kill()
         if imported.returncode != 0:
             raise EnvrepoError(f"docker import of {folder.name} failed: {imported.stderr.strip()}")
 
