@@ -4,11 +4,15 @@ needs Docker is marked `docker`, so `pytest -m "not docker"` is the fast loop.""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import docker
+import docker.errors
 import pytest
 
 from support import (
@@ -131,6 +135,35 @@ def scratch(built: Built, make_repo: object, tmp_path: Path) -> Path:
     )
     git("init", "-q", "-b", "main", cwd=root)
     return root
+
+
+def _on_this_machine(basetemp: Path) -> set[str]:
+    """What a run can leave behind: containers, untagged images, envrepo's temporary folders,
+    and processes working in them or in this session's folders."""
+    found = {f"folder {p}" for p in Path(tempfile.gettempdir()).glob("envrepo-*")}
+    for entry in Path("/proc").iterdir():
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if entry.name.isdigit() and ("/envrepo-" in command or str(basetemp) in command):
+            found.add(f"process {entry.name}: {command[:150]}")
+    with contextlib.suppress(docker.errors.DockerException):
+        client = docker.from_env()
+        found |= {f"container {c.name} ({c.image})" for c in client.containers.list(all=True)}
+        found |= {f"untagged image {i.id}" for i in client.images.list(filters={"dangling": True})}
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_behind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The suite ends with a check that it left nothing on the machine (torn down last, after
+    the registries and the images the tests built are gone)."""
+    basetemp = tmp_path_factory.getbasetemp()
+    before = _on_this_machine(basetemp)
+    yield
+    left = sorted(_on_this_machine(basetemp) - before)
+    assert not left, "the tests left behind:\n" + "\n".join(left)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -333,8 +333,8 @@ def test_one_spec_hash_is_one_image_in_two_clones_with_caches_of_their_own(
             "build", "same", "--registry", built.registry.host, cwd=clone, env=caches
         )
         assert result.code == 0, result.err[-2000:]
-        [tag] = local_tags("same")
-        image = client.images.get(tag)
+        tags = local_tags("same")
+        image = client.images.get(tags[0])
         images.append((image.id, image.attrs["RootFS"]["Layers"]))
         for found in local_tags("same"):
             client.images.remove(found)

@@ -31,7 +31,7 @@ from envrepo.repo.files import cache_dir
 from envrepo.repo.spec import ENV_PREFIX
 
 PREFIX = PurePosixPath(ENV_PREFIX)
-LAYER_FORMAT = 3  # 3: a layer is keyed by its lock entry and holds bytecode
+LAYER_FORMAT = 4  # 3: keyed by its lock entry, with bytecode; 4: without uv_cache.json
 UV_FILES = {".lock"}  # uv's own lock on the --target folder, not part of the environment
 MAX_PACKAGE_LAYERS = 100  # Docker allows 127 layers in all; the rest share one layer
 COPY_BUFFER = 1 << 20  # tarfile copies 16 KiB at a time by default; layers are hundreds of MB

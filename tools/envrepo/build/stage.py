@@ -23,6 +23,8 @@ from envrepo.repo.digest import json_sha256
 from envrepo.repo.platforms import PLATFORMS
 from envrepo.repo.spec import ENV_PREFIX
 
+UV_CACHE_INFO = "uv_cache.json"  # what uv writes beside a local wheel it installed
+
 
 @dataclass(frozen=True)
 class Wanted(Package):
@@ -114,7 +116,22 @@ def stage(locked: Locked, context: Path, wanted: Sequence[Wanted]) -> Path:
         )
     if (target / "bin").is_dir():
         _rewrite_shebangs(target / "bin")
+    _forget_uv_cache_info(target)
     return target
+
+
+def _forget_uv_cache_info(target: Path) -> None:
+    # uv notes when it installed a local wheel (uv_cache.json, listed in RECORD); that is this
+    # machine's cache talking, not the package, and it would make one spec hash two images.
+    for noted in target.glob(f"*.dist-info/{UV_CACHE_INFO}"):
+        noted.unlink()
+        record = noted.parent / "RECORD"
+        if record.is_file():
+            entry = f"{noted.parent.name}/{UV_CACHE_INFO},"
+            lines = record.read_text(encoding="utf-8").splitlines(keepends=True)
+            record.write_text(
+                "".join(x for x in lines if not x.startswith(entry)), encoding="utf-8"
+            )
 
 
 def bytecode_jobs(target: Path, staging: Path, site: PurePosixPath) -> list[Job]:
