@@ -339,3 +339,46 @@ def test_one_spec_hash_is_one_image_in_two_clones_with_caches_of_their_own(
         for found in local_tags("same"):
             client.images.remove(found)
     assert images[0] == images[1]
+
+
+def test_a_distribution_the_base_image_has_in_another_version_is_replaced(
+    built: Built, scratch: Path, tmp_path: Path
+) -> None:
+    from support import make_wheel
+
+    old = make_wheel(tmp_path / "old", "oldpkg", "1.0")
+    new = make_wheel(tmp_path / "new", "oldpkg", "2.0")
+    write_files(
+        scratch,
+        {
+            "environments/older/environment.yaml": CHILD.format(name="older") + "wheels: wheels\n",
+            f"environments/older/wheels/{old.name}": old.read_bytes(),
+        },
+    )
+    assert run_envrepo("lock", "older", cwd=scratch).code == 0
+    assert build(scratch, built, "older")[0] == "0"
+    [record] = (scratch / ".envrepo/builds").glob("older-*.json")
+    base = json.loads(record.read_text())["image"]
+    write_files(
+        scratch,
+        {
+            "environments/newer/environment.yaml": (
+                f'name: newer\nbase:\n  image: {base}\npython: "3.11"\nwheels: wheels\n'
+            ),
+            f"environments/newer/wheels/{new.name}": new.read_bytes(),
+        },
+    )
+    assert run_envrepo("lock", "newer", cwd=scratch).code == 0
+    assert build(scratch, built, "newer")[0] == "0"
+    [record] = (scratch / ".envrepo/builds").glob("newer-*.json")
+    image = json.loads(record.read_text())["image"]
+    script = (
+        "import importlib.metadata as m, os, sys; "
+        "print(sorted(d.version for d in m.distributions() if d.metadata['Name'] == 'oldpkg')); "
+        "print(sorted(n for n in os.listdir(sys.argv[1]) if n.startswith('oldpkg')))"
+    )
+    site = "/opt/env/lib/python3.11/site-packages"
+    output = docker.from_env().containers.run(
+        image, ["/opt/env/bin/python", "-c", script, site], remove=True, network_disabled=True
+    )
+    assert output.decode().splitlines() == ["['2.0']", "['oldpkg', 'oldpkg-2.0.dist-info']"]

@@ -20,7 +20,7 @@ from envrepo.build import bases, naming
 from envrepo.build import plan as planning
 from envrepo.build.assemble import environment, image_config, load_image, present_chains
 from envrepo.build.bytecode import compile_staged
-from envrepo.build.checks import Python, check_image, probe_python, tests_digest
+from envrepo.build.checks import Python, check_image, installed_in, probe_python, tests_digest
 from envrepo.build.layers import Layer, conda_layers, is_cached, package_layers, venv_layer
 from envrepo.build.stage import bytecode_jobs, packages, stage
 from envrepo.build.stage_conda import stage_conda
@@ -309,7 +309,10 @@ class Builder:
         """A layer per locked pip distribution; only those not made before are installed and
         compiled."""
         cache_tag = python.cache_tag if python is not None else None
-        wanted = packages(locked, site, cache_tag)
+        base_has = (
+            installed_in(self.engine, base.id, python, str(site)) if python and locked.pip else {}
+        )
+        wanted = packages(locked, site, cache_tag, base_has)
         missing = [package for package in wanted if not is_cached(package.key, log)]
         target = stage(locked, context, missing) if missing else None
         if target is not None and python is not None and cache_tag is not None:

@@ -4,16 +4,19 @@ where the base's interpreter is."""
 from __future__ import annotations
 
 import json
+import posixpath
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from packaging.utils import canonicalize_name
 
 from envrepo.engine.docker import Docker, Log
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.repo.digest import file_sha256, json_sha256
 from envrepo.repo.files import cache_dir, write_text
 from envrepo.repo.paths import confined_tree
-from envrepo.repo.spec import TESTS_DIR, Spec
+from envrepo.repo.spec import ENV_PREFIX, TESTS_DIR, Spec
 
 TESTS_MOUNT = "/envrepo-tests"
 # Runs inside the image, in a container of its own after the tests: what is installed.
@@ -49,6 +52,51 @@ def probe_python(engine: Docker, image: str, command: str) -> Python | None:
         return None
     found = Python(lines[-3], lines[-2], None if lines[-1] == "None" else lines[-1])
     write_text(kept, json.dumps(asdict(found)))
+    return found
+
+
+# Runs in the base image: every distribution in a site-packages folder, with its files.
+INSTALLED = """
+import json, os, sys
+site, found = sys.argv[1], {}
+for entry in sorted(os.listdir(site)) if os.path.isdir(site) else []:
+    record = os.path.join(site, entry, "RECORD")
+    if entry.endswith(".dist-info") and os.path.isfile(record):
+        with open(record, encoding="utf-8", errors="replace") as handle:
+            found[entry] = [line.rsplit(",", 2)[0] for line in handle if line.strip()]
+print(json.dumps(found))
+"""
+
+
+@dataclass(frozen=True)
+class Installed:
+    """A distribution a base image already has in the environment's site-packages: its
+    dist-info folder and the files its RECORD lists, as paths in the image."""
+
+    dist_info: str
+    version: str
+    files: tuple[str, ...]
+
+
+def installed_in(engine: Docker, image: str, python: Python, site: str) -> dict[str, Installed]:
+    """What `image` has installed in `site`, by canonical name (kept, as an image ID names
+    its content)."""
+    kept = cache_dir("probes") / f"{json_sha256([image, python.path, site, 'installed'])}.json"
+    if kept.is_file():
+        listing = json.loads(kept.read_text(encoding="utf-8"))
+    else:
+        code, output = engine.run(image, [python.path, "-I", "-c", INSTALLED, site])
+        lines = output.strip().splitlines()
+        if code != 0 or not lines:
+            raise EnvrepoError(f"the base image's {site} cannot be listed (exit {code})")
+        listing = json.loads(lines[-1])
+        write_text(kept, json.dumps(listing))
+    found: dict[str, Installed] = {}
+    for dist_info, records in listing.items():
+        name, _, version = dist_info.removesuffix(".dist-info").rpartition("-")
+        files = {posixpath.normpath(posixpath.join(site, path)) for path in records}
+        inside = sorted(path.lstrip("/") for path in files if path.startswith(ENV_PREFIX + "/"))
+        found[canonicalize_name(name)] = Installed(dist_info, version, tuple(inside))
     return found
 
 

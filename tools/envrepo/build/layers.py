@@ -14,10 +14,11 @@ import hashlib
 import io
 import json
 import os
+import posixpath
 import tarfile
 from collections.abc import Callable, Collection, Iterable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, cast
@@ -32,6 +33,7 @@ from envrepo.repo.spec import ENV_PREFIX
 
 PREFIX = PurePosixPath(ENV_PREFIX)
 LAYER_FORMAT = 4  # 3: keyed by its lock entry, with bytecode; 4: without uv_cache.json
+WHITEOUT = ".wh."  # a layer's mark that a path of the layers below is gone
 UV_FILES = {".lock"}  # uv's own lock on the --target folder, not part of the environment
 MAX_PACKAGE_LAYERS = 100  # Docker allows 127 layers in all; the rest share one layer
 COPY_BUFFER = 1 << 20  # tarfile copies 16 KiB at a time by default; layers are hundreds of MB
@@ -45,6 +47,9 @@ class Package:
     name: str
     version: str
     key: str
+    # Files of another version of it that the base image has (paths in the image): the layer
+    # removes them, so that the image holds one version of each distribution.
+    replaces: tuple[str, ...] = field(default=(), kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -86,11 +91,18 @@ def write_layer(
     links: dict[str, str] | None = None,
     extra: dict[str, bytes] | None = None,
     folders: Iterable[str] = (),
+    removed: Iterable[str] = (),
 ) -> None:
-    """A tar of `files` (path in the image → file on the host), symlinks, small files and
-    empty folders."""
+    """A tar of `files` (path in the image → file on the host), symlinks, small files, empty
+    folders, and whiteouts of `removed` paths that the layers below have."""
     links = links or {}
-    extra = extra or {}
+    extra = {
+        **{
+            posixpath.join(posixpath.dirname(p), WHITEOUT + posixpath.basename(p)): b""
+            for p in removed
+        },
+        **(extra or {}),
+    }
     names = sorted({*files, *links, *extra})
     with tarfile.TarFile(
         fileobj=out, mode="w", format=tarfile.PAX_FORMAT, copybufsize=COPY_BUFFER
@@ -296,7 +308,8 @@ def package_layers(
         created_by = f"envrepo: install {package.name}-{package.version}"
         layer = cached(package.key, created_by, log)
         if layer is None and name in staged:
-            writer = partial(write_layer, files=staged[name])
+            removed = [path for path in package.replaces if path not in staged[name]]
+            writer = partial(write_layer, files=staged[name], removed=removed)
             layer = _finish(package.key, created_by, writer, log)
         if layer is not None:
             made.append((name in direct, layer))

@@ -10,11 +10,14 @@ index, and no wheel file goes into a layer.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from packaging.utils import canonicalize_name
+
 from envrepo.build.bytecode import POLICY, Job, wanted
+from envrepo.build.checks import Installed
 from envrepo.build.layers import LAYER_FORMAT, Package, image_path, in_site
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.lock.locked import Locked, PipEntry
@@ -34,8 +37,15 @@ class Wanted(Package):
     entry: PipEntry
 
 
-def packages(locked: Locked, site: PurePosixPath, cache_tag: str | None) -> list[Wanted]:
-    """The pip lock's distributions for the image's target, each with its layer's key."""
+def packages(
+    locked: Locked,
+    site: PurePosixPath,
+    cache_tag: str | None,
+    base_has: Mapping[str, Installed] | None = None,
+) -> list[Wanted]:
+    """The pip lock's distributions for the image's target, each with its layer's key and
+    the files of another version of it that the base has (`base_has`), which it removes."""
+    base_has = base_has or {}
     spec = locked.spec
     common = {
         "format": LAYER_FORMAT,
@@ -46,15 +56,24 @@ def packages(locked: Locked, site: PurePosixPath, cache_tag: str | None) -> list
         "installer": tool_version(),
         "bytecode": [cache_tag, POLICY] if cache_tag else None,
     }
-    return [
-        Wanted(
-            name=entry.name,
-            version=entry.version,
-            key=json_sha256({**common, "package": [entry.name, entry.version, list(entry.hashes)]}),
-            entry=entry,
+    found = []
+    for entry in locked.pip:
+        old = base_has.get(canonicalize_name(entry.name))
+        replaces: tuple[str, ...] = ()
+        if old is not None and old.version != entry.version:
+            dist_info = str((site / old.dist_info).relative_to("/"))
+            replaces = (dist_info, *(f for f in old.files if not f.startswith(dist_info + "/")))
+        key = json_sha256(
+            {
+                **common,
+                "package": [entry.name, entry.version, list(entry.hashes)],
+                "replaces": replaces,
+            }
+            if replaces
+            else {**common, "package": [entry.name, entry.version, list(entry.hashes)]}
         )
-        for entry in locked.pip
-    ]
+        found.append(Wanted(entry.name, entry.version, key, entry, replaces=replaces))
+    return found
 
 
 def _first_line(text: str) -> str:

@@ -138,6 +138,11 @@ class Docker:
                     raise EnvrepoError(f"docker load of the new image failed: {chunk['error']}")
         except docker.errors.APIError as error:
             raise EnvrepoError(f"docker load of the new image failed: {_explain(error)}") from None
+        except FileNotFoundError as error:
+            raise EnvrepoError(
+                f"docker load of the new image failed: {error.filename} went away while it "
+                "was read (the layer cache was removed?); build again"
+            ) from None
 
     def import_folder(self, folder: Path, tag: str, mtime: int) -> None:
         """`docker import` of a root filesystem in `folder` as `tag`: a tar with its entries
