@@ -344,3 +344,17 @@ def tags_of(host: str, name: str) -> list[str]:
 def local_tags(name: str) -> list[str]:
     images = docker.from_env().images.list()
     return [t for image in images for t in image.tags if f"/{name}:" in t]
+
+
+def with_private_wheel(root: Path, name: str, wheel: Path, spec: str) -> None:
+    """Environment `name` of `spec` with `wheel` as its private wheel, locked (offline: the
+    wheel is its own index)."""
+    write_files(
+        root,
+        {
+            f"environments/{name}/environment.yaml": spec + "wheels: wheels\n",
+            f"environments/{name}/wheels/{wheel.name}": wheel.read_bytes(),
+        },
+    )
+    locked = run_envrepo("lock", name, cwd=root)
+    assert locked.code == 0, locked.err

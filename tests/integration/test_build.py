@@ -28,6 +28,7 @@ from support import (
     services_script,
     start_registry,
     tags_of,
+    with_private_wheel,
     write_files,
 )
 
@@ -300,14 +301,7 @@ def test_a_file_whose_hash_does_not_match_the_lock_is_refused(
     from support import make_wheel
 
     wheel = make_wheel(tmp_path / "w", "internal-tools", "1.0.0")
-    write_files(
-        scratch,
-        {
-            "environments/app/environment.yaml": CHILD.format(name="app") + "wheels: wheels\n",
-            f"environments/app/wheels/{wheel.name}": wheel.read_bytes(),
-        },
-    )
-    assert run_envrepo("lock", "app", cwd=scratch).code == 0
+    with_private_wheel(scratch, "app", wheel, CHILD.format(name="app"))
     lock_file = scratch / "environments/app/requirements.lock"
     text = lock_file.read_text()
     good = text.split("--hash=sha256:")[1][:64]

@@ -25,6 +25,7 @@ from support import (
     local_tags,
     run_envrepo,
     tags_of,
+    with_private_wheel,
     write_files,
 )
 
@@ -194,16 +195,9 @@ def test_a_signal_at_any_moment_leaves_nothing_behind(
     built: Built, scratch: Path, tmp_path: Path, moment: str, sent: signal.Signals
 ) -> None:
     name = f"stopped-{moment}-{sent.name.lower()}"
-    wheel = big_wheel(tmp_path / "wheels")
-    write_files(
-        scratch,
-        {
-            f"environments/{name}/environment.yaml": CHILD.format(name=name) + "wheels: wheels\n",
-            f"environments/{name}/wheels/{wheel.name}": wheel.read_bytes(),
-            f"environments/{name}/tests/test_slow.py": "import time\ntime.sleep(120)\n",
-        },
-    )
-    assert run_envrepo("lock", name, cwd=scratch).code == 0
+    slow = {f"environments/{name}/tests/test_slow.py": "import time\ntime.sleep(120)\n"}
+    write_files(scratch, slow)
+    with_private_wheel(scratch, name, big_wheel(tmp_path / "wheels"), CHILD.format(name=name))
     before = {p.name for p in Path("/tmp").glob("envrepo-*")}
     process = subprocess.Popen(
         [envrepo_command(), "build", name, "--push", "--registry", built.registry.host],
@@ -310,14 +304,7 @@ def test_one_spec_hash_is_one_image_in_two_clones_with_caches_of_their_own(
     from support import make_wheel
 
     wheel = make_wheel(tmp_path / "w", "internal-tools", "1.0.0")
-    write_files(
-        scratch,
-        {
-            "environments/same/environment.yaml": CHILD.format(name="same") + "wheels: wheels\n",
-            f"environments/same/wheels/{wheel.name}": wheel.read_bytes(),
-        },
-    )
-    assert run_envrepo("lock", "same", cwd=scratch).code == 0
+    with_private_wheel(scratch, "same", wheel, CHILD.format(name="same"))
     git("add", "-A", cwd=scratch)
     git("commit", "-qm", "same", cwd=scratch)
     client = docker.from_env()
@@ -348,14 +335,7 @@ def test_a_distribution_the_base_image_has_in_another_version_is_replaced(
 
     old = make_wheel(tmp_path / "old", "oldpkg", "1.0")
     new = make_wheel(tmp_path / "new", "oldpkg", "2.0")
-    write_files(
-        scratch,
-        {
-            "environments/older/environment.yaml": CHILD.format(name="older") + "wheels: wheels\n",
-            f"environments/older/wheels/{old.name}": old.read_bytes(),
-        },
-    )
-    assert run_envrepo("lock", "older", cwd=scratch).code == 0
+    with_private_wheel(scratch, "older", old, CHILD.format(name="older"))
     assert build(scratch, built, "older")[0] == "0"
     [record] = (scratch / ".envrepo/builds").glob("older-*.json")
     base = json.loads(record.read_text())["image"]

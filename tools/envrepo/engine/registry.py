@@ -101,27 +101,33 @@ class Registry:
                 "(scripts/services.sh) or pass another --registry"
             ) from None
 
-    def manifest_digest(self, name: str, tag: str) -> str | None:
-        status, headers, _ = self._request(
-            "HEAD", f"{name}/manifests/{tag}", headers={"Accept": MANIFEST_TYPES}
+    def _manifest(
+        self, method: str, name: str, reference: str
+    ) -> tuple[dict[str, str], bytes] | None:
+        """The headers and body of the manifest of `name` at `reference`; None when the
+        registry has none."""
+        status, headers, body = self._request(
+            method, f"{name}/manifests/{reference}", headers={"Accept": MANIFEST_TYPES}
         )
         if status == 404:
             return None
         if status != 200:
-            raise EnvrepoError(f"registry {self.host}: HEAD {name}:{tag} answered {status}")
-        return headers.get("Docker-Content-Digest")
+            raise EnvrepoError(
+                f"registry {self.host}: {method} {name}:{reference} answered {status}"
+            )
+        return headers, body
+
+    def manifest_digest(self, name: str, tag: str) -> str | None:
+        found = self._manifest("HEAD", name, tag)
+        return None if found is None else found[0].get("Docker-Content-Digest")
 
     def image_config(self, name: str, reference: str, architecture: str) -> dict[str, Any] | None:
         """The config of image `name` at `reference` (for linux/`architecture` when that is an
         index of platforms); None when the registry has no such image."""
-        status, _, body = self._request(
-            "GET", f"{name}/manifests/{reference}", headers={"Accept": MANIFEST_TYPES}
-        )
-        if status == 404:
+        found = self._manifest("GET", name, reference)
+        if found is None:
             return None
-        if status != 200:
-            raise EnvrepoError(f"registry {self.host}: GET {name}@{reference} answered {status}")
-        manifest = json.loads(body)
+        manifest = json.loads(found[1])
         if "manifests" in manifest:
             wanted = {"os": "linux", "architecture": architecture}
             for entry in manifest["manifests"]:
@@ -135,16 +141,15 @@ class Registry:
             raise EnvrepoError(
                 f"registry {self.host}: GET {name} config {config} answered {status}"
             )
-        found: dict[str, Any] = json.loads(blob)
-        return found
+        image: dict[str, Any] = json.loads(blob)
+        return image
 
     def add_tags(self, name: str, existing: str, tags: list[str]) -> str:
         """Put the manifest of `name:existing` under `tags` as well; its digest."""
-        status, headers, body = self._request(
-            "GET", f"{name}/manifests/{existing}", headers={"Accept": MANIFEST_TYPES}
-        )
-        if status != 200:
-            raise EnvrepoError(f"registry {self.host}: {name}:{existing} is not there ({status})")
+        found = self._manifest("GET", name, existing)
+        if found is None:
+            raise EnvrepoError(f"registry {self.host}: {name}:{existing} is not there")
+        headers, body = found
         content_type = headers.get("Content-Type", MANIFEST_TYPES.split(", ")[0])
         for tag in tags:
             put, _, _ = self._request(
