@@ -4,6 +4,7 @@ with the network off, the .deb files mounted read-only so that none stays in a l
 
 from __future__ import annotations
 
+import posixpath
 import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -19,12 +20,16 @@ from envrepo.repo.spec import Bootstrap
 
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 MARK = "/var/tmp/envrepo-before"
-DPKG = f"touch {MARK} && dpkg -i /envrepo-debs/*.deb"
-# What dpkg leaves that says when and where it ran rather than what it installed.
+# An existing folder of every Debian root: a mount point Docker would have to make would go
+# into the layer with the time it was made.
+DEBS = "/mnt"
+DPKG = f"touch {MARK} && dpkg -i {DEBS}/*.deb"
+# What dpkg leaves that says when and where it ran rather than what it installed (files
+# only: a folder the base has would be whited out with the time it went).
 RUN_TRACES = (
-    "/var/lib/apt/lists/*",
+    "/var/lib/apt/lists/*_*",
     "/var/log/dpkg.log",
-    "/var/log/apt",
+    "/var/log/apt/*",
     "/var/log/alternatives.log",
     "/var/cache/ldconfig/aux-cache",
     "/var/cache/debconf/*-old",
@@ -38,7 +43,7 @@ def forget_the_run(when: int) -> str:
     return (
         f"rm -rf {' '.join(RUN_TRACES)} && "
         f"find / -xdev -newer {MARK} ! -path {MARK} -exec touch -h -d @{when} {{}} + ; "
-        f"rm -f {MARK}"
+        f"rm -f {MARK} && touch -h -d @{when} {posixpath.dirname(MARK)}"
     )
 
 
@@ -120,7 +125,7 @@ def installed(
             yield base
             return
         command = ["sh", "-c", f"{DPKG} && {forget_the_run(epoch())}"]
-        mounts = {str(Path(scratch) / "debs"): {"bind": "/envrepo-debs", "mode": "ro"}}
+        mounts = {str(Path(scratch) / "debs"): {"bind": DEBS, "mode": "ro"}}
         code, output, image = engine.run_and_commit(base.id, command, mounts, timeout=900)
         for line in output.splitlines()[-15:]:
             log(f"  {line}")
