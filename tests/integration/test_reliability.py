@@ -362,3 +362,19 @@ def test_a_distribution_the_base_image_has_in_another_version_is_replaced(
         image, ["/opt/env/bin/python", "-c", script, site], remove=True, network_disabled=True
     )
     assert output.decode().splitlines() == ["['2.0']", "['oldpkg', 'oldpkg-2.0.dist-info']"]
+
+
+def test_the_same_apt_packages_on_the_same_base_give_the_same_layer(built: Built) -> None:
+    from envrepo.build import apt
+    from envrepo.engine.docker import Docker
+    from support import curated_root_image
+
+    engine = Docker()
+    base = engine.image(curated_root_image())
+    assert base is not None
+    layers = []
+    for _ in range(2):
+        with apt.installed(engine, base, ["libgomp1"], lambda line: None) as image:
+            layers.append(image.layers[-1])
+    assert layers[0] == layers[1]
+    assert docker.from_env().images.list(filters={"dangling": True}) == []
