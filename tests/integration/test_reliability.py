@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 import zipfile
 from collections.abc import Callable
@@ -115,8 +116,9 @@ def test_changed_tests_run_on_an_image_reused_without_a_record(
         assert local_tags(name) == []  # the image pulled for the tests was not kept
 
 
-def big_wheel(folder: Path) -> Path:
-    """A real wheel with thousands of modules: installing and compiling it takes seconds."""
+def big_wheel(folder: Path, data: int = 0) -> Path:
+    """A real wheel with thousands of modules: installing and compiling it takes seconds; with
+    `data` bytes that do not compress, so does loading its layer."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "manymodules-1.0-py3-none-any.whl"
     info = "manymodules-1.0.dist-info"
@@ -127,6 +129,9 @@ def big_wheel(folder: Path) -> Path:
             wheel.writestr(name, f"VALUE = {number}\n" + "X = [i for i in range(9)]\n" * 20)
             names.append(name)
         wheel.writestr("manymodules/__init__.py", "")
+        if data:
+            wheel.writestr("manymodules/data.bin", os.urandom(data))
+            names.append("manymodules/data.bin")
         wheel.writestr(
             f"{info}/METADATA", "Metadata-Version: 2.1\nName: manymodules\nVersion: 1.0\n"
         )
@@ -178,11 +183,13 @@ def leftovers(scratch_tmp: set[str]) -> list[str]:
     return left
 
 
-MOMENTS: dict[str, Callable[[int], bool]] = {
+MOMENTS: dict[str, Callable[[int, list[str]], bool]] = {
     # uv installing the locked files into the build's staging folder
-    "staging": lambda pid: any("pip install --target" in c for c in children(pid)),
+    "staging": lambda pid, log: any("pip install --target" in c for c in children(pid)),
+    # the layers streamed to the daemon: the log lists them just before
+    "load": lambda pid, log: any("install manymodules-1.0" in line for line in log),
     # a smoke test running in its container
-    "tests": lambda pid: any(
+    "tests": lambda pid, log: any(
         "/envrepo-tests" in json.dumps(c.attrs.get("Mounts", []))
         for c in docker.from_env().containers.list()
     ),
@@ -197,24 +204,31 @@ def test_a_signal_at_any_moment_leaves_nothing_behind(
     name = f"stopped-{moment}-{sent.name.lower()}"
     slow = {f"environments/{name}/tests/test_slow.py": "import time\ntime.sleep(120)\n"}
     write_files(scratch, slow)
-    with_private_wheel(scratch, name, big_wheel(tmp_path / "wheels"), CHILD.format(name=name))
+    wheel = big_wheel(tmp_path / "wheels", 300_000_000 if moment == "load" else 0)
+    with_private_wheel(scratch, name, wheel, CHILD.format(name=name))
     before = {p.name for p in Path("/tmp").glob("envrepo-*")}
     process = subprocess.Popen(
         [envrepo_command(), "build", name, "--push", "--registry", built.registry.host],
         cwd=scratch,
-        stdout=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "CI": "true"},
     )
+    log: list[str] = []
+    reader = threading.Thread(target=lambda: log.extend(process.stderr or ()), daemon=True)
+    reader.start()
     deadline = time.monotonic() + 300
-    while not MOMENTS[moment](process.pid):
+    while not MOMENTS[moment](process.pid, log):
         if time.monotonic() > deadline or process.poll() is not None:
             process.kill()
-            pytest.fail(f"the build never reached {moment}: {process.communicate()[1][-2000:]}")
-        time.sleep(0.05)
+            reader.join(10)
+            pytest.fail(f"the build never reached {moment}: {''.join(log)[-2000:]}")
+        time.sleep(0.02)
     process.send_signal(sent)
-    _, err = process.communicate(timeout=120)
+    process.wait(timeout=120)
+    reader.join(10)
+    err = "".join(log)
     expected = (
         (143, "envrepo: terminated") if sent == signal.SIGTERM else (130, "envrepo: interrupted")
     )
@@ -378,3 +392,33 @@ def test_the_same_apt_packages_on_the_same_base_give_the_same_layer(built: Built
             layers.append(image.layers[-1])
     assert layers[0] == layers[1]
     assert docker.from_env().images.list(filters={"dangling": True}) == []
+
+
+def test_a_damaged_layer_in_the_cache_is_made_again_and_the_image_is_the_same(
+    built: Built, scratch: Path, tmp_path: Path
+) -> None:
+    from support import make_wheel
+
+    wheel = make_wheel(tmp_path / "w", "healing", "1.0.0")
+    with_private_wheel(scratch, "healed", wheel, CHILD.format(name="healed"))
+    assert build(scratch, built, "healed", push=False)[0] == "0"
+    client = docker.from_env()
+    first = client.images.get(local_tags("healed")[0]).id
+    [layer] = [
+        path
+        for path in (Path(os.environ["XDG_CACHE_HOME"]) / "envrepo/layers").glob("*.tar")
+        if b"healing/__init__.py" in path.read_bytes()
+    ]
+    data = bytearray(layer.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    layer.write_bytes(bytes(data))
+    for tag in local_tags("healed"):
+        client.images.remove(tag)
+    lines = build(scratch, built, "healed", push=False)
+    assert lines[0] == "0", lines
+    warning = (
+        f"healed | warning: the layer cache's {layer} does not match its recorded digest; "
+        "made again"
+    )
+    assert warning in lines
+    assert client.images.get(local_tags("healed")[0]).id == first
