@@ -72,8 +72,31 @@ def special_kind(mode: int) -> str | None:
 
 
 def confinement(path: Path, folder: Path) -> str | None:
-    """What is wrong with reading `path` as part of `folder`: None when it is a regular file
-    or folder inside it (symlinks followed) or does not exist (other rules say so)."""
+    """What is wrong with reading `path` as part of `folder` (resolved): None when it is a
+    regular file or folder inside it (symlinks followed) or does not exist (other rules say
+    so)."""
+    # Most paths have no symlink between the folder and them: a few lstat calls tell, where
+    # resolving walks every folder up to the root.
+    full, top = os.fspath(path), os.fspath(folder)
+    if not full.startswith(top + os.sep):
+        return _resolved_confinement(path, folder)
+    current = top
+    mode = 0
+    for part in full[len(top) + 1 :].split(os.sep):
+        current = f"{current}{os.sep}{part}"
+        try:
+            mode = os.lstat(current).st_mode
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            return f"cannot be read ({error.strerror}); check its permissions"
+        if stat.S_ISLNK(mode):
+            return _resolved_confinement(path, folder)
+    kind = special_kind(mode)
+    return None if kind is None else f"is {kind}, not a regular file; replace it with a file"
+
+
+def _resolved_confinement(path: Path, folder: Path) -> str | None:
     try:
         real = path.resolve(strict=True)
     except FileNotFoundError:
