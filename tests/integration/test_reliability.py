@@ -183,6 +183,12 @@ def leftovers(scratch_tmp: set[str]) -> list[str]:
     return left
 
 
+# What a stopped build exits with and says last.
+STOPPED = {
+    signal.SIGTERM: (143, "envrepo: terminated"),
+    signal.SIGINT: (130, "envrepo: interrupted"),
+}
+
 MOMENTS: dict[str, Callable[[int, list[str]], bool]] = {
     # uv installing the locked files into the build's staging folder
     "staging": lambda pid, log: any("pip install --target" in c for c in children(pid)),
@@ -229,9 +235,7 @@ def test_a_signal_at_any_moment_leaves_nothing_behind(
     process.wait(timeout=120)
     reader.join(10)
     err = "".join(log)
-    expected = (
-        (143, "envrepo: terminated") if sent == signal.SIGTERM else (130, "envrepo: interrupted")
-    )
+    expected = STOPPED[sent]
     assert (process.returncode, err.splitlines()[-1]) == expected, err[-2000:]
     assert "Traceback" not in err
     assert leftovers(before) == []
@@ -240,8 +244,9 @@ def test_a_signal_at_any_moment_leaves_nothing_behind(
     assert docker.from_env().images.list(filters={"dangling": True}) == []
 
 
-def test_sigterm_during_debootstrap_unmounts_and_removes_its_target(
-    docker_ready: None, tmp_path: Path
+@pytest.mark.parametrize("sent", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_during_debootstrap_unmounts_and_removes_its_target(
+    docker_ready: None, tmp_path: Path, sent: signal.Signals
 ) -> None:
     root = tmp_path / "repo"
     write_files(
@@ -270,9 +275,10 @@ def test_sigterm_during_debootstrap_unmounts_and_removes_its_target(
             process.kill()
             pytest.fail(f"debootstrap never mounted /proc: {process.communicate()[1][-2000:]}")
         time.sleep(0.2)
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(sent)
     _, err = process.communicate(timeout=120)
-    assert (process.returncode, err.splitlines()[-1]) == (143, "envrepo: terminated"), err[-2000:]
+    expected = STOPPED[sent]
+    assert (process.returncode, err.splitlines()[-1]) == expected, err[-2000:]
     assert "/envrepo-bootstrap-" not in Path("/proc/self/mountinfo").read_text()
     assert leftovers(before) == []
 
@@ -372,10 +378,23 @@ def test_a_distribution_the_base_image_has_in_another_version_is_replaced(
         "print(sorted(n for n in os.listdir(sys.argv[1]) if n.startswith('oldpkg')))"
     )
     site = "/opt/env/lib/python3.11/site-packages"
-    output = docker.from_env().containers.run(
+    client = docker.from_env()
+    output = client.containers.run(
         image, ["/opt/env/bin/python", "-c", script, site], remove=True, network_disabled=True
     )
     assert output.decode().splitlines() == ["['2.0']", "['oldpkg', 'oldpkg-2.0.dist-info']"]
+    # The environment has no pip: uv's own `pip check` (the host's binary, mounted) judges it.
+    from envrepo.lock.pip import uv
+
+    checked = client.containers.run(
+        image,
+        ["/envrepo-uv", "pip", "check", "--python", "/opt/env/bin/python", "--offline"],
+        volumes={uv(): {"bind": "/envrepo-uv", "mode": "ro"}},
+        remove=True,
+        network_disabled=True,
+        stderr=True,
+    )
+    assert "All installed packages are compatible" in checked.decode()
 
 
 def test_the_same_apt_packages_on_the_same_base_give_the_same_layer(built: Built) -> None:
