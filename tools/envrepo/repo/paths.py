@@ -78,12 +78,12 @@ def confinement(path: Path, folder: Path) -> str | None:
     # Most paths have no symlink between the folder and them: a few lstat calls tell, where
     # resolving walks every folder up to the root.
     full, top = os.fspath(path), os.fspath(folder)
-    if not full.startswith(top + os.sep):
+    if not full.startswith(top + "/"):
         return _resolved_confinement(path, folder)
     current = top
     mode = 0
-    for part in full[len(top) + 1 :].split(os.sep):
-        current = f"{current}{os.sep}{part}"
+    for part in full[len(top) + 1 :].split("/"):
+        current = f"{current}/{part}"
         try:
             mode = os.lstat(current).st_mode
         except FileNotFoundError:
