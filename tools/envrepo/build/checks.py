@@ -19,10 +19,15 @@ from envrepo.repo.paths import confined_tree
 from envrepo.repo.spec import ENV_PREFIX, TESTS_DIR, Spec
 
 TESTS_MOUNT = "/envrepo-tests"
-# Runs inside the image, in a container of its own after the tests: what is installed.
+# Runs inside the image: what is installed.
 PACKAGES = (
     "import importlib.metadata as m, json; "
     "print(json.dumps(sorted({d.metadata['Name']: d.version for d in m.distributions()}.items())))"
+)
+# The listing, then the first test in its place (exec): one container start fewer, the exit
+# status is the test's own, and nothing the test prints can come before the listing.
+LIST_THEN_TEST = (
+    f"{PACKAGES}; import os, sys; sys.stdout.flush(); os.execv(sys.argv[1], sys.argv[1:])"
 )
 PYTHON_PROBE = (
     "import os, sys; print(os.path.realpath(sys.executable)); "
@@ -138,25 +143,16 @@ def check_image(
     # Docker follows a symlink in a mount's source on the host: only the checked, resolved
     # folder is mounted, read-only.
     mounts = {str(folder.resolve()): {"bind": TESTS_MOUNT, "mode": "ro"}} if tests else {}
-    code, output = engine.run(image, [spec.interpreter, "-c", PACKAGES])
-    lines = output.strip().splitlines()
-    if code != 0 or not lines:
-        raise EnvrepoError(
-            Problem(
-                spec.display,
-                "",
-                (
-                    f"the image's interpreter {spec.interpreter} could not run the checks "
-                    f"(exit {code}); check interpreter and user_managed in the spec"
-                ),
-            )
-        )
-    packages = dict(json.loads(lines[-1]))
+    packages: dict[str, str] | None = None
     results = []
     for name in tests:
         started = time.monotonic()
         command = [spec.interpreter, f"{TESTS_MOUNT}/{name}"]
+        if packages is None:
+            command = [spec.interpreter, "-c", LIST_THEN_TEST, *command]
         exit_code, output = engine.run_limited(image, command, mounts, spec.test_timeout)
+        if packages is None:
+            packages, output = _listing(output, spec, exit_code)
         for line in output.splitlines():
             log(f"  {line}")
         passed = exit_code == 0
@@ -174,4 +170,30 @@ def check_image(
                 "seconds": round(time.monotonic() - started, 2),
             }
         )
+    if packages is None:
+        code, output = engine.run(image, [spec.interpreter, "-c", PACKAGES])
+        packages, _ = _listing(output, spec, code)
     return results, packages
+
+
+def _listing(output: str, spec: Spec, code: int | None) -> tuple[dict[str, str], str]:
+    """What is installed, from the first line of `output` that is the listing, and the rest
+    of the output (the test's); an error when the interpreter never printed it."""
+    lines = output.splitlines(keepends=True)
+    for number, line in enumerate(lines):
+        try:
+            found = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(found, list):
+            return dict(found), "".join(lines[:number] + lines[number + 1 :])
+    raise EnvrepoError(
+        Problem(
+            spec.display,
+            "",
+            (
+                f"the image's interpreter {spec.interpreter} could not run the checks "
+                f"(exit {code}); check interpreter and user_managed in the spec"
+            ),
+        )
+    )
