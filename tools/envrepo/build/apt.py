@@ -24,24 +24,15 @@ MARK = "/var/tmp/envrepo-before"
 # into the layer with the time it was made.
 DEBS = "/mnt"
 DPKG = f"touch {MARK} && dpkg -i {DEBS}/*.deb"
-# What dpkg leaves that says when and where it ran rather than what it installed (files
-# only: a folder the base has would be whited out with the time it went).
-RUN_TRACES = (
-    "/var/lib/apt/lists/*_*",
-    "/var/log/dpkg.log",
-    "/var/log/apt/*",
-    "/var/log/alternatives.log",
-    "/var/cache/ldconfig/aux-cache",
-    "/var/cache/debconf/*-old",
-    "/var/lib/dpkg/*-old",
-)
 
 
 def forget_the_run(when: int) -> str:
     """Shell that removes the traces of a dpkg run and sets every file it changed to `when`,
     so that the same packages on the same base give the same layer."""
+    traces = " ".join(f"/{pattern}" for pattern in bootstrap.RUN_TRACES)
     return (
-        f"rm -rf {' '.join(RUN_TRACES)} && "
+        # Only what this run wrote: a file the base has would be whited out at the time it went.
+        f'for f in {traces}; do [ -f "$f" ] && [ "$f" -nt {MARK} ] && rm -f "$f"; done; '
         f"find / -xdev -newer {MARK} ! -path {MARK} -exec touch -h -d @{when} {{}} + ; "
         f"rm -f {MARK} && touch -h -d @{when} {posixpath.dirname(MARK)}"
     )
@@ -124,7 +115,8 @@ def installed(
         if not debs:
             yield base
             return
-        command = ["sh", "-c", f"{DPKG} && {forget_the_run(epoch())}"]
+        # dpkg's own exit status decides, whatever the clean-up after it does.
+        command = ["sh", "-c", f"{DPKG}; code=$?; {forget_the_run(epoch())}; exit $code"]
         mounts = {str(Path(scratch) / "debs"): {"bind": DEBS, "mode": "ro"}}
         code, output, image = engine.run_and_commit(base.id, command, mounts, timeout=900)
         for line in output.splitlines()[-15:]:

@@ -139,8 +139,8 @@ def _debootstrap(boot: Bootstrap, root: Path, source: str, log: Log) -> None:
         )
 
 
-# What a root keeps of the run that made it rather than of what it installed: downloaded
-# packages and lists, logs, caches rebuilt on demand, and the machine's identity.
+# What a run of debootstrap or dpkg leaves that says when and where it ran rather than what it
+# installed: downloaded packages and lists, logs, caches rebuilt on demand.
 RUN_TRACES = (
     "var/cache/apt/archives/*.deb",
     "var/cache/apt/*.bin",

@@ -7,6 +7,7 @@ import json
 import posixpath
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from packaging.utils import canonicalize_name
@@ -105,25 +106,32 @@ def installed_in(engine: Docker, image: str, python: Python, site: str) -> dict[
     return found
 
 
+def _tests_folder(spec: Spec) -> Path:
+    """The environment's tests folder, once nothing in it leads out or is no regular file."""
+    folder = spec.folder / TESTS_DIR
+    leaks = list(confined_tree(folder, spec.folder, f"{spec.display}/{TESTS_DIR}"))
+    if leaks:
+        raise EnvrepoError(*leaks)
+    return folder
+
+
 def tests_of(spec: Spec) -> list[str]:
     """The smoke tests of `spec`: the names of tests/*.py, in order."""
-    folder = spec.folder / TESTS_DIR
+    folder = _tests_folder(spec)
     return sorted(p.name for p in folder.glob("*.py")) if folder.is_dir() else []
 
 
 def tests_digest(spec: Spec) -> str:
     """What the verdict on an image's tests depends on besides the image: every file of its
     tests folder, the interpreter they run with, and their timeout."""
-    folder = spec.folder / TESTS_DIR
-    leaks = list(confined_tree(folder, spec.folder, f"{spec.display}/{TESTS_DIR}"))
-    if leaks:
-        raise EnvrepoError(*leaks)
+    folder = _tests_folder(spec)
     files = {}
     if folder.is_dir():
         for path in sorted(folder.rglob("*")):
             if path.is_file():
                 relative = path.relative_to(folder).as_posix()
-                files[relative] = file_sha256(path, spec.folder, f"{spec.display}/tests/{relative}")
+                shown = f"{spec.display}/{TESTS_DIR}/{relative}"
+                files[relative] = file_sha256(path, spec.folder, shown)
     return json_sha256(
         {"files": files, "interpreter": spec.interpreter, "timeout": spec.test_timeout}
     )
@@ -135,11 +143,8 @@ def check_image(
     """Run each of the environment's tests/*.py in a container of its own (network off, the
     tests folder mounted read-only), judged by its exit status alone and stopped at the
     spec's timeout; then read what is installed: (test results, packages)."""
-    folder = spec.folder / TESTS_DIR
+    folder = _tests_folder(spec)
     tests = tests_of(spec)
-    leaks = list(confined_tree(folder, spec.folder, f"{spec.display}/{TESTS_DIR}"))
-    if leaks:
-        raise EnvrepoError(*leaks)
     # Docker follows a symlink in a mount's source on the host: only the checked, resolved
     # folder is mounted, read-only.
     mounts = {str(folder.resolve()): {"bind": TESTS_MOUNT, "mode": "ro"}} if tests else {}
