@@ -3,11 +3,9 @@
 # docker.io; started when `docker info` fails, reused when it answers) and a registry (Debian's
 # docker-registry) on a loopback port with the project's own config.
 #
-#   scripts/services.sh                  docker + the registry on 127.0.0.1:${ENVREPO_REGISTRY_PORT:-5000}
-#   scripts/services.sh registry PORT DIR [HTPASSWD]
-#                                        one more registry on PORT, state in DIR, with htpasswd
-#                                        auth when HTPASSWD is given (the tests use this)
-#   scripts/services.sh stop-registry DIR
+#   scripts/services.sh         docker + the registry on 127.0.0.1:${ENVREPO_REGISTRY_PORT:-5000}
+#
+# The tests start registries of their own from the same config template (tests/registries.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STATE="${ENVREPO_STATE:-$PWD/.state}"
@@ -35,20 +33,17 @@ start_docker() {
 }
 
 start_registry() {
-    local port="$1" root="$2" htpasswd="${3:-}"
+    local port="$1" root="$2"
     mkdir -p "$root/data"
     if curl -fs -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v2/" 2>/dev/null | grep -qE '200|401'; then
         return
-    fi
-    local auth=""
-    if [[ -n "$htpasswd" ]]; then
-        auth=$'auth:\n  htpasswd:\n    realm: envrepo\n    path: '"$htpasswd"
     fi
     local template
     template="$(cat scripts/registry.yml.in)"
     template="${template//@PORT@/$port}"
     template="${template//@ROOT@/$root}"
-    printf '%s\n' "${template//@AUTH@/$auth}" >"$root/config.yml"
+    template="${template//@TLS@/}"
+    printf '%s\n' "${template//@AUTH@/}" >"$root/config.yml"
     nohup docker-registry serve "$root/config.yml" >"$root/registry.log" 2>&1 &
     echo $! >"$root/registry.pid"
     for _ in $(seq 1 50); do
@@ -69,18 +64,8 @@ case "${1:-up}" in
         start_registry "${ENVREPO_REGISTRY_PORT:-5000}" "$STATE/registry"
         echo "services: docker and the registry on 127.0.0.1:${ENVREPO_REGISTRY_PORT:-5000} answer" >&2
         ;;
-    registry)
-        need_packages
-        start_registry "$2" "$3" "${4:-}"
-        ;;
-    stop-registry)
-        if [[ -f "$2/registry.pid" ]]; then
-            kill "$(cat "$2/registry.pid")" 2>/dev/null || true
-            rm -f "$2/registry.pid"
-        fi
-        ;;
     *)
-        echo "usage: scripts/services.sh [up | registry PORT DIR [HTPASSWD] | stop-registry DIR]" >&2
+        echo "usage: scripts/services.sh [up]" >&2
         exit 2
         ;;
 esac

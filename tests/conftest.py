@@ -15,17 +15,16 @@ import docker
 import docker.errors
 import pytest
 
+from registries import RunningRegistry, start_registry
 from support import (
     PROJECT,
     Built,
     RepoMaker,
-    RunningRegistry,
     curated_repo,
     forget_images,
     git,
     run_envrepo,
     services_script,
-    start_registry,
 )
 
 
@@ -112,7 +111,7 @@ def registry(
     """A registry of the test session's own, without auth."""
     running = start_registry(tmp_path_factory.mktemp("registry"))
     yield running
-    services_script("stop-registry", str(running.folder))
+    running.stop()
     forget_images(running.host)
 
 

@@ -29,6 +29,7 @@ from rattler.index import index_fs
 
 from envrepo.repo import schemas
 from envrepo.repo.spec import Spec
+from registries import RunningRegistry
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -134,29 +135,6 @@ def services_script(*args: str) -> subprocess.CompletedProcess[str]:
         check=False,
         timeout=900,
     )
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass(frozen=True)
-class RunningRegistry:
-    host: str
-    folder: Path
-
-
-def start_registry(folder: Path, htpasswd: Path | None = None) -> RunningRegistry:
-    port = free_port()
-    args = ["registry", str(port), str(folder)] + ([str(htpasswd)] if htpasswd else [])
-    done = services_script(*args)
-    if done.returncode != 0:
-        pytest.fail(f"could not start a registry: {done.stdout}{done.stderr}")
-    return RunningRegistry(f"127.0.0.1:{port}", folder)
 
 
 def forget_images(host: str) -> None:

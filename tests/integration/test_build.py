@@ -5,28 +5,21 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import tarfile
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import docker
-import pytest
 
 from support import (
     CHILD,
     PROJECT,
     Built,
-    RunningRegistry,
     curated_repo,
     curated_root_image,
-    forget_images,
     git,
     local_tags,
     run_envrepo,
-    services_script,
-    start_registry,
     tags_of,
     with_private_wheel,
     write_files,
@@ -324,69 +317,13 @@ def test_a_file_whose_hash_does_not_match_the_lock_is_refused(
 
 
 def test_a_registry_that_is_down_is_one_line(scratch: Path) -> None:
-    from support import free_port
+    from registries import free_port
 
     closed = f"127.0.0.1:{free_port()}"
     result = run_envrepo("build", "--push", "--registry", closed, cwd=scratch)
     assert result.code == 1
     assert f"registry {closed} does not answer" in result.err
     assert "Traceback" not in result.err
-
-
-@pytest.fixture(scope="session")
-def auth_registry(
-    docker_ready: None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[RunningRegistry, str]]:
-    import secrets
-
-    folder = tmp_path_factory.mktemp("auth-registry")
-    password = f"pw-{secrets.token_hex(12)}"
-    htpasswd = folder / "htpasswd"
-    done = subprocess.run(
-        ["htpasswd", "-Bbn", "builder", password], capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        pytest.fail(f"htpasswd (apache2-utils) is needed for the auth registry: {done.stderr}")
-    htpasswd.write_text(done.stdout)
-    running = start_registry(folder, htpasswd)
-    yield running, password
-    services_script("stop-registry", str(running.folder))
-    forget_images(running.host)
-
-
-def test_push_with_auth_and_the_password_is_never_shown(
-    auth_registry: tuple[RunningRegistry, str], scratch: Path
-) -> None:
-    running, password = auth_registry
-    write_files(scratch, {"environments/secured/environment.yaml": CHILD.format(name="secured")})
-    wrong = run_envrepo(
-        "build",
-        "--push",
-        "--registry",
-        running.host,
-        cwd=scratch,
-        env={
-            "ENVREPO_REGISTRY_USERNAME": "builder",
-            "ENVREPO_REGISTRY_PASSWORD": "not-the-password",
-        },
-    )
-    assert wrong.code == 1
-    assert f"registry {running.host}: the credentials were refused (401)" in wrong.err
-    right = run_envrepo(
-        "build",
-        "--push",
-        "--registry",
-        running.host,
-        cwd=scratch,
-        env={"ENVREPO_REGISTRY_USERNAME": "builder", "ENVREPO_REGISTRY_PASSWORD": password},
-    )
-    assert right.code == 0, right.err[-2000:]
-    assert "secured" in right.out
-    shown = wrong.out + wrong.err + right.out + right.err
-    logged = "".join(p.read_text() for p in (scratch / ".envrepo").rglob("*") if p.is_file())
-    assert password not in shown
-    assert password not in logged
-    assert "not-the-password" not in shown + logged
 
 
 def test_a_base_image_tag_is_locked_to_its_digest_and_a_new_digest_rebuilds(

@@ -16,9 +16,9 @@ from envrepo.build.bytecode import Job, compile_on_host, pyc_path, wanted
 from envrepo.build.layers import Layer, Package, package_layers, venv_layer, write_layer
 from envrepo.build.render import Layout, dockerfile
 from envrepo.build.stage import Wanted, packages
+from envrepo.engine.registry import DOCKER_HUB, split_reference
 from envrepo.errors import EnvrepoError
 from envrepo.hashing import spec_hash
-from envrepo.lock.image import DOCKER_HUB, parse_reference
 from envrepo.lock.locked import read_locked
 from envrepo.repo.config import open_repository
 from envrepo.repo.spec import Spec, load_catalog
@@ -289,10 +289,12 @@ def test_image_config_extends_path_and_keeps_the_base(tmp_path: Path) -> None:
         ("team/base", (DOCKER_HUB, "team/base", "latest")),
         ("localhost:5000/a/b:1", ("localhost:5000", "a/b", "1")),
         ("registry.example/x/y", ("registry.example", "x/y", "latest")),
+        ("host:5000/team/sub/env:h-1@sha256:ab", ("host:5000", "team/sub/env", "h-1")),
+        ("ghcr.io/org/env@sha256:ab", ("ghcr.io", "org/env", "latest")),
     ],
 )
 def test_image_references(reference: str, parts: tuple[str, str, str]) -> None:
-    assert parse_reference(reference) == parts
+    assert split_reference(reference) == parts
 
 
 def test_debian_mirror_comes_from_the_hosts_apt_sources(

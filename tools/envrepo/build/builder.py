@@ -24,8 +24,9 @@ from envrepo.build.checks import Python, check_image, installed_in, probe_python
 from envrepo.build.layers import Layer, conda_layers, is_cached, package_layers, venv_layer
 from envrepo.build.stage import bytecode_jobs, packages, stage
 from envrepo.build.stage_conda import stage_conda
+from envrepo.engine.credentials import credentials
 from envrepo.engine.docker import Docker, ImageInfo, Log
-from envrepo.engine.registry import Registry, connect
+from envrepo.engine.registry import Registry, connect, split_reference
 from envrepo.errors import EnvrepoError, ExitCode, Problem, internal_error
 from envrepo.hashing import hash_environments
 from envrepo.lock.locked import Locked, read_locked
@@ -202,6 +203,12 @@ class Builder:
         yield
         self.durations[step] = round(time.monotonic() - started, 2)
 
+    def _auth(self, reference: str) -> dict[str, str] | None:
+        """What the daemon may send to the registry `reference` is in: the credentials meant
+        for that host, and never the configured registry's anywhere else."""
+        found = credentials(split_reference(reference)[0], self.settings.registry.address)
+        return found.for_docker() if found else None
+
     def _tags(self, locked: Locked) -> list[str]:
         dirty = locked.spec.name in self.settings.dirty
         return naming.build_tags(locked.spec_hash, None if dirty else self.settings.commit)
@@ -252,8 +259,7 @@ class Builder:
         ):
             context = Path(scratch)
             base_ref = bases.reference(self.engine, locked, self.refs, log)
-            creds = self.settings.registry.creds
-            base = bases.ensure(self.engine, base_ref, creds.for_docker() if creds else None, log)
+            base = bases.ensure(self.engine, base_ref, self._auth(base_ref), log)
             if spec.apt:
                 from envrepo.build import apt
 
@@ -371,9 +377,7 @@ class Builder:
         local = found.local
         if local is None:
             repo = self.repository(spec.name)
-            creds = self.settings.registry.creds
-            auth = creds.for_docker() if creds else None
-            local = self.untagged = self.engine.pull(f"{repo}@{found.digest}", auth).id
+            local = self.untagged = self.engine.pull(f"{repo}@{found.digest}", self._auth(repo)).id
         with self._timed("check"):
             tests, installed = check_image(self.engine, local, spec, log)
         failed = ", ".join(t["test"] for t in tests if not t["passed"])
@@ -407,10 +411,9 @@ class Builder:
             return None
         digest = found.digest
         if digest is None:
-            creds = registry.creds
             with self._timed("push"):
                 for tag in tags:
-                    digest = self.engine.push(repo, tag, creds.for_docker() if creds else None)
+                    digest = self.engine.push(repo, tag, self._auth(repo))
                     log(f"pushed {repo}:{tag}")
             rest = [naming.tested_tag(tested)]
         else:
@@ -456,7 +459,7 @@ def build_environments(catalog: Catalog, request: Request, echo: Log) -> Outcome
     the others. Nothing is built while an environment it takes on (all of them, unless NAMEs
     are given) does not validate: a stale lock, a folder that does not load included."""
     host = naming.required_registry(catalog.repo, request.registry)
-    registry = connect(host)
+    registry = connect(host, host)
     named = None
     if request.names and not request.changed:
         named = graph.with_ancestors([get(catalog, n).name for n in request.names], catalog.specs)

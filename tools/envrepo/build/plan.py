@@ -108,4 +108,5 @@ def plan_repository(catalog: Catalog, registry: str | None, since: str | None) -
     hashes = hash_environments(catalog)
     if since is not None:
         return plan(catalog, hashes, None, hashes_at(catalog.repo, since))
-    return plan(catalog, hashes, connect(required_registry(catalog.repo, registry)))
+    address = required_registry(catalog.repo, registry)
+    return plan(catalog, hashes, connect(address, address))

@@ -68,10 +68,11 @@ def lock(
         for problem in problems:
             click.echo(problem.line())
         return ExitCode.PROBLEMS if problems else ExitCode.OK
+    from envrepo.build.naming import registry_host
     from envrepo.lock.pip import Request
 
     only_stale = not (names or every or upgrade_all or upgrade)
-    request = Request(upgrade_all=upgrade_all, upgrade=upgrade)
+    request = Request(upgrade_all, upgrade, registry_host(catalog.repo, None))
     outcome = runner.lock_all(catalog, names, only_stale, request, progress)
     for path in outcome.changed:
         click.echo(f"wrote {catalog.repo.display(path)}")

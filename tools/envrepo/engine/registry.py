@@ -1,61 +1,52 @@
-"""The registry, spoken to directly (distribution API v2): is a hash already built, and
-adding tags to a manifest that is already there. Credentials come from the environment or
-the Docker config and are never printed or logged."""
+"""The registry, through python-dxf (the distribution API v2 and its token flow, anonymous or
+with credentials, or Basic): is a hash already built, a base image's digest and config, more
+tags on a manifest that is already there.
+
+An address may carry a path (`ghcr.io/org`, `host:port/team/sub`): the API lives at the
+host's `/v2/`, and the path is the first part of every repository's name. HTTPS is checked
+against the system's CA bundle; a loopback host, or one named in ENVREPO_INSECURE_REGISTRIES,
+is tried over HTTPS without that check and then over plain HTTP, as Docker treats such hosts.
+Credentials go over HTTPS only."""
 
 from __future__ import annotations
 
-import base64
 import json
 import os
-import urllib.error
-import urllib.parse
-import urllib.request
+import ssl
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import requests
+import requests.exceptions
+from dxf import DXF, DXFBase
+from dxf import exceptions as dxf_errors
+from urllib3.exceptions import InsecureRequestWarning
+
+from envrepo.engine.credentials import Credentials, credentials, host_of
 from envrepo.errors import EnvrepoError
 
-MANIFEST_TYPES = ", ".join(
-    [
-        "application/vnd.docker.distribution.manifest.v2+json",
-        "application/vnd.oci.image.manifest.v1+json",
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-        "application/vnd.oci.image.index.v1+json",
-    ]
-)
 TIMEOUT = 10
+INSECURE = "ENVREPO_INSECURE_REGISTRIES"
 
 
-@dataclass(frozen=True)
-class Credentials:
-    username: str
-    password: str = field(repr=False)
-
-    def basic(self) -> str:
-        token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
-        return f"Basic {token}"
-
-    def for_docker(self) -> dict[str, str]:
-        return {"username": self.username, "password": self.password}
+DOCKER_HUB = "registry-1.docker.io"
 
 
-def credentials(host: str) -> Credentials | None:
-    """ENVREPO_REGISTRY_USERNAME/PASSWORD, else the Docker config's entry for `host`."""
-    user = os.environ.get("ENVREPO_REGISTRY_USERNAME")
-    password = os.environ.get("ENVREPO_REGISTRY_PASSWORD")
-    if user and password is not None:
-        return Credentials(user, password)
-    config_dir = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker"))
-    try:
-        config = json.loads((config_dir / "config.json").read_text())
-    except (OSError, ValueError):
-        return None
-    entry = config.get("auths", {}).get(host, {})
-    if "auth" not in entry:
-        return None
-    name, _, secret = base64.b64decode(entry["auth"]).decode().partition(":")
-    return Credentials(name, secret)
+def split_reference(reference: str) -> tuple[str, str, str]:
+    """(registry host, repository, tag) of an image reference; a digest after `@` is
+    dropped."""
+    reference = reference.partition("@")[0]
+    first, _, rest = reference.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        host, path = first, rest
+    else:
+        host, path = DOCKER_HUB, reference if rest else f"library/{reference}"
+    name, _, tag = path.rpartition(":") if ":" in path.rsplit("/", 1)[-1] else (path, "", "latest")
+    return host, name, tag
 
 
 def is_loopback(host: str) -> bool:
@@ -63,71 +54,159 @@ def is_loopback(host: str) -> bool:
     return name in ("localhost", "::1", "[::1]") or name.startswith("127.")
 
 
-@dataclass(frozen=True)
+def is_insecure(host: str) -> bool:
+    """Whether `host` may be spoken to without a checked certificate, or over plain HTTP."""
+    named = {h.strip() for h in os.environ.get(INSECURE, "").split(",") if h.strip()}
+    return is_loopback(host) or host in named
+
+
+def ca_bundle() -> str | bool:
+    """The system's CA bundle (SSL_CERT_FILE when set), as curl and git use it."""
+    paths = ssl.get_default_verify_paths()
+    for candidate in (paths.cafile, paths.openssl_cafile):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    return True
+
+
+def _speaks_tls(host: str) -> bool:
+    try:
+        with warnings.catch_warnings():
+            # Not checking the certificate is the point for such a host (see is_insecure).
+            warnings.simplefilter("ignore", InsecureRequestWarning)
+            requests.get(f"https://{host}/v2/", verify=False, timeout=TIMEOUT)
+    except requests.exceptions.SSLError:
+        return False
+    except requests.exceptions.RequestException:
+        # Nothing answers at all: plain HTTP, whose failure then says so.
+        return False
+    return True
+
+
+@dataclass
 class Registry:
-    host: str
+    """One registry address, spoken to over one connection with the credentials meant for
+    its host."""
+
+    address: str
     creds: Credentials | None = field(default=None, repr=False)
+    # The repository's own registry, the one ENVREPO_REGISTRY_USERNAME/PASSWORD are for.
+    own: bool = False
+    _base: DXFBase | None = field(default=None, init=False, repr=False)
+    _repos: dict[str, DXF] = field(default_factory=dict, init=False, repr=False)
 
     @property
-    def base(self) -> str:
-        return f"{'http' if is_loopback(self.host) else 'https'}://{self.host}/v2"
+    def host(self) -> str:
+        return host_of(self.address)
 
-    def _request(
-        self,
-        method: str,
-        path: str,
-        data: bytes | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> tuple[int, dict[str, str], bytes]:
-        request = urllib.request.Request(
-            f"{self.base}/{path}", data=data, method=method, headers=dict(headers or {})
-        )
-        if self.creds is not None:
-            request.add_header("Authorization", self.creds.basic())
+    def path(self, name: str) -> str:
+        """The repository `name` (an environment's, or a full path for an address without
+        one) as the registry's API names it."""
+        prefix = self.address[len(self.host) + 1 :]
+        return f"{prefix}/{name}" if prefix else name
+
+    def _repo(self, name: str) -> DXF:
+        if self._base is None:
+            insecure = is_insecure(self.host)
+            tls = not insecure or _speaks_tls(self.host)
+            self._base = DXFBase(
+                self.host,
+                auth=self._authenticate,
+                insecure=not tls,
+                tlsverify=False if insecure else ca_bundle(),
+                timeout=TIMEOUT,
+            )
+            # A session of its own keeps one connection (and TLS handshake) for all requests.
+            self._base.__enter__()
+        found = self._repos.get(name)
+        if found is None:
+            found = self._repos[name] = DXF.from_base(self._base, self.path(name))
+        return found
+
+    def _authenticate(self, dxf: DXFBase, response: requests.Response) -> None:
+        if self.creds is None:
+            dxf.authenticate(response=response)
+        else:
+            dxf.authenticate(self.creds.username, self.creds.password, response=response)
+
+    @contextmanager
+    def _answers(self, what: str) -> Iterator[None]:
+        """Every way a request can fail, as one line naming the host."""
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-                return response.status, dict(response.headers), response.read()
-        except urllib.error.HTTPError as error:
-            if error.code == 401:
+            yield
+        except dxf_errors.DXFUnauthorizedError:
+            login = f"docker login {self.host}" + (
+                ", or set ENVREPO_REGISTRY_USERNAME and ENVREPO_REGISTRY_PASSWORD"
+                if self.own
+                else ""
+            )
+            if self.creds is None:
                 raise EnvrepoError(
-                    f"registry {self.host}: the credentials were refused (401); set "
-                    "ENVREPO_REGISTRY_USERNAME and ENVREPO_REGISTRY_PASSWORD or docker login"
+                    f"registry {self.host}: {what} needs credentials (401); {login}"
                 ) from None
-            return error.code, dict(error.headers), b""
-        except (urllib.error.URLError, OSError) as error:
-            reason = getattr(error, "reason", error)
             raise EnvrepoError(
-                f"registry {self.host} does not answer ({reason}); start it "
+                f"registry {self.host}: the credentials for {self.host} were refused (401); "
+                f"check them: {login}"
+            ) from None
+        except dxf_errors.DXFAuthInsecureError:
+            raise EnvrepoError(
+                f"registry {self.host}: asks for credentials over plain HTTP, and envrepo sends "
+                "them only over HTTPS; serve it with TLS"
+            ) from None
+        except requests.exceptions.SSLError as error:
+            raise EnvrepoError(
+                f"registry {self.host}: its certificate is not trusted ({_reason(error)}); add "
+                f"its CA to the system's bundle or SSL_CERT_FILE, or list it in {INSECURE}"
+            ) from None
+        except requests.exceptions.HTTPError as error:
+            status = error.response.status_code if error.response is not None else "no status"
+            raise EnvrepoError(f"registry {self.host}: {what} answered {status}") from None
+        except (requests.exceptions.RequestException, OSError) as error:
+            raise EnvrepoError(
+                f"registry {self.host} does not answer ({_reason(error)}); start it "
                 "(scripts/services.sh) or pass another --registry"
             ) from None
-
-    def _manifest(
-        self, method: str, name: str, reference: str
-    ) -> tuple[dict[str, str], bytes] | None:
-        """The headers and body of the manifest of `name` at `reference`; None when the
-        registry has none."""
-        status, headers, body = self._request(
-            method, f"{name}/manifests/{reference}", headers={"Accept": MANIFEST_TYPES}
-        )
-        if status == 404:
-            return None
-        if status != 200:
+        except (dxf_errors.DXFError, ValueError, KeyError) as error:
             raise EnvrepoError(
-                f"registry {self.host}: {method} {name}:{reference} answered {status}"
-            )
-        return headers, body
+                f"registry {self.host}: {what}: unexpected answer ({error})"
+            ) from None
+
+    def _absent(self, what: str, call: Callable[[], Any]) -> Any:
+        """`call`'s result; None when the registry answers 404."""
+        with self._answers(what):
+            try:
+                return call()
+            except requests.exceptions.HTTPError as error:
+                if error.response is not None and error.response.status_code == 404:
+                    return None
+                raise
 
     def manifest_digest(self, name: str, tag: str) -> str | None:
-        found = self._manifest("HEAD", name, tag)
-        return None if found is None else found[0].get("Docker-Content-Digest")
+        """The digest of `name:tag`'s manifest; None when the registry has no such tag."""
+        found = self._absent(
+            f"HEAD {self.path(name)}:{tag}",
+            lambda: self._repo(name).head_manifest_and_response(tag),
+        )
+        return None if found is None else str(found[0])
+
+    def _manifest(self, name: str, reference: str) -> tuple[str, str] | None:
+        """The manifest of `name` at `reference` and its digest; None when it is not there."""
+        found = self._absent(
+            f"GET {self.path(name)}:{reference}",
+            lambda: self._repo(name).get_manifest_and_response(reference),
+        )
+        if found is None:
+            return None
+        response: requests.Response = found[1]
+        return str(found[0]), str(response.headers.get("Docker-Content-Digest", ""))
 
     def image_config(self, name: str, reference: str, architecture: str) -> dict[str, Any] | None:
         """The config of image `name` at `reference` (for linux/`architecture` when that is an
         index of platforms); None when the registry has no such image."""
-        found = self._manifest("GET", name, reference)
+        found = self._manifest(name, reference)
         if found is None:
             return None
-        manifest = json.loads(found[1])
+        manifest = json.loads(found[0])
         if "manifests" in manifest:
             wanted = {"os": "linux", "architecture": architecture}
             for entry in manifest["manifests"]:
@@ -136,33 +215,34 @@ class Registry:
                     return self.image_config(name, entry["digest"], architecture)
             return None
         config = manifest["config"]["digest"]
-        status, _, blob = self._request("GET", f"{name}/blobs/{config}")
-        if status != 200:
-            raise EnvrepoError(
-                f"registry {self.host}: GET {name} config {config} answered {status}"
-            )
+        with self._answers(f"GET {self.path(name)} config {config}"):
+            # Without size=True, pull_blob gives the chunks alone (checked against the digest).
+            blob = b"".join(cast(Iterable[bytes], self._repo(name).pull_blob(config)))
         image: dict[str, Any] = json.loads(blob)
         return image
 
     def add_tags(self, name: str, existing: str, tags: list[str]) -> str:
         """Put the manifest of `name:existing` under `tags` as well; its digest."""
-        found = self._manifest("GET", name, existing)
+        found = self._manifest(name, existing)
         if found is None:
-            raise EnvrepoError(f"registry {self.host}: {name}:{existing} is not there")
-        headers, body = found
-        content_type = headers.get("Content-Type", MANIFEST_TYPES.split(", ")[0])
+            raise EnvrepoError(f"registry {self.host}: {self.path(name)}:{existing} is not there")
+        body, digest = found
         for tag in tags:
-            put, _, _ = self._request(
-                "PUT",
-                f"{name}/manifests/{urllib.parse.quote(tag)}",
-                data=body,
-                headers={"Content-Type": content_type},
-            )
-            if put not in (200, 201):
-                raise EnvrepoError(f"registry {self.host}: tagging {name}:{tag} answered {put}")
-        return headers.get("Docker-Content-Digest", "")
+            with self._answers(f"tagging {self.path(name)}:{tag}"):
+                self._repo(name).set_manifest(tag, body)
+        return digest
 
 
-def connect(host: str) -> Registry:
-    """The registry at `host`, with the credentials meant for it."""
-    return Registry(host, credentials(host))
+def _reason(error: Exception) -> str:
+    """The innermost cause requests and urllib3 wrap an error in, short."""
+    while error.args and isinstance(error.args[0], Exception):
+        error = error.args[0]
+    text = str(getattr(error, "reason", None) or error)
+    return text.rsplit(": ", 1)[-1] if len(text) > 120 else text
+
+
+def connect(address: str, configured: str | None) -> Registry:
+    """The registry at `address`, with the credentials meant for its host; `configured` is
+    the repository's own registry (see `credentials`)."""
+    own = configured is not None and host_of(address) == host_of(configured)
+    return Registry(address, credentials(host_of(address), configured), own)

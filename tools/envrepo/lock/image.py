@@ -7,36 +7,25 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from envrepo.engine.registry import connect
+from envrepo.engine.registry import connect, split_reference
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.inputs.sources import LockInput
 from envrepo.lock.files import split
+from envrepo.lock.pip import Request
 from envrepo.repo.paths import read_inside
 from envrepo.repo.spec import Spec, python_agrees
 
-DOCKER_HUB = "registry-1.docker.io"
 PYTHON_LINE = "# python: "  # the base image's python, when its config says, under the reference
-
-
-def parse_reference(reference: str) -> tuple[str, str, str]:
-    """(registry host, repository, tag) of an image reference without a digest."""
-    first, _, rest = reference.partition("/")
-    if rest and ("." in first or ":" in first or first == "localhost"):
-        host, path = first, rest
-    else:
-        host, path = DOCKER_HUB, reference if rest else f"library/{reference}"
-    name, _, tag = path.rpartition(":") if ":" in path.rsplit("/", 1)[-1] else (path, "", "latest")
-    return host, name, tag
 
 
 def tool_version() -> str:
     return "registry API v2"
 
 
-def resolve(spec: Spec, item: LockInput, ancestors: Sequence[Spec], request: object = None) -> str:
+def resolve(spec: Spec, item: LockInput, ancestors: Sequence[Spec], request: Request) -> str:
     reference = spec.base.value
-    host, repository, tag = parse_reference(reference)
-    registry = connect(host)
+    host, repository, tag = split_reference(reference)
+    registry = connect(host, request.registry)
     architecture = spec.platforms[0].split("/", 1)[1]
     try:
         digest = registry.manifest_digest(repository, tag)

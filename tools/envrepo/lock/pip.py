@@ -39,6 +39,7 @@ class Request:
 
     upgrade_all: bool = False
     upgrade: tuple[str, ...] = ()
+    registry: str | None = None  # the repository's own registry: its credentials go only there
 
 
 @cache
