@@ -265,10 +265,11 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection
 
 @dataclass
 class RecordingProxy:
-    """A reverse proxy in front of a plain-HTTP registry at `target` that keeps the method,
-    path and Authorization header of every request it forwards."""
+    """A reverse proxy in front of the registry at `target` (over TLS with `tls`) that keeps
+    the method, path and Authorization header of every request it forwards."""
 
     target: str
+    tls: bool = False
     seen: list[tuple[str, str, str]] = field(default_factory=list)
 
     def handler(self) -> type[http.server.BaseHTTPRequestHandler]:
@@ -284,7 +285,13 @@ class RecordingProxy:
                 proxy.seen.append((self.command, self.path, self.headers.get("Authorization", "")))
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
-                upstream = http.client.HTTPConnection(proxy.target, timeout=60)
+                upstream = (
+                    http.client.HTTPSConnection(
+                        proxy.target, timeout=60, context=ssl._create_unverified_context()
+                    )
+                    if proxy.tls
+                    else http.client.HTTPConnection(proxy.target, timeout=60)
+                )
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
                 upstream.request(self.command, self.path, body=body, headers=headers)
                 answer = upstream.getresponse()

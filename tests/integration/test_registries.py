@@ -5,8 +5,10 @@ registry that must never see the first one's credentials."""
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,13 +17,14 @@ import pytest
 
 from registries import (
     Certificate,
+    RecordingProxy,
     RunningRegistry,
     TokenIssuer,
     serving,
     start_registry,
     token_block,
 )
-from support import CHILD, Built, forget_images, run_envrepo, write_files
+from support import CHILD, Built, forget_images, run_envrepo, tags_of, write_files
 
 USER = "builder"
 
@@ -30,6 +33,7 @@ USER = "builder"
 class TokenRegistry:
     registry: RunningRegistry
     issuer: TokenIssuer
+    user: str
     password: str
 
     @property
@@ -38,49 +42,56 @@ class TokenRegistry:
 
     def env(self, password: str | None = None) -> dict[str, str]:
         return {
-            "ENVREPO_REGISTRY_USERNAME": USER,
+            "ENVREPO_REGISTRY_USERNAME": self.user,
             "ENVREPO_REGISTRY_PASSWORD": self.password if password is None else password,
         }
 
     def push(self, image: str, repository: str, tag: str) -> None:
-        """`image` into this registry as `repository:tag`, pushed by the daemon with the
-        builder's credentials."""
+        """`image` into this registry as `repository:tag`, pushed by the daemon with this
+        registry's user, and then gone from the daemon by name and by digest, so that using it
+        means pulling it."""
         client = docker.from_env()
         reference = f"{self.host}/{repository}"
         client.images.get(image).tag(reference, tag)
         for chunk in client.images.push(
             reference,
             tag=tag,
-            auth_config={"username": USER, "password": self.password},
+            auth_config={"username": self.user, "password": self.password},
             stream=True,
             decode=True,
         ):
             assert "error" not in chunk, chunk
-        # Gone from the daemon by name and by digest, so that using it means pulling it.
         for name in client.images.get(f"{reference}:{tag}").attrs["RepoDigests"]:
             if name.startswith(f"{reference}@"):
                 client.images.remove(name)
         client.images.remove(f"{reference}:{tag}")
 
 
+@contextmanager
+def token_mode(folder: Path, user: str, public: tuple[str, ...]) -> Iterator[TokenRegistry]:
+    """The distribution registry in token mode over TLS; its token issuer grants `user` pull
+    and push everywhere, and anyone pull on the repositories under `public`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    signer = Certificate.make(folder, "signer")
+    tls = Certificate.make(folder, "tls")
+    password = f"pw-{secrets.token_hex(12)}"
+    issuer = TokenIssuer(signer, {user: password}, public)
+    with serving(issuer.handler(), tls) as realm:
+        running = start_registry(folder, token_block(realm, signer), tls)
+        try:
+            yield TokenRegistry(running, issuer, user, password)
+        finally:
+            running.stop()
+            forget_images(running.host)
+
+
 @pytest.fixture(scope="session")
 def token_registry(
     docker_ready: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TokenRegistry]:
-    """The distribution registry in token mode over TLS; its token issuer grants the builder
-    pull and push everywhere, and anyone pull on `public/`."""
-    folder = tmp_path_factory.mktemp("token-registry")
-    signer = Certificate.make(folder, "signer")
-    tls = Certificate.make(folder, "tls")
-    password = f"pw-{secrets.token_hex(12)}"
-    issuer = TokenIssuer(signer, {USER: password})
-    with serving(issuer.handler(), tls) as realm:
-        running = start_registry(folder, token_block(realm, signer), tls)
-        try:
-            yield TokenRegistry(running, issuer, password)
-        finally:
-            running.stop()
-            forget_images(running.host)
+    """The builder may pull and push; anyone may pull what is under `public/`."""
+    with token_mode(tmp_path_factory.mktemp("token-registry"), USER, ("public/",)) as running:
+        yield running
 
 
 def build_output(result: object) -> str:
@@ -152,3 +163,90 @@ def test_token_mode_anonymous_pull_where_allowed_and_one_line_where_not(
     built_open = run_envrepo("build", "open", cwd=scratch, env=anonymous)
     assert built_open.code == 0, built_open.err[-2000:]
     assert f"pulling {pinned}" in built_open.err
+
+
+def test_a_registry_with_a_path_finds_what_it_pushed_and_builds_nothing_twice(
+    built: Built, scratch: Path
+) -> None:
+    host = built.registry.host
+    address = f"{host}/team/sub"
+    first = run_envrepo("build", "--push", "--registry", address, cwd=scratch)
+    assert first.code == 0, first.err[-2000:]
+    assert any(t.startswith("h-") for t in tags_of(host, "team/sub/envrepo-bookworm"))
+    planned = run_envrepo("plan", "--format", "json", "--registry", address, cwd=scratch)
+    assert planned.code == 0, planned.err
+    assert json.loads(planned.out) == []
+    second = run_envrepo("build", "--push", "--registry", address, cwd=scratch)
+    assert second.code == 0, second.err[-2000:]
+    assert "0 built" in second.err
+    assert "pushed" not in second.err
+
+
+def write_helper(folder: Path, host: str, password: str) -> Path:
+    """A docker-credential-* program that holds the builder's credentials for `host` only, and
+    records every host it is asked about."""
+    helper = folder / "docker-credential-envrepotest"
+    asked = folder / "helper-asked"
+    helper.write_text(
+        "#!/bin/sh\n"
+        '[ "$1" = get ] || exit 1\n'
+        "read -r server\n"
+        f'echo "$server" >> {asked}\n'
+        f'if [ "$server" = "{host}" ]; then\n'
+        f'  echo \'{{"ServerURL": "{host}", "Username": "{USER}", "Secret": "{password}"}}\'\n'
+        "else\n"
+        "  echo 'credentials not found in native keychain'; exit 1\n"
+        "fi\n"
+    )
+    helper.chmod(0o755)
+    return asked
+
+
+def test_credentials_never_reach_another_host(
+    token_registry: TokenRegistry, built: Built, scratch: Path, tmp_path: Path
+) -> None:
+    """The configured registry's credentials (from the environment variables and from a
+    credential helper) go to it and to nothing else. The base image comes from a second
+    registry that lets anyone pull but challenges every client, as hosted registries do, so
+    a client holding credentials for it would send them: a recording proxy in front of it and
+    its token issuer see none."""
+    with token_mode(tmp_path / "other", "publisher", ("",)) as other:
+        other.push(str(built.record("envrepo-bookworm")["image"]), "proxied/debian", "12")
+        proxy = RecordingProxy(other.host, tls=True)
+        config = tmp_path / "docker-config"
+        config.mkdir()
+        (config / "config.json").write_text(json.dumps({"credsStore": "envrepotest"}))
+        asked = write_helper(tmp_path, token_registry.host, token_registry.password)
+        with serving(proxy.handler(), Certificate.make(tmp_path, "proxy")) as proxied:
+            write_files(
+                scratch,
+                {
+                    "environments/proxied/environment.yaml": (
+                        f"name: proxied\nbase:\n  image: {proxied}/proxied/debian:12\n"
+                        'python: "3.11"\nuser_managed: true\n'
+                    )
+                },
+            )
+            env = {
+                **token_registry.env(),
+                "DOCKER_CONFIG": str(config),
+                "PATH": f"{tmp_path}:{os.environ['PATH']}",
+                "ENVREPO_REGISTRY": token_registry.host,
+            }
+            locked = run_envrepo("lock", "proxied", cwd=scratch, env=env)
+            assert locked.code == 0, locked.err
+            pushed = run_envrepo("build", "proxied", "--push", cwd=scratch, env=env)
+            assert pushed.code == 0, pushed.err[-2000:]
+            # The helper alone (no variables) is enough for the configured registry.
+            only_helper = {k: v for k, v in env.items() if not k.startswith("ENVREPO_REGISTRY_")}
+            planned = run_envrepo("plan", "--format", "json", cwd=scratch, env=only_helper)
+            assert planned.code == 0, planned.err
+            assert "proxied" not in [p["name"] for p in json.loads(planned.out)]
+        seen_by_other = [user for user, _ in other.issuer.asked if user not in ("", other.user)]
+    assert any("/blobs/" in path for _, path, _ in proxy.seen), "the daemon pulled the base"
+    assert any(method == "HEAD" for method, _, _ in proxy.seen), "lock asked for the digest"
+    assert all(auth == "" or auth.startswith("Bearer ") for _, _, auth in proxy.seen)
+    assert seen_by_other == [], "the other registry's issuer was sent credentials"
+    assert any(user == "" and "proxied" in scope for user, scope in other.issuer.asked)
+    assert token_registry.host in asked.read_text().split()
+    assert any(user == USER and "proxied" in scope for user, scope in token_registry.issuer.asked)

@@ -120,7 +120,7 @@ class Builder:
         self.untagged: str | None = None
 
     def repository(self, name: str) -> str:
-        return naming.repository(self.settings.registry.host, name)
+        return naming.repository(self.settings.registry.address, name)
 
     def build(self, locked: Locked) -> BuildRecord:
         spec, spec_hash = locked.spec, locked.spec_hash
@@ -143,7 +143,7 @@ class Builder:
             self.refs[spec.name] = (
                 f"{repo}@{digest}"
                 if digest
-                else naming.by_hash(self.settings.registry.host, spec.name, spec_hash)
+                else naming.by_hash(self.settings.registry.address, spec.name, spec_hash)
             )
             self.durations["total"] = round(time.monotonic() - started, 2)
             tags = self._tags(locked)
@@ -238,7 +238,7 @@ class Builder:
         """Built on this machine before: the same hash is the same image. Its tests ran before
         when its record says this image passed these tests."""
         spec = locked.spec
-        reference = naming.by_hash(self.settings.registry.host, spec.name, locked.spec_hash)
+        reference = naming.by_hash(self.settings.registry.address, spec.name, locked.spec_hash)
         image = self.engine.image(reference)
         if image is None:
             return None
