@@ -24,7 +24,15 @@ from registries import (
     start_registry,
     token_block,
 )
-from support import CHILD, Built, forget_images, run_envrepo, tags_of, write_files
+from support import (
+    CHILD,
+    Built,
+    RepoMaker,
+    forget_images,
+    run_envrepo,
+    tags_of,
+    write_files,
+)
 
 USER = "builder"
 
@@ -250,3 +258,20 @@ def test_credentials_never_reach_another_host(
     assert any(user == "" and "proxied" in scope for user, scope in other.issuer.asked)
     assert token_registry.host in asked.read_text().split()
     assert any(user == USER and "proxied" in scope for user, scope in token_registry.issuer.asked)
+
+
+def test_a_malformed_docker_config_entry_stops_plan_with_one_line(
+    make_repo: RepoMaker, tmp_path: Path
+) -> None:
+    root = make_repo("")
+    config = tmp_path / "docker-config"
+    config.mkdir()
+    (config / "config.json").write_text(json.dumps({"auths": {"127.0.0.1:9": {"auth": "%%%"}}}))
+    result = run_envrepo(
+        "plan", "--registry", "127.0.0.1:9/team", cwd=root, env={"DOCKER_CONFIG": str(config)}
+    )
+    assert result.code == 2
+    assert result.err.splitlines() == [
+        f"{config / 'config.json'}: auths.127.0.0.1:9.auth: is not base64, not base64 of "
+        "user:password; run docker login 127.0.0.1:9 again"
+    ]
