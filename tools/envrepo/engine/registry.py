@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import ssl
-import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,7 +24,6 @@ import requests
 import requests.exceptions
 from dxf import DXF, DXFBase
 from dxf import exceptions as dxf_errors
-from urllib3.exceptions import InsecureRequestWarning
 
 from envrepo.engine.credentials import Credentials, credentials, host_of
 from envrepo.errors import EnvrepoError
@@ -70,17 +69,21 @@ def ca_bundle() -> str | bool:
 
 
 def _speaks_tls(host: str) -> bool:
+    """Whether `host` completes a TLS handshake: a bare one, with no CA bundle to load,
+    since such a host's certificate is not checked anyway (see is_insecure)."""
+    name, _, port = host.rpartition(":") if host.count(":") == 1 else (host, "", "443")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
     try:
-        with warnings.catch_warnings():
-            # Not checking the certificate is the point for such a host (see is_insecure).
-            warnings.simplefilter("ignore", InsecureRequestWarning)
-            requests.get(f"https://{host}/v2/", verify=False, timeout=TIMEOUT)
-    except requests.exceptions.SSLError:
+        with (
+            socket.create_connection((name.strip("[]"), int(port or 443)), timeout=TIMEOUT) as raw,
+            context.wrap_socket(raw),
+        ):
+            return True
+    except (OSError, ValueError):
+        # No TLS there, or nothing at all: plain HTTP, whose failure then says so.
         return False
-    except requests.exceptions.RequestException:
-        # Nothing answers at all: plain HTTP, whose failure then says so.
-        return False
-    return True
 
 
 @dataclass
