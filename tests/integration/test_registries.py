@@ -20,6 +20,7 @@ from registries import (
     RecordingProxy,
     RunningRegistry,
     TokenIssuer,
+    htpasswd_block,
     serving,
     start_registry,
     token_block,
@@ -275,3 +276,58 @@ def test_a_malformed_docker_config_entry_stops_plan_with_one_line(
         f"{config / 'config.json'}: auths.127.0.0.1:9.auth: is not base64, not base64 of "
         "user:password; run docker login 127.0.0.1:9 again"
     ]
+
+
+@pytest.mark.parametrize("tls", [True, False], ids=["tls", "plain-http"])
+def test_basic_auth_over_tls_and_never_over_plain_http(
+    make_repo: RepoMaker, tmp_path: Path, tls: bool
+) -> None:
+    """A registry with htpasswd (Basic) auth: the right credentials are taken, wrong ones are
+    one line naming the host; over plain HTTP no credentials are sent at all."""
+    root = make_repo("")
+    digest = "sha256:" + "ab" * 32
+    write_files(
+        root,
+        {"environments/one/environment.yaml": f"name: one\nbase: {{image: x@{digest}}}\n"},
+    )
+    folder = tmp_path / "basic"
+    folder.mkdir()
+    password = f"pw-{secrets.token_hex(8)}"
+    certificate = Certificate.make(folder, "tls") if tls else None
+    running = start_registry(folder, htpasswd_block(folder, {USER: password}), certificate)
+    try:
+        env = {"ENVREPO_REGISTRY_USERNAME": USER, "DOCKER_CONFIG": str(tmp_path / "none")}
+        right = run_envrepo(
+            "plan",
+            "--format",
+            "json",
+            "--registry",
+            running.host,
+            cwd=root,
+            env={**env, "ENVREPO_REGISTRY_PASSWORD": password},
+        )
+        wrong = run_envrepo(
+            "plan",
+            "--registry",
+            running.host,
+            cwd=root,
+            env={**env, "ENVREPO_REGISTRY_PASSWORD": "not-it"},
+        )
+    finally:
+        running.stop()
+    if tls:
+        assert right.code == 0, right.err
+        assert [p["name"] for p in json.loads(right.out)] == ["one"]
+        assert wrong.code == 2
+        assert wrong.err.splitlines() == [
+            f"registry {running.host}: the credentials for {running.host} were refused (401); "
+            f"check them: docker login {running.host}, or set ENVREPO_REGISTRY_USERNAME and "
+            "ENVREPO_REGISTRY_PASSWORD"
+        ]
+    else:
+        for result in (right, wrong):
+            assert result.code == 2
+            assert result.err.splitlines() == [
+                f"registry {running.host}: asks for credentials over plain HTTP, and envrepo "
+                "sends them only over HTTPS; serve it with TLS"
+            ]
