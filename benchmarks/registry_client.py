@@ -139,7 +139,9 @@ def main() -> None:
     parser.add_argument("--checks", type=int, default=50)
     args = parser.parse_args()
     print(f"machine: {platform.node()}, {os.cpu_count()} cores, python {platform.python_version()}")
-    print(f"{args.checks} manifest HEADs each, half of a tag that is there, half of one that is not")
+    print(
+        f"{args.checks} manifest HEADs each, half of a tag that is there, half of one that is not"
+    )
     with tempfile.TemporaryDirectory(prefix="envrepo-bench-") as scratch, ExitStack() as stack:
         folder = Path(scratch)
         signer = Certificate.make(folder, "signer")
