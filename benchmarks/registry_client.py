@@ -32,15 +32,14 @@ from common import PROJECT
 
 sys.path.insert(0, str(PROJECT / "tests"))
 
-from registries import (  # noqa: E402
+from envrepo.engine.registry import Registry
+from registries import (
     Certificate,
     TokenIssuer,
     serving,
     start_registry,
     token_block,
 )
-
-from envrepo.engine.registry import Registry  # noqa: E402
 
 USER, PASSWORD = "bench", "bench-password"
 NAME = "bench/tiny"
