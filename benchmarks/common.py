@@ -1,11 +1,10 @@
-"""What the benchmark scripts share: timing a command, a free loopback port, a copy of the
-curated tree to work on."""
+"""What the benchmark scripts share: timing a command, a copy of the curated tree to work on,
+the tests' registries."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,9 @@ from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+# The tests' registries (tests/registries.py): the real distribution registry, started from
+# the project's config template, plain or in token mode.
+sys.path.insert(0, str(PROJECT / "tests"))
 
 
 def run_timed(command: Sequence[str], cwd: Path, env: dict[str, str]) -> float:
@@ -28,12 +30,6 @@ def run_timed(command: Sequence[str], cwd: Path, env: dict[str, str]) -> float:
             f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout}{done.stderr[-3000:]}"
         )
     return elapsed
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def curated_copy(target: Path) -> Path:

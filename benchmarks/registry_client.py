@@ -28,9 +28,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
-from common import PROJECT
-
-sys.path.insert(0, str(PROJECT / "tests"))
+import common  # noqa: F401  (puts the tests' registries on the path)
 
 from envrepo.engine.registry import Registry
 from registries import (

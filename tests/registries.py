@@ -271,6 +271,23 @@ class RecordingProxy:
     target: str
     tls: bool = False
     seen: list[tuple[str, str, str]] = field(default_factory=list)
+    # With hold_uploads, a blob upload's last request waits at the door for `release`;
+    # `held` says one does.
+    hold_uploads: bool = False
+    held: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+
+    def body(self, handler: http.server.BaseHTTPRequestHandler) -> bytes | None:
+        """The request's body, whole (chunked or not)."""
+        if handler.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            parts = []
+            while size := int(handler.rfile.readline().split(b";")[0], 16):
+                parts.append(handler.rfile.read(size))
+                handler.rfile.readline()
+            handler.rfile.readline()
+            return b"".join(parts)
+        length = int(handler.headers.get("Content-Length") or 0)
+        return handler.rfile.read(length) if length else None
 
     def handler(self) -> type[http.server.BaseHTTPRequestHandler]:
         proxy = self
@@ -283,8 +300,10 @@ class RecordingProxy:
 
             def forward(self) -> None:
                 proxy.seen.append((self.command, self.path, self.headers.get("Authorization", "")))
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
+                body = proxy.body(self)
+                if proxy.hold_uploads and self.command == "PUT" and "/blobs/uploads/" in self.path:
+                    proxy.held.set()
+                    proxy.release.wait(300)
                 upstream = (
                     http.client.HTTPSConnection(
                         proxy.target, timeout=60, context=ssl._create_unverified_context()
@@ -293,6 +312,8 @@ class RecordingProxy:
                     else http.client.HTTPConnection(proxy.target, timeout=60)
                 )
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+                if body is not None:
+                    headers["Content-Length"] = str(len(body))
                 upstream.request(self.command, self.path, body=body, headers=headers)
                 answer = upstream.getresponse()
                 content = answer.read()

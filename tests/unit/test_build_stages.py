@@ -366,3 +366,24 @@ def test_a_damaged_cached_layer_is_made_again_with_a_warning(
     ]
     assert again.made and again.diff_id == first.diff_id
     assert again.diff_id == "sha256:" + hashlib.sha256(again.path.read_bytes()).hexdigest()
+
+
+def test_a_layer_is_compressed_once_to_a_gzip_that_gives_it_back(tmp_path: Path) -> None:
+    import gzip
+    import io
+
+    from envrepo.build import blobs
+
+    tar = tmp_path / "layer.tar"
+    tar.write_bytes(os.urandom(3 << 20) + bytes(2 << 20))
+    diff_id = "sha256:" + hashlib.sha256(tar.read_bytes()).hexdigest()
+    made = blobs.of_layer(diff_id, tar, print)
+    assert gzip.decompress(made.path.read_bytes()) == tar.read_bytes()
+    assert made.digest == "sha256:" + hashlib.sha256(made.path.read_bytes()).hexdigest()
+    assert made.size == made.path.stat().st_size < tar.stat().st_size
+    assert blobs.of_layer(diff_id, tar, print) == made  # kept: the same file, not made again
+    assert blobs.compress(diff_id, io.BytesIO(b"another layer"), print) is None
+    made.path.write_bytes(b"damaged")
+    warnings: list[str] = []
+    assert blobs.cached(diff_id, warnings.append) is None
+    assert "does not match its recorded digest" in warnings[0]

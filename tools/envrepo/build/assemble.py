@@ -14,6 +14,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from envrepo.build.blobs import keep_config
 from envrepo.build.layers import Layer
 from envrepo.engine.docker import Docker
 
@@ -112,6 +113,7 @@ def load_image(
     after a one-pin change, that is the changed layer and those above it.
     """
     body = json.dumps(config, sort_keys=True).encode()
+    keep_config(body)
     image_id = hashlib.sha256(body).hexdigest()
     paths = [f"{diff.split(':', 1)[1]}/layer.tar" for diff in config["rootfs"]["diff_ids"]]
     manifest = [{"Config": f"{image_id}.json", "RepoTags": None, "Layers": paths}]

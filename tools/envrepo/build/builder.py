@@ -9,14 +9,16 @@ import datetime
 import json
 import os
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from envrepo.build import bases, naming
+from envrepo.build import bases, blobs, naming
 from envrepo.build import plan as planning
 from envrepo.build.assemble import environment, image_config, load_image, present_chains
 from envrepo.build.bytecode import compile_staged
@@ -26,7 +28,7 @@ from envrepo.build.stage import bytecode_jobs, packages, stage
 from envrepo.build.stage_conda import stage_conda
 from envrepo.engine.credentials import credentials
 from envrepo.engine.docker import Docker, ImageInfo, Log
-from envrepo.engine.registry import Registry, connect, split_reference
+from envrepo.engine.registry import Registry, Upload, connect, split_reference
 from envrepo.errors import EnvrepoError, ExitCode, Problem, internal_error
 from envrepo.hashing import hash_environments
 from envrepo.lock.locked import Locked, read_locked
@@ -82,6 +84,9 @@ class Settings:
     # image is not what the commit holds, so it gets no sha- tag.
     dirty: frozenset[str]
     source: str | None
+    specs: Mapping[
+        str, Spec
+    ]  # every environment: an image's ancestors' repositories hold its base layers
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,9 @@ class Found:
     digest: str | None = None
     results: tuple[Tests, dict[str, str]] | None = None
     size: int | None = None
+    # The layer tars envrepo made or had for an image built now, by diff ID: its push
+    # compresses those, not what the daemon would export.
+    tars: Mapping[str, Path] = field(default_factory=dict)
 
 
 def _now() -> str:
@@ -137,8 +145,9 @@ class Builder:
                     or self._here(locked, tested, log)
                     or self._build_now(locked, log)
                 )
-                found, tests, packages_ = self._check(locked, found, log_path, log)
-                digest = self._tag_and_push(locked, found, tested, log)
+                with self._uploading(locked, found, log) as uploading:
+                    found, tests, packages_ = self._check(locked, found, log_path, log)
+                    digest = self._tag_and_push(locked, found, tested, uploading, log)
             repo = self.repository(spec.name)
             self.refs[spec.name] = (
                 f"{repo}@{digest}"
@@ -286,7 +295,7 @@ class Builder:
                 image_id = load_image(self.engine, config, layers, present)
                 self.untagged = image_id
             log(f"assembled {image_id[:19]} on {base_ref}")
-        return Found("built", local=image_id)
+        return Found("built", local=image_id, tars={layer.diff_id: layer.path for layer in layers})
 
     def _layers(self, locked: Locked, base: ImageInfo, context: Path, log: Log) -> list[Layer]:
         """The layers the environment adds to its base: the venv's skeleton, the conda
@@ -395,30 +404,97 @@ class Builder:
         image = self.engine.image(local)
         return replace(found, local=local, size=image.size if image else None), tests, installed
 
-    def _tag_and_push(self, locked: Locked, found: Found, tested: str, log: Log) -> str | None:
+    @contextmanager
+    def _uploading(
+        self, locked: Locked, found: Found, log: Log
+    ) -> Iterator[Future[Uploaded] | None]:
+        """The image's blobs go up while its tests run, when it is pushed and the registry
+        lacks it. Should the tests fail or the build stop, the uploads stop too and no tag is
+        written: the blobs that made it are found by the next push."""
+        if not self.settings.push or found.digest is not None or found.local is None:
+            yield None
+            return
+        stop = threading.Event()
+        with ThreadPoolExecutor(1) as background:
+            uploading = background.submit(self._upload, locked, found.local, found.tars, stop, log)
+            try:
+                yield uploading
+            except BaseException:
+                stop.set()
+                with suppress(Exception):
+                    uploading.result()
+                raise
+
+    def _upload(
+        self,
+        locked: Locked,
+        image_id: str,
+        tars: Mapping[str, Path],
+        stop: threading.Event,
+        log: Log,
+    ) -> Uploaded:
+        """Every blob of the image in the registry, from envrepo's own layers, compressed once
+        and kept: what the registry has is skipped, what an ancestor's repository has is
+        mounted."""
+        with self._timed("upload"):
+            image = self.engine.image(image_id)
+            if image is None:
+                raise EnvrepoError(f"image {image_id[:19]} went away before its push; build again")
+            config, layers = blobs.image_blobs(self.engine, image_id, image.layers, tars, log)
+            name = locked.spec.name
+            ancestors = [spec.name for spec in graph.ancestors(name, self.settings.specs)]
+            done = Uploaded(
+                Upload(image_id, len(config), blobs.config_path(image_id), blobs.CONFIG_TYPE),
+                [Upload(b.digest, b.size, b.path, blobs.LAYER_TYPE) for b in layers],
+            )
+            count = self.settings.registry.put_blobs(
+                name, [done.config, *done.layers], ancestors, stop
+            )
+        log(f"uploaded {count} of {len(done.layers) + 1} blobs; the registry had the rest")
+        return done
+
+    def _tag_and_push(
+        self,
+        locked: Locked,
+        found: Found,
+        tested: str,
+        uploading: Future[Uploaded] | None,
+        log: Log,
+    ) -> str | None:
         """Every tag of the build on the image, and (when pushing) in the registry with the
-        tag that says these tests passed on it. The manifest digest, when the image is in the
-        registry."""
+        tag that says these tests passed on it, written after its blobs. The manifest digest,
+        when the image is in the registry."""
         registry = self.settings.registry
         name = locked.spec.name
         tags = self._tags(locked)
         repo = self.repository(name)
+        digest = None
+        if uploading is not None:
+            with self._timed("push"):
+                done = uploading.result()
+                all_tags = [*tags, naming.tested_tag(tested)]
+                digest = registry.put_manifest(
+                    name, done.config, done.layers, blobs.MANIFEST_TYPE, all_tags
+                )
+            log(f"pushed {repo}:{','.join(all_tags)}")
+        elif self.settings.push:
+            assert found.digest is not None  # found in the registry
+            rest = [*tags[1:], naming.tested_tag(tested)]
+            digest = registry.add_tags(name, tags[0], rest) or found.digest
+        # Here too, the tags come after everything else has succeeded.
         if found.local is not None:
             for tag in tags:
                 self.engine.tag(found.local, repo, tag)
             self.untagged = None
-        if not self.settings.push:
-            return None
-        digest = found.digest
-        if digest is None:
-            with self._timed("push"):
-                for tag in tags:
-                    digest = self.engine.push(repo, tag, self._auth(repo))
-                    log(f"pushed {repo}:{tag}")
-            rest = [naming.tested_tag(tested)]
-        else:
-            rest = [*tags[1:], naming.tested_tag(tested)]
-        return registry.add_tags(name, tags[0], rest) or digest
+        return digest
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    """An image's blobs, in the registry."""
+
+    config: Upload
+    layers: list[Upload]
 
 
 @dataclass
@@ -489,6 +565,7 @@ def build_environments(catalog: Catalog, request: Request, echo: Log) -> Outcome
         commit=git.head_commit(root),
         dirty=dirty,
         source=os.environ.get("ENVREPO_SOURCE_URL"),
+        specs=catalog.specs,
     )
     builder = Builder(Docker(), settings, echo)
     outcome = Outcome()

@@ -129,15 +129,16 @@ def _files(key: str) -> tuple[Path, Path]:
     return folder / f"{key}.tar", folder / f"{key}.sha256"
 
 
-def _record(marker: Path, digest: str, path: Path) -> None:
+def record(marker: Path, digest: str, path: Path) -> None:
     """Keep `digest` with the size and mtime the tar had when it was last found whole."""
     status = path.stat()
     marker.write_text(f"{digest} {status.st_size} {status.st_mtime_ns}\n")
 
 
-def _intact(path: Path, marker: Path) -> bool:
-    """Whether the tar still is what its marker records: trusted while its size and mtime are
-    what they were when it was last hashed, hashed again otherwise."""
+def intact(path: Path, marker: Path) -> bool:
+    """Whether the file (a layer tar, a compressed blob) still is what its marker records:
+    trusted while its size and mtime are what they were when it was last hashed, hashed again
+    otherwise."""
     try:
         digest, *seen = marker.read_text().split()
         status = path.stat()
@@ -151,7 +152,7 @@ def _intact(path: Path, marker: Path) -> bool:
             actual.update(chunk)
     if actual.hexdigest() != digest:
         return False
-    _record(marker, digest, path)
+    record(marker, digest, path)
     return True
 
 
@@ -159,7 +160,7 @@ def is_cached(key: str, log: Log) -> bool:
     """Whether the layer for `key` is made and whole; a damaged one (truncated, changed) is
     dropped with a warning, so that it is made again."""
     path, marker = _files(key)
-    if _intact(path, marker):
+    if intact(path, marker):
         return True
     if path.exists() or marker.exists():
         log(f"warning: the layer cache's {path} does not match its recorded digest; made again")
@@ -209,7 +210,7 @@ def _finish(key: str, created_by: str, make: Callable[[IO[bytes]], None], log: L
             sink = _Hashing(handle)
             make(cast(IO[bytes], sink))  # a writable file, as tarfile needs
         partial.replace(path)
-        _record(marker, sink.digest.hexdigest(), path)
+        record(marker, sink.digest.hexdigest(), path)
     finally:
         partial.unlink(missing_ok=True)
     return Layer(path, f"sha256:{sink.digest.hexdigest()}", sink.written, created_by, made=True)

@@ -4,6 +4,8 @@ removed whatever happens, Ctrl-C included; an engine error reaches the caller as
 from __future__ import annotations
 
 import io
+import itertools
+import os
 import posixpath
 import subprocess
 import tarfile
@@ -11,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import IO, Any
 
 import docker
 import docker.errors
@@ -23,6 +25,8 @@ from envrepo.errors import EnvrepoError
 Log = Callable[[str], None]
 Mounts = Mapping[str, Mapping[str, str]]
 RUN_TIMEOUT = 600
+_CONTAINERS = itertools.count()
+COPY_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,27 @@ class ImageInfo:
     def size(self) -> int | None:
         size = self.attrs.get("Size")
         return int(size) if size is not None else None
+
+
+class _Chunks(io.RawIOBase):
+    """A stream of byte chunks read as a file."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self.chunks = chunks
+        self.left = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self.left:
+            self.left = next(self.chunks, b"")
+            if not self.left:
+                return 0
+        size = min(len(buffer), len(self.left))
+        buffer[:size] = self.left[:size]
+        self.left = self.left[size:]
+        return size
 
 
 def _explain(error: docker.errors.DockerException) -> str:
@@ -89,19 +114,6 @@ class Docker:
             ) from None
         return ImageInfo(str(found.id), found.attrs)
 
-    def push(self, repository: str, tag: str, auth: Mapping[str, str] | None) -> str:
-        """Push `repository:tag`; the manifest digest the registry answered."""
-        digest = ""
-        chunks = self.client.images.push(
-            repository, tag=tag, auth_config=dict(auth) if auth else None, stream=True, decode=True
-        )
-        for chunk in chunks:
-            if "error" in chunk:
-                raise EnvrepoError(f"push of {repository}:{tag} failed: {chunk['error'].strip()}")
-            if "aux" in chunk and "Digest" in chunk["aux"]:
-                digest = chunk["aux"]["Digest"]
-        return digest
-
     def build(self, folder: Path, dockerfile: str, tag: str, log: Log) -> str:
         """`docker build` of `folder` with the network off; the image ID."""
         image_id = None
@@ -144,6 +156,14 @@ class Docker:
                 "was read (the layer cache was removed?); build again"
             ) from None
 
+    def save(self, image: str) -> IO[bytes]:
+        """`docker save` of `image`: a tar archive to read once, front to back."""
+        try:
+            chunks = self.client.api.get_image(image, chunk_size=COPY_CHUNK)
+        except docker.errors.APIError as error:
+            raise EnvrepoError(f"docker save of {image[:19]} failed: {_explain(error)}") from None
+        return io.BufferedReader(_Chunks(iter(chunks)), COPY_CHUNK)
+
     def import_folder(self, folder: Path, tag: str, mtime: int) -> None:
         """`docker import` of a root filesystem in `folder` as `tag`: a tar with its entries
         sorted, owned by root and no newer than `mtime`, so that the same files give the same
@@ -178,10 +198,17 @@ class Docker:
 
     @contextmanager
     def _container(self, **options: Any) -> Iterator[Container]:
+        # A name of its own: a Ctrl-C that lands while the daemon makes the container, before
+        # its ID is back, still finds it to remove.
+        name = f"envrepo-{os.getpid()}-{next(_CONTAINERS)}"
         try:
-            container = self.client.containers.create(**options)
+            container = self.client.containers.create(name=name, **options)
         except docker.errors.APIError as error:
             raise EnvrepoError(f"a container cannot be made: {_explain(error)}") from None
+        except BaseException:
+            with suppress(docker.errors.DockerException, requests.exceptions.RequestException):
+                self.client.api.remove_container(name, force=True)
+            raise
         try:
             yield container
         finally:

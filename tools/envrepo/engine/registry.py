@@ -10,11 +10,14 @@ Credentials go over HTTPS only."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
 import ssl
-from collections.abc import Callable, Iterable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +32,8 @@ from envrepo.engine.credentials import Credentials, credentials, host_of
 from envrepo.errors import EnvrepoError
 
 TIMEOUT = 10
+UPLOADS = 4  # blobs uploaded at once: measured, four keep a loopback registry busy
+UPLOAD_CHUNK = 1 << 20
 INSECURE = "ENVREPO_INSECURE_REGISTRIES"
 
 
@@ -224,6 +229,61 @@ class Registry:
         image: dict[str, Any] = json.loads(blob)
         return image
 
+    def _put_blob(
+        self, name: str, blob: Upload, sources: Sequence[str], stop: threading.Event | None
+    ) -> bool:
+        """Make `blob` part of repository `name`: nothing when it is there, mounted from a
+        repository of `sources` that has it, uploaded otherwise. Whether it was uploaded."""
+        repo = self._repo(name)
+        with self._answers(f"HEAD {self.path(name)} blob {blob.digest[:19]}"):
+            try:
+                repo.blob_size(blob.digest)
+                return False
+            except requests.exceptions.HTTPError as error:
+                if error.response is None or error.response.status_code != 404:
+                    raise
+        for source in sources:
+            try:
+                with self._answers(f"mounting {blob.digest[:19]} from {self.path(source)}"):
+                    repo.mount_blob(self.path(source), blob.digest)
+                return False
+            except (EnvrepoError, dxf_errors.DXFMountFailed):
+                continue
+        with self._answers(f"uploading {blob.digest[:19]} to {self.path(name)}"):
+            repo.push_blob(data=_chunks(blob.path, stop), digest=blob.digest, check_exists=False)
+        return True
+
+    def put_blobs(
+        self,
+        name: str,
+        blobs: Sequence[Upload],
+        sources: Sequence[str] = (),
+        stop: threading.Event | None = None,
+    ) -> int:
+        """Make `blobs` part of repository `name`, several at a time: what it has is skipped,
+        what a repository of `sources` has is mounted, the rest uploaded. How many were
+        uploaded. Setting `stop` ends the uploads at their next chunk."""
+        unique = list({blob.digest: blob for blob in blobs}.values())
+        with ThreadPoolExecutor(UPLOADS) as pool:
+            done = pool.map(lambda blob: self._put_blob(name, blob, sources, stop), unique)
+            return sum(done)
+
+    def put_manifest(
+        self,
+        name: str,
+        config: Upload,
+        layers: Sequence[Upload],
+        media_type: str,
+        tags: Sequence[str],
+    ) -> str:
+        """The image's manifest (its blobs are there) under each of `tags` in order; its
+        digest. Written last, so that a tag only ever names a whole image."""
+        body = _manifest_body(config, layers, media_type)
+        for tag in tags:
+            with self._answers(f"tagging {self.path(name)}:{tag}"):
+                self._repo(name).set_manifest(tag, body)
+        return "sha256:" + hashlib.sha256(body.encode()).hexdigest()
+
     def add_tags(self, name: str, existing: str, tags: list[str]) -> str:
         """Put the manifest of `name:existing` under `tags` as well; its digest."""
         found = self._manifest(name, existing)
@@ -234,6 +294,43 @@ class Registry:
             with self._answers(f"tagging {self.path(name)}:{tag}"):
                 self._repo(name).set_manifest(tag, body)
         return digest
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A blob on disk to put in the registry, by the digest and size it has there."""
+
+    digest: str
+    size: int
+    path: Path
+    media_type: str
+
+
+class Stopped(Exception):
+    """An upload ended on purpose (Ctrl-C, a failed test): the registry keeps no tag of it."""
+
+
+def _chunks(path: Path, stop: threading.Event | None) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        while chunk := handle.read(UPLOAD_CHUNK):
+            if stop is not None and stop.is_set():
+                raise Stopped
+            yield chunk
+
+
+def _manifest_body(config: Upload, layers: Sequence[Upload], media_type: str) -> str:
+    def descriptor(blob: Upload) -> dict[str, object]:
+        return {"mediaType": blob.media_type, "size": blob.size, "digest": blob.digest}
+
+    return json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": media_type,
+            "config": descriptor(config),
+            "layers": [descriptor(layer) for layer in layers],
+        },
+        indent=3,
+    )
 
 
 def _reason(error: Exception) -> str:
