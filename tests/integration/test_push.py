@@ -6,9 +6,19 @@ import os
 import signal
 import subprocess
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 from registries import RecordingProxy, serving
-from support import CHILD, Built, envrepo_command, run_envrepo, tags_of, write_files
+from support import (
+    CHILD,
+    Built,
+    envrepo_command,
+    make_wheel,
+    run_envrepo,
+    tags_of,
+    with_private_wheel,
+    write_files,
+)
 
 
 def test_an_interrupted_push_leaves_no_tag_and_the_next_build_completes_it(
@@ -41,3 +51,43 @@ def test_an_interrupted_push_leaves_no_tag_and_the_next_build_completes_it(
     assert again.code == 0, again.err[-2000:]
     assert {"latest"} < set(tags_of(host, name))
     assert any(tag.startswith("t-") for tag in tags_of(host, name))
+
+
+def test_a_second_environment_takes_shared_layers_from_the_registry_with_empty_caches(
+    built: Built, scratch: Path, tmp_path: Path
+) -> None:
+    """The second environment shares a package with the first, already pushed: on a machine
+    with empty caches it neither makes that layer nor uploads any blob a second time."""
+    shared = make_wheel(tmp_path / "wheels", "sharedpkg", "1.0")
+    own = make_wheel(tmp_path / "wheels", "ownpkg", "1.0")
+    with_private_wheel(scratch, "first", shared, CHILD.format(name="first"))
+    write_files(
+        scratch,
+        {
+            "environments/second/environment.yaml": CHILD.format(name="second")
+            + "wheels: wheels\n",
+            f"environments/second/wheels/{shared.name}": shared.read_bytes(),
+            f"environments/second/wheels/{own.name}": own.read_bytes(),
+        },
+    )
+    assert run_envrepo("lock", "second", cwd=scratch).code == 0
+    proxy = RecordingProxy(built.registry.host)
+    with serving(proxy.handler(), None) as proxied:
+        first = run_envrepo("build", "first", "--push", "--registry", proxied, cwd=scratch)
+        assert first.code == 0, first.err[-2000:]
+        empty = {"XDG_CACHE_HOME": str(tmp_path / "empty"), "UV_CACHE_DIR": str(tmp_path / "uv")}
+        second = run_envrepo(
+            "build", "second", "--push", "--registry", proxied, cwd=scratch, env=empty
+        )
+    assert second.code == 0, second.err[-2000:]
+    made = [line for line in second.err.splitlines() if " made  " in line]
+    assert any("install ownpkg-1.0" in line for line in made), second.err
+    assert not any("install sharedpkg-1.0" in line for line in made), second.err
+    assert "1 of 2 layers to make are in the registry already: downloaded" in second.err
+    uploads = [
+        parse_qs(urlsplit(path).query)["digest"][0]
+        for method, path, _ in proxy.seen
+        if method == "PUT" and "/blobs/uploads/" in path
+    ]
+    assert uploads, "the first build uploaded its blobs through the proxy"
+    assert sorted(uploads) == sorted(set(uploads)), "a blob was uploaded twice"

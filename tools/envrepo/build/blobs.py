@@ -86,6 +86,15 @@ def compress(diff_id: str, source: IO[bytes], log: Log) -> Blob | None:
     return Blob(path, f"sha256:{written.hexdigest()}", size, diff_id)
 
 
+def keep_blob(blob: Blob, log: Log) -> Blob:
+    """A compressed layer made elsewhere (downloaded from the registry, its digest checked on
+    the way) moved into the cache."""
+    path, marker = _files(blob.diff_id)
+    blob.path.replace(path)
+    record(marker, blob.digest.removeprefix("sha256:"), path)
+    return Blob(path, blob.digest, blob.size, blob.diff_id)
+
+
 def of_layer(diff_id: str, tar: Path, log: Log) -> Blob:
     """The compressed form of the layer tar `tar`, made once."""
     found = cached(diff_id, log)
@@ -165,10 +174,13 @@ def image_blobs(
     diff_ids: list[str],
     tars: Mapping[str, Path],
     log: Log,
-) -> tuple[bytes, list[Blob]]:
-    """The config and the compressed layers of image `image_id`: from the cache, made from
-    the layer tars envrepo holds (`tars`, by diff ID), and for the rest read from the daemon."""
+    known: Collection[str] = (),
+) -> tuple[bytes, dict[str, Blob]]:
+    """The config and the compressed layers of image `image_id` but those `known` to be in
+    the registry: from the cache, made from the layer tars envrepo holds (`tars`, by diff
+    ID), and for the rest read from the daemon."""
     blobs: dict[str, Blob] = {}
+    diff_ids = [d for d in diff_ids if d not in known]
     for diff_id in diff_ids:
         found = cached(diff_id, log)
         if found is None and diff_id in tars:
@@ -186,4 +198,4 @@ def image_blobs(
                 )
             blobs[diff_id] = found
     config = config_path(image_id).read_bytes()
-    return config, [blobs[d] for d in diff_ids]
+    return config, blobs

@@ -11,14 +11,14 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from envrepo.build import bases, blobs, naming
+from envrepo.build import bases, blobs, naming, shared_layers
 from envrepo.build import plan as planning
 from envrepo.build.assemble import environment, image_config, load_image, present_chains
 from envrepo.build.bytecode import compile_staged
@@ -329,6 +329,9 @@ class Builder:
         )
         wanted = packages(locked, site, cache_tag, base_has)
         missing = [package for package in wanted if not is_cached(package.key, log)]
+        if missing and self.settings.push:
+            fetched = shared_layers.fetch(self.settings.registry, [p.key for p in missing], log)
+            missing = [package for package in missing if package.key not in fetched]
         target = stage(locked, context, missing) if missing else None
         if target is not None and python is not None and cache_tag is not None:
             with self._timed("compile"):
@@ -440,18 +443,39 @@ class Builder:
             image = self.engine.image(image_id)
             if image is None:
                 raise EnvrepoError(f"image {image_id[:19]} went away before its push; build again")
-            config, layers = blobs.image_blobs(self.engine, image_id, image.layers, tars, log)
+            known = self._base_blobs(locked, image.layers)
+            config, made = blobs.image_blobs(self.engine, image_id, image.layers, tars, log, known)
             name = locked.spec.name
             ancestors = [spec.name for spec in graph.ancestors(name, self.settings.specs)]
             done = Uploaded(
                 Upload(image_id, len(config), blobs.config_path(image_id), blobs.CONFIG_TYPE),
-                [Upload(b.digest, b.size, b.path, blobs.LAYER_TYPE) for b in layers],
+                [
+                    known.get(d)
+                    or Upload(made[d].digest, made[d].size, made[d].path, blobs.LAYER_TYPE)
+                    for d in image.layers
+                ],
             )
-            count = self.settings.registry.put_blobs(
-                name, [done.config, *done.layers], ancestors, stop
-            )
+            registry = self.settings.registry
+            sources = [*ancestors, shared_layers.REPOSITORY]
+            count = registry.put_blobs(name, [done.config, *done.layers], sources, stop)
+            if tars:
+                shared_layers.publish(registry, name, tars, made.values(), log)
         log(f"uploaded {count} of {len(done.layers) + 1} blobs; the registry had the rest")
         return done
+
+    def _base_blobs(self, locked: Locked, diff_ids: Sequence[str]) -> dict[str, Upload]:
+        """The blobs of the base's layers, by diff ID, when the base is the parent's image in
+        this registry: its manifest names them, so nothing of them is read from the daemon."""
+        parent = locked.spec.parent
+        reference = self.refs.get(parent or "", "")
+        if parent is None or "@" not in reference:
+            return {}
+        manifest = self.settings.registry.manifest(parent, reference.split("@", 1)[1])
+        layers = (manifest or {}).get("layers") or []
+        return {
+            diff_id: Upload(layer["digest"], int(layer["size"]), None, layer["mediaType"])
+            for diff_id, layer in zip(diff_ids, layers, strict=False)
+        }
 
     def _tag_and_push(
         self,

@@ -198,7 +198,7 @@ class _Hashing(io.RawIOBase):
         return self.written
 
 
-def _finish(key: str, created_by: str, make: Callable[[IO[bytes]], None], log: Log) -> Layer:
+def store(key: str, created_by: str, make: Callable[[IO[bytes]], None], log: Log) -> Layer:
     """The cached layer for `key`, made by `make(file)` when it is not cached yet."""
     found = cached(key, created_by, log)
     if found is not None:
@@ -214,6 +214,12 @@ def _finish(key: str, created_by: str, make: Callable[[IO[bytes]], None], log: L
     finally:
         partial.unlink(missing_ok=True)
     return Layer(path, f"sha256:{sink.digest.hexdigest()}", sink.written, created_by, made=True)
+
+
+def drop(key: str) -> None:
+    """Forget the layer made for `key` (one that turned out not to be what it should)."""
+    for path in _files(key):
+        path.unlink(missing_ok=True)
 
 
 def in_site(relative: str) -> bool:
@@ -311,7 +317,7 @@ def package_layers(
         if layer is None and name in staged:
             removed = [path for path in package.replaces if path not in staged[name]]
             writer = partial(write_layer, files=staged[name], removed=removed)
-            layer = _finish(package.key, created_by, writer, log)
+            layer = store(package.key, created_by, writer, log)
         if layer is not None:
             made.append((name in direct, layer))
     # Within each part, largest first: a changed pin reloads its layer and those above it.
@@ -322,13 +328,11 @@ def package_layers(
         label = "envrepo: install " + ", ".join(t.created_by.rsplit(" ", 1)[1] for t in tail)
         layers = [
             *layers[: MAX_PACKAGE_LAYERS - 1],
-            _finish(key, label, partial(_merge, parts=tail), log),
+            store(key, label, partial(_merge, parts=tail), log),
         ]
     if rest:
         layers.append(
-            _finish(
-                _content_key(rest), "envrepo: other files", partial(write_layer, files=rest), log
-            )
+            store(_content_key(rest), "envrepo: other files", partial(write_layer, files=rest), log)
         )
     return layers
 
@@ -351,7 +355,7 @@ def venv_layer(python: str, version: str, site_packages: PurePosixPath, log: Log
     extra = {f"{prefix}/pyvenv.cfg": config}
     folders = [str(site_packages.relative_to("/")), f"{prefix}/bin", f"{prefix}/include"]
     key = json_sha256({"format": LAYER_FORMAT, "venv": [python, version, str(site_packages)]})
-    return _finish(
+    return store(
         key,
         f"envrepo: python -m venv {ENV_PREFIX}",
         lambda out: write_layer(out, {}, links, extra, folders),
@@ -369,7 +373,7 @@ def conda_layers(prefix: Path, log: Log) -> list[Layer]:
         files = {f"{root}/{rel}": prefix / rel for rel in listed if (prefix / rel).is_file()}
         files[f"{root}/conda-meta/{meta.name}"] = meta
         layers.append(
-            _finish(
+            store(
                 _content_key(files),
                 f"envrepo: conda {meta.stem}",
                 partial(write_layer, files=files),

@@ -16,7 +16,7 @@ import os
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -208,6 +208,22 @@ class Registry:
         response: requests.Response = found[1]
         return str(found[0]), str(response.headers.get("Docker-Content-Digest", ""))
 
+    def manifest(self, name: str, reference: str) -> dict[str, Any] | None:
+        """The manifest of `name` at `reference`, parsed; None when it is not there."""
+        found = self._manifest(name, reference)
+        if found is None:
+            return None
+        parsed: dict[str, Any] = json.loads(found[0])
+        return parsed
+
+    def blob(self, name: str, digest: str) -> Iterator[bytes]:
+        """The blob `digest` of repository `name`, chunk by chunk, checked against its digest
+        once read to the end."""
+        with self._answers(f"GET {self.path(name)} blob {digest[:19]}"):
+            yield from cast(
+                Iterable[bytes], self._repo(name).pull_blob(digest, chunk_size=UPLOAD_CHUNK)
+            )
+
     def image_config(self, name: str, reference: str, architecture: str) -> dict[str, Any] | None:
         """The config of image `name` at `reference` (for linux/`architecture` when that is an
         index of platforms); None when the registry has no such image."""
@@ -249,6 +265,11 @@ class Registry:
                 return False
             except (EnvrepoError, dxf_errors.DXFMountFailed):
                 continue
+        if blob.path is None:
+            raise EnvrepoError(
+                f"registry {self.host}: blob {blob.digest[:19]} is in none of "
+                f"{', '.join([name, *sources])} any more; build again"
+            )
         with self._answers(f"uploading {blob.digest[:19]} to {self.path(name)}"):
             repo.push_blob(data=_chunks(blob.path, stop), digest=blob.digest, check_exists=False)
         return True
@@ -275,10 +296,11 @@ class Registry:
         layers: Sequence[Upload],
         media_type: str,
         tags: Sequence[str],
+        annotations: Mapping[str, str] | None = None,
     ) -> str:
         """The image's manifest (its blobs are there) under each of `tags` in order; its
         digest. Written last, so that a tag only ever names a whole image."""
-        body = _manifest_body(config, layers, media_type)
+        body = _manifest_body(config, layers, media_type, annotations)
         for tag in tags:
             with self._answers(f"tagging {self.path(name)}:{tag}"):
                 self._repo(name).set_manifest(tag, body)
@@ -302,7 +324,7 @@ class Upload:
 
     digest: str
     size: int
-    path: Path
+    path: Path | None  # None: a blob the registry has in an ancestor's repository
     media_type: str
 
 
@@ -318,19 +340,24 @@ def _chunks(path: Path, stop: threading.Event | None) -> Iterator[bytes]:
             yield chunk
 
 
-def _manifest_body(config: Upload, layers: Sequence[Upload], media_type: str) -> str:
+def _manifest_body(
+    config: Upload,
+    layers: Sequence[Upload],
+    media_type: str,
+    annotations: Mapping[str, str] | None = None,
+) -> str:
     def descriptor(blob: Upload) -> dict[str, object]:
         return {"mediaType": blob.media_type, "size": blob.size, "digest": blob.digest}
 
-    return json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": media_type,
-            "config": descriptor(config),
-            "layers": [descriptor(layer) for layer in layers],
-        },
-        indent=3,
-    )
+    manifest: dict[str, object] = {
+        "schemaVersion": 2,
+        "mediaType": media_type,
+        "config": descriptor(config),
+        "layers": [descriptor(layer) for layer in layers],
+    }
+    if annotations:
+        manifest["annotations"] = dict(annotations)
+    return json.dumps(manifest, indent=3)
 
 
 def _reason(error: Exception) -> str:
