@@ -143,9 +143,10 @@ def forget_images(host: str) -> None:
 
     client = docker.from_env()
     for image in client.images.list():
-        for tag in image.tags:
-            if tag.startswith(f"{host}/"):
-                client.images.remove(tag)
+        # Tags, and the by-digest names a pull leaves.
+        for name in [*image.tags, *(image.attrs.get("RepoDigests") or [])]:
+            if name.startswith(f"{host}/"):
+                client.images.remove(name)
     client.images.prune(filters={"dangling": True, "label": "dev.envrepo.name"})
 
 

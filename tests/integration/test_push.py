@@ -13,6 +13,7 @@ from support import (
     CHILD,
     Built,
     envrepo_command,
+    forget_images,
     make_wheel,
     run_envrepo,
     tags_of,
@@ -48,6 +49,7 @@ def test_an_interrupted_push_leaves_no_tag_and_the_next_build_completes_it(
         assert tags_of(host, name) == []
         proxy.hold_uploads = False
         again = run_envrepo("build", name, "--push", "--registry", proxied, cwd=scratch)
+        forget_images(proxied)
     assert again.code == 0, again.err[-2000:]
     assert {"latest"} < set(tags_of(host, name))
     assert any(tag.startswith("t-") for tag in tags_of(host, name))
@@ -79,6 +81,7 @@ def test_a_second_environment_takes_shared_layers_from_the_registry_with_empty_c
         second = run_envrepo(
             "build", "second", "--push", "--registry", proxied, cwd=scratch, env=empty
         )
+        forget_images(proxied)
     assert second.code == 0, second.err[-2000:]
     made = [line for line in second.err.splitlines() if " made  " in line]
     assert any("install ownpkg-1.0" in line for line in made), second.err

@@ -30,6 +30,7 @@ from support import (
     Built,
     RepoMaker,
     forget_images,
+    local_tags,
     run_envrepo,
     tags_of,
     write_files,
@@ -170,6 +171,9 @@ def test_token_mode_anonymous_pull_where_allowed_and_one_line_where_not(
     assert f"registry {host}: HEAD private/debian:12 needs credentials (401)" in line
     assert "Traceback" not in refused.err
     built_open = run_envrepo("build", "open", cwd=scratch, env=anonymous)
+    # Built for the scratch repository's own registry, without a push: only tagged here.
+    for tag in local_tags("open"):
+        docker.from_env().images.remove(tag)
     assert built_open.code == 0, built_open.err[-2000:]
     assert f"pulling {pinned}" in built_open.err
 
@@ -249,6 +253,7 @@ def test_credentials_never_reach_another_host(
             # The helper alone (no variables) is enough for the configured registry.
             only_helper = {k: v for k, v in env.items() if not k.startswith("ENVREPO_REGISTRY_")}
             planned = run_envrepo("plan", "--format", "json", cwd=scratch, env=only_helper)
+            forget_images(proxied)
             assert planned.code == 0, planned.err
             assert "proxied" not in [p["name"] for p in json.loads(planned.out)]
         seen_by_other = [user for user, _ in other.issuer.asked if user not in ("", other.user)]

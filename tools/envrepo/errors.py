@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
@@ -69,6 +72,26 @@ def terminate_like_ctrl_c() -> None:
         raise Terminated
 
     signal.signal(signal.SIGTERM, raise_terminated)
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait for the block to end, then act as they would have: for a call
+    whose answer must not be lost, such as the ID of a container the daemon is making (it
+    would be made all the same, and nobody would know to remove it)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    arrived: list[int] = []
+    wanted = (signal.SIGINT, signal.SIGTERM)
+    previous = {number: signal.signal(number, lambda n, _: arrived.append(n)) for number in wanted}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        if arrived:
+            raise KeyboardInterrupt if arrived[0] == signal.SIGINT else Terminated
 
 
 def internal_error(error: Exception) -> str:

@@ -4,8 +4,6 @@ removed whatever happens, Ctrl-C included; an engine error reaches the caller as
 from __future__ import annotations
 
 import io
-import itertools
-import os
 import posixpath
 import subprocess
 import tarfile
@@ -20,12 +18,11 @@ import docker.errors
 import requests.exceptions
 from docker.models.containers import Container
 
-from envrepo.errors import EnvrepoError
+from envrepo.errors import EnvrepoError, signals_deferred
 
 Log = Callable[[str], None]
 Mounts = Mapping[str, Mapping[str, str]]
 RUN_TIMEOUT = 600
-_CONTAINERS = itertools.count()
 COPY_CHUNK = 1 << 20
 
 
@@ -198,22 +195,21 @@ class Docker:
 
     @contextmanager
     def _container(self, **options: Any) -> Iterator[Container]:
-        # A name of its own: a Ctrl-C that lands while the daemon makes the container, before
-        # its ID is back, still finds it to remove.
-        name = f"envrepo-{os.getpid()}-{next(_CONTAINERS)}"
+        container = None
         try:
-            container = self.client.containers.create(name=name, **options)
-        except docker.errors.APIError as error:
-            raise EnvrepoError(f"a container cannot be made: {_explain(error)}") from None
-        except BaseException:
-            with suppress(docker.errors.DockerException, requests.exceptions.RequestException):
-                self.client.api.remove_container(name, force=True)
-            raise
-        try:
+            # A Ctrl-C while the daemon makes the container waits for its ID: the container
+            # is made either way, and is removed below only when its ID is known.
+            with signals_deferred():
+                container = self.client.containers.create(**options)
             yield container
+        except docker.errors.APIError as error:
+            if container is None:
+                raise EnvrepoError(f"a container cannot be made: {_explain(error)}") from None
+            raise
         finally:
-            with suppress(docker.errors.NotFound):
-                container.remove(force=True)
+            if container is not None:
+                with suppress(docker.errors.NotFound):
+                    container.remove(force=True)
 
     def _start(self, image: str, command: list[str], mounts: Mounts, user: str) -> Any:
         return self._container(
