@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import io
 import json
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import docker
+import docker.errors
 import jsonschema
 import pytest
 from rattler.index import index_fs
@@ -146,7 +148,9 @@ def forget_images(host: str) -> None:
         # Tags, and the by-digest names a pull leaves.
         for name in [*image.tags, *(image.attrs.get("RepoDigests") or [])]:
             if name.startswith(f"{host}/"):
-                client.images.remove(name)
+                # Removing its last tag may have taken a by-digest name with it.
+                with contextlib.suppress(docker.errors.ImageNotFound):
+                    client.images.remove(name)
     client.images.prune(filters={"dangling": True, "label": "dev.envrepo.name"})
 
 

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import subprocess
+import urllib.request
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from registries import RecordingProxy, serving
+import docker
+import docker.errors
+
+from registries import RecordingProxy, serving, start_registry
 from support import (
     CHILD,
     Built,
@@ -94,3 +100,54 @@ def test_a_second_environment_takes_shared_layers_from_the_registry_with_empty_c
     ]
     assert uploads, "the first build uploaded its blobs through the proxy"
     assert sorted(uploads) == sorted(set(uploads)), "a blob was uploaded twice"
+
+
+def test_a_base_image_from_another_registry_is_copied_registry_to_registry(
+    built: Built, scratch: Path, tmp_path: Path
+) -> None:
+    """The base's blobs go from its registry to the environment's, never read back from the
+    daemon; the image pushed is whole there."""
+    other = built.registry.host
+    client = docker.from_env()
+    root = str(built.record("envrepo-bookworm")["image"])
+    client.images.get(root).tag(f"{other}/base/copied", "1")
+    client.images.push(f"{other}/base/copied", tag="1")
+    client.images.remove(f"{other}/base/copied:1")
+    write_files(
+        scratch,
+        {
+            "environments/copied/environment.yaml": (
+                f'name: copied\nbase:\n  image: {other}/base/copied:1\npython: "3.11"\n'
+                "user_managed: true\ninterpreter: /usr/bin/python3\n"
+            )
+        },
+    )
+    assert run_envrepo("lock", "copied", cwd=scratch).code == 0
+    target = start_registry(tmp_path / "target")
+    try:
+        pushed = run_envrepo("build", "copied", "--push", "--registry", target.host, cwd=scratch)
+        assert pushed.code == 0, pushed.err[-2000:]
+        assert "from the daemon" not in pushed.err
+        manifest = json.loads(fetch(target.host, "copied/manifests/latest", MANIFEST_TYPE))
+        for layer in manifest["layers"]:
+            assert fetch(target.host, f"copied/blobs/{layer['digest']}", "*/*", "HEAD") == b""
+    finally:
+        target.stop()
+        forget_images(target.host)
+        for image in client.images.list():
+            for name in [*image.tags, *(image.attrs.get("RepoDigests") or [])]:
+                if name.startswith(f"{other}/base/copied"):
+                    with contextlib.suppress(docker.errors.ImageNotFound):
+                        client.images.remove(name)
+
+
+MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
+
+
+def fetch(host: str, path: str, accept: str, method: str = "GET") -> bytes:
+    """What a plain registry answers at /v2/`path` (an HTTP error fails the test)."""
+    request = urllib.request.Request(
+        f"http://{host}/v2/{path}", method=method, headers={"Accept": accept}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return bytes(response.read())

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
@@ -443,7 +444,8 @@ class Builder:
             image = self.engine.image(image_id)
             if image is None:
                 raise EnvrepoError(f"image {image_id[:19]} went away before its push; build again")
-            known = self._base_blobs(locked, image.layers)
+            registry = self.settings.registry
+            known, base_repositories = self._base_blobs(locked, image.layers)
             config, made = blobs.image_blobs(self.engine, image_id, image.layers, tars, log, known)
             name = locked.spec.name
             ancestors = [spec.name for spec in graph.ancestors(name, self.settings.specs)]
@@ -455,27 +457,52 @@ class Builder:
                     for d in image.layers
                 ],
             )
-            registry = self.settings.registry
-            sources = [*ancestors, shared_layers.REPOSITORY]
+            sources = [
+                *base_repositories,
+                *(registry.path(n) for n in [*ancestors, shared_layers.REPOSITORY]),
+            ]
             count = registry.put_blobs(name, [done.config, *done.layers], sources, stop)
             if tars:
                 shared_layers.publish(registry, name, tars, made.values(), log)
         log(f"uploaded {count} of {len(done.layers) + 1} blobs; the registry had the rest")
         return done
 
-    def _base_blobs(self, locked: Locked, diff_ids: Sequence[str]) -> dict[str, Upload]:
-        """The blobs of the base's layers, by diff ID, when the base is the parent's image in
-        this registry: its manifest names them, so nothing of them is read from the daemon."""
-        parent = locked.spec.parent
-        reference = self.refs.get(parent or "", "")
-        if parent is None or "@" not in reference:
-            return {}
-        manifest = self.settings.registry.manifest(parent, reference.split("@", 1)[1])
+    def _base_blobs(
+        self, locked: Locked, diff_ids: Sequence[str]
+    ) -> tuple[dict[str, Upload], list[str]]:
+        """The blobs of the base's layers, by diff ID, as the base's manifest names them, and
+        the repositories (paths on the registry's host) to mount them from: nothing of the
+        base is read back from the daemon. A parent's image is in this registry already; a
+        `base.image` from another registry has its blobs copied registry to registry."""
+        registry = self.settings.registry
+        parent, image = locked.spec.parent, locked.base_image
+        if parent is not None and "@" in self.refs.get(parent, ""):
+            source, repository, reference = registry, parent, self.refs[parent].split("@", 1)[1]
+            mount_from, copied = [registry.path(parent)], False
+        elif image is not None and "@" in image:
+            host, repository, _ = split_reference(image)
+            reference = image.split("@", 1)[1]
+            # By host alone: the reference's repository path is whole.
+            source = connect(host, registry.address)
+            copied = host != registry.host
+            mount_from = [] if copied else [repository]
+        else:
+            return {}, []
+        manifest = source.platform_manifest(
+            repository, reference, locked.spec.platforms[0].split("/", 1)[1]
+        )
         layers = (manifest or {}).get("layers") or []
-        return {
-            diff_id: Upload(layer["digest"], int(layer["size"]), None, layer["mediaType"])
+        blobs = {
+            diff_id: Upload(
+                layer["digest"],
+                int(layer["size"]),
+                None,
+                layer["mediaType"],
+                partial(source.blob, repository, layer["digest"]) if copied else None,
+            )
             for diff_id, layer in zip(diff_ids, layers, strict=False)
         }
+        return blobs, mount_from
 
     def _tag_and_push(
         self,

@@ -112,7 +112,7 @@ def publish(
         return
     config = _empty_config()
     uploads = [Upload(b.digest, b.size, b.path, LAYER_TYPE) for b in wanted.values()]
-    registry.put_blobs(REPOSITORY, [config, *uploads], [source])
+    registry.put_blobs(REPOSITORY, [config, *uploads], [registry.path(source)])
     for key, blob in wanted.items():
         layer = Upload(blob.digest, blob.size, blob.path, LAYER_TYPE)
         notes = {DIFF_ID: blob.diff_id, CREATED_BY: f"envrepo layer {key[:12]}"}

@@ -216,6 +216,20 @@ class Registry:
         parsed: dict[str, Any] = json.loads(found[0])
         return parsed
 
+    def platform_manifest(
+        self, name: str, reference: str, architecture: str
+    ) -> dict[str, Any] | None:
+        """The image manifest of `name` at `reference`, for linux/`architecture` when that
+        is an index of platforms; None when there is none."""
+        manifest = self.manifest(name, reference)
+        if manifest is None or "manifests" not in manifest:
+            return manifest
+        for entry in manifest["manifests"]:
+            platform = entry.get("platform", {})
+            if (platform.get("os"), platform.get("architecture")) == ("linux", architecture):
+                return self.manifest(name, entry["digest"])
+        return None
+
     def blob(self, name: str, digest: str) -> Iterator[bytes]:
         """The blob `digest` of repository `name`, chunk by chunk, checked against its digest
         once read to the end."""
@@ -227,21 +241,11 @@ class Registry:
     def image_config(self, name: str, reference: str, architecture: str) -> dict[str, Any] | None:
         """The config of image `name` at `reference` (for linux/`architecture` when that is an
         index of platforms); None when the registry has no such image."""
-        found = self._manifest(name, reference)
-        if found is None:
-            return None
-        manifest = json.loads(found[0])
-        if "manifests" in manifest:
-            wanted = {"os": "linux", "architecture": architecture}
-            for entry in manifest["manifests"]:
-                platform = entry.get("platform", {})
-                if all(platform.get(key) == value for key, value in wanted.items()):
-                    return self.image_config(name, entry["digest"], architecture)
+        manifest = self.platform_manifest(name, reference, architecture)
+        if manifest is None:
             return None
         config = manifest["config"]["digest"]
-        with self._answers(f"GET {self.path(name)} config {config}"):
-            # Without size=True, pull_blob gives the chunks alone (checked against the digest).
-            blob = b"".join(cast(Iterable[bytes], self._repo(name).pull_blob(config)))
+        blob = b"".join(self.blob(name, config))
         image: dict[str, Any] = json.loads(blob)
         return image
 
@@ -260,18 +264,22 @@ class Registry:
                     raise
         for source in sources:
             try:
-                with self._answers(f"mounting {blob.digest[:19]} from {self.path(source)}"):
-                    repo.mount_blob(self.path(source), blob.digest)
+                with self._answers(f"mounting {blob.digest[:19]} from {source}"):
+                    repo.mount_blob(source, blob.digest)
                 return False
             except (EnvrepoError, dxf_errors.DXFMountFailed):
                 continue
-        if blob.path is None:
+        if blob.path is not None:
+            chunks: Iterable[bytes] = _file_chunks(blob.path)
+        elif blob.fetch is not None:
+            chunks = blob.fetch()
+        else:
             raise EnvrepoError(
                 f"registry {self.host}: blob {blob.digest[:19]} is in none of "
-                f"{', '.join([name, *sources])} any more; build again"
+                f"{', '.join([self.path(name), *sources])} any more; build again"
             )
         with self._answers(f"uploading {blob.digest[:19]} to {self.path(name)}"):
-            repo.push_blob(data=_chunks(blob.path, stop), digest=blob.digest, check_exists=False)
+            repo.push_blob(data=_stoppable(chunks, stop), digest=blob.digest, check_exists=False)
         return True
 
     def put_blobs(
@@ -282,8 +290,8 @@ class Registry:
         stop: threading.Event | None = None,
     ) -> int:
         """Make `blobs` part of repository `name`, several at a time: what it has is skipped,
-        what a repository of `sources` has is mounted, the rest uploaded. How many were
-        uploaded. Setting `stop` ends the uploads at their next chunk."""
+        what a repository of `sources` (paths on this host) has is mounted, the rest uploaded.
+        How many were uploaded. Setting `stop` ends the uploads at their next chunk."""
         unique = list({blob.digest: blob for blob in blobs}.values())
         with ThreadPoolExecutor(UPLOADS) as pool:
             done = pool.map(lambda blob: self._put_blob(name, blob, sources, stop), unique)
@@ -320,23 +328,30 @@ class Registry:
 
 @dataclass(frozen=True)
 class Upload:
-    """A blob on disk to put in the registry, by the digest and size it has there."""
+    """A blob to put in the registry, by the digest and size it has there: from a file, or
+    read from another registry (`fetch`), or (neither) one an ancestor's repository has."""
 
     digest: str
     size: int
-    path: Path | None  # None: a blob the registry has in an ancestor's repository
+    path: Path | None
     media_type: str
+    fetch: Callable[[], Iterable[bytes]] | None = field(default=None, compare=False)
 
 
 class Stopped(Exception):
     """An upload ended on purpose (Ctrl-C, a failed test): the registry keeps no tag of it."""
 
 
-def _chunks(path: Path, stop: threading.Event | None) -> Iterator[bytes]:
+def _stoppable(chunks: Iterable[bytes], stop: threading.Event | None) -> Iterator[bytes]:
+    for chunk in chunks:
+        if stop is not None and stop.is_set():
+            raise Stopped
+        yield chunk
+
+
+def _file_chunks(path: Path) -> Iterator[bytes]:
     with path.open("rb") as handle:
         while chunk := handle.read(UPLOAD_CHUNK):
-            if stop is not None and stop.is_set():
-                raise Stopped
             yield chunk
 
 
