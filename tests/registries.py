@@ -10,6 +10,7 @@ import http.client
 import http.server
 import ipaddress
 import json
+import re
 import secrets
 import ssl
 import subprocess
@@ -95,9 +96,12 @@ class RunningRegistry:
             self.process.wait(timeout=30)
 
 
-def start_registry(folder: Path, auth: str = "", tls: Certificate | None = None) -> RunningRegistry:
+def start_registry(
+    folder: Path, auth: str = "", tls: Certificate | None = None, log_requests: bool = False
+) -> RunningRegistry:
     """The registry on a free loopback port with the project's config template; `auth` is the
-    config's `auth:` block, `tls` its certificate."""
+    config's `auth:` block, `tls` its certificate; with `log_requests`, its log has a line per
+    request (see `requests_logged`)."""
     port = free_port()
     (folder / "data").mkdir(parents=True, exist_ok=True)
     tls_block = (
@@ -109,6 +113,7 @@ def start_registry(folder: Path, auth: str = "", tls: Certificate | None = None)
         .replace("@ROOT@", str(folder))
         .replace("@TLS@", tls_block)
         .replace("@AUTH@", auth)
+        .replace("level: warn", "level: info" if log_requests else "level: warn")
     )
     (folder / "config.yml").write_text(config)
     with (folder / "registry.log").open("wb") as log:
@@ -136,6 +141,17 @@ def start_registry(folder: Path, auth: str = "", tls: Certificate | None = None)
             connection.close()
     running.stop()
     pytest.fail(f"the registry did not answer; see {folder / 'registry.log'}")
+
+
+def requests_logged(running: RunningRegistry) -> list[tuple[str, str]]:
+    """(method, URI) of every request the registry's log says it answered."""
+    found = []
+    for line in (running.folder / "registry.log").read_text().splitlines():
+        method = re.search(r"http\.request\.method=(\w+)", line)
+        uri = re.search(r'http\.request\.uri="([^"]*)"', line)
+        if "response completed" in line and method and uri:
+            found.append((method.group(1), uri.group(1)))
+    return found
 
 
 def htpasswd_block(folder: Path, users: dict[str, str]) -> str:

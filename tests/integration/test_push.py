@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import docker
 import docker.errors
 
-from registries import RecordingProxy, serving, start_registry
+from registries import RecordingProxy, requests_logged, serving, start_registry
 from support import (
     CHILD,
     Built,
@@ -65,7 +65,8 @@ def test_a_second_environment_takes_shared_layers_from_the_registry_with_empty_c
     built: Built, scratch: Path, tmp_path: Path
 ) -> None:
     """The second environment shares a package with the first, already pushed: on a machine
-    with empty caches it neither makes that layer nor uploads any blob a second time."""
+    with empty caches it neither makes that layer nor uploads any blob a second time, as the
+    registry's own log of the requests it answered shows."""
     shared = make_wheel(tmp_path / "wheels", "sharedpkg", "1.0")
     own = make_wheel(tmp_path / "wheels", "ownpkg", "1.0")
     with_private_wheel(scratch, "first", shared, CHILD.format(name="first"))
@@ -79,26 +80,30 @@ def test_a_second_environment_takes_shared_layers_from_the_registry_with_empty_c
         },
     )
     assert run_envrepo("lock", "second", cwd=scratch).code == 0
-    proxy = RecordingProxy(built.registry.host)
-    with serving(proxy.handler(), None) as proxied:
-        first = run_envrepo("build", "first", "--push", "--registry", proxied, cwd=scratch)
+    running = start_registry(tmp_path / "logged", log_requests=True)
+    try:
+        first = run_envrepo("build", "first", "--push", "--registry", running.host, cwd=scratch)
         assert first.code == 0, first.err[-2000:]
         empty = {"XDG_CACHE_HOME": str(tmp_path / "empty"), "UV_CACHE_DIR": str(tmp_path / "uv")}
         second = run_envrepo(
-            "build", "second", "--push", "--registry", proxied, cwd=scratch, env=empty
+            "build", "second", "--push", "--registry", running.host, cwd=scratch, env=empty
         )
-        forget_images(proxied)
+        logged = requests_logged(running)
+    finally:
+        running.stop()
+        forget_images(running.host)
     assert second.code == 0, second.err[-2000:]
     made = [line for line in second.err.splitlines() if " made  " in line]
     assert any("install ownpkg-1.0" in line for line in made), second.err
     assert not any("install sharedpkg-1.0" in line for line in made), second.err
     assert "1 of 2 layers to make are in the registry already: downloaded" in second.err
     uploads = [
-        parse_qs(urlsplit(path).query)["digest"][0]
-        for method, path, _ in proxy.seen
-        if method == "PUT" and "/blobs/uploads/" in path
+        parse_qs(urlsplit(uri).query)["digest"][0]
+        for method, uri in logged
+        if method == "PUT" and "/blobs/uploads/" in uri
     ]
-    assert uploads, "the first build uploaded its blobs through the proxy"
+    assert any(uri.startswith("/v2/second/") for _, uri in logged)
+    assert uploads, "the registry logged the first build's uploads"
     assert sorted(uploads) == sorted(set(uploads)), "a blob was uploaded twice"
 
 
