@@ -59,7 +59,12 @@ def fetch(registry: Registry, keys: Sequence[str], log: Log) -> set[str]:
 
 
 def _fetch(registry: Registry, key: str, log: Log) -> bool:
-    manifest = registry.manifest(REPOSITORY, tag(key))
+    try:
+        manifest = registry.manifest(REPOSITORY, tag(key))
+    except EnvrepoError as error:
+        # Sharing saves time; a registry that refuses it costs only that.
+        log(f"warning: {error.lines[0]}; the layer is made here")
+        return False
     if manifest is None:
         return False
     try:
@@ -101,7 +106,17 @@ def publish(
 ) -> None:
     """Tag each layer envrepo made for this image (`tars`: its layer tars by diff ID, named by
     their keys) in the layer repository, mounting its blob from `source` (the image's
-    repository, which has them all now). A key tagged already is left as it is."""
+    repository, which has them all now). A key tagged already is left as it is; a registry
+    that refuses the tags only loses the sharing, with a warning."""
+    try:
+        _publish(registry, source, tars, blobs, log)
+    except EnvrepoError as error:
+        log(f"warning: {error.lines[0]}; its layers are not shared with other environments")
+
+
+def _publish(
+    registry: Registry, source: str, tars: Mapping[str, Path], blobs: Collection[Blob], log: Log
+) -> None:
     by_diff = {blob.diff_id: blob for blob in blobs}
     wanted = {
         Path(path).stem: by_diff[diff_id]
