@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tarfile
+import threading
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,11 +60,11 @@ def cached(diff_id: str, log: Log) -> Blob | None:
     return None
 
 
-def compress(diff_id: str, source: IO[bytes], log: Log) -> Blob | None:
-    """`source` (a layer tar) compressed into the cache under `diff_id`; None when what it
-    holds is not that layer (a `docker save` member that is another layer, or the config)."""
-    path, marker = _files(diff_id)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.{id(source)}.tmp")
+def compress(source: IO[bytes], wanted: Collection[str]) -> Blob | None:
+    """`source` (a layer tar) compressed into the cache, when the tar it holds is one of the
+    layers `wanted` (diff IDs); None otherwise (a `docker save` member that is another layer).
+    A layer's diff ID is known only once it is read, so it is compressed on the way."""
+    partial = cache_dir("blobs") / f".{os.getpid()}.{threading.get_ident()}.tmp"
     read, written = hashlib.sha256(), hashlib.sha256()
     size = 0
     try:
@@ -77,8 +78,10 @@ def compress(diff_id: str, source: IO[bytes], log: Log) -> Blob | None:
             tail = packer.flush()
             written.update(tail)
             size += out.write(tail)
-        if f"sha256:{read.hexdigest()}" != diff_id:
+        diff_id = f"sha256:{read.hexdigest()}"
+        if diff_id not in wanted:
             return None
+        path, marker = _files(diff_id)
         partial.replace(path)
         record(marker, written.hexdigest(), path)
     finally:
@@ -101,7 +104,7 @@ def of_layer(diff_id: str, tar: Path, log: Log) -> Blob:
     if found is not None:
         return found
     with tar.open("rb") as source:
-        made = compress(diff_id, source, log)
+        made = compress(source, {diff_id})
     if made is None:
         raise EnvrepoError(
             f"{tar}: is not the layer {diff_id[:19]} its cache entry says; remove it and build again"
@@ -140,32 +143,10 @@ def from_daemon(engine: Docker, image_id: str, wanted: Collection[str], log: Log
                 keep_config(handle.read())
                 continue
             # Docker 20.10 names a layer <id>/layer.tar, Docker 25+ blobs/sha256/<diff id>.
-            if name != "layer.tar" and f"sha256:{name}" not in missing:
-                continue
-            if name != "layer.tar":
-                made = compress(f"sha256:{name}", handle, log)
-            else:
-                made = _compress_unknown(handle, missing, log)
-            if made is not None:
-                missing.discard(made.diff_id)
-
-
-def _compress_unknown(handle: IO[bytes], missing: set[str], log: Log) -> Blob | None:
-    """A layer whose diff ID is known only once it is read: compressed to a scratch name and
-    kept when it is one of `missing`."""
-    scratch = cache_dir("blobs") / f".unknown.{os.getpid()}"
-    with scratch.open("wb") as copy:
-        digest = hashlib.sha256()
-        while chunk := handle.read(COPY_BUFFER):
-            digest.update(chunk)
-            copy.write(chunk)
-    try:
-        diff_id = f"sha256:{digest.hexdigest()}"
-        if diff_id not in missing or cached(diff_id, log) is not None:
-            return None
-        return of_layer(diff_id, scratch, log)
-    finally:
-        scratch.unlink(missing_ok=True)
+            if name == "layer.tar" or f"sha256:{name}" in missing:
+                made = compress(handle, missing)
+                if made is not None:
+                    missing.discard(made.diff_id)
 
 
 def image_blobs(

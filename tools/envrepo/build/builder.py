@@ -85,9 +85,8 @@ class Settings:
     # image is not what the commit holds, so it gets no sha- tag.
     dirty: frozenset[str]
     source: str | None
-    specs: Mapping[
-        str, Spec
-    ]  # every environment: an image's ancestors' repositories hold its base layers
+    # Every environment: the repositories of an image's ancestors hold its base layers.
+    specs: Mapping[str, Spec]
 
 
 @dataclass(frozen=True)
