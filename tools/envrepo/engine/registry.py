@@ -102,6 +102,8 @@ class Registry:
     own: bool = False
     _base: DXFBase | None = field(default=None, init=False, repr=False)
     _repos: dict[str, DXF] = field(default_factory=dict, init=False, repr=False)
+    # Uploads and layer lookups ask from several threads; the connection is made once.
+    _opening: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @property
     def host(self) -> str:
@@ -114,6 +116,10 @@ class Registry:
         return f"{prefix}/{name}" if prefix else name
 
     def _repo(self, name: str) -> DXF:
+        with self._opening:
+            return self._open(name)
+
+    def _open(self, name: str) -> DXF:
         if self._base is None:
             insecure = is_insecure(self.host)
             tls = not insecure or _speaks_tls(self.host)
