@@ -316,6 +316,17 @@ def curated_root_image() -> str:
 CHILD = 'name: {name}\nbase:\n  environment: envrepo-bookworm\npython: "3.11"\n'
 
 
+def pushed_tag(root: Path, name: str) -> str:
+    """The hash tag of the image of `name` that the last build in `root` recorded."""
+    [path] = (root / ".envrepo/builds").glob(f"{name}-*.json")
+    return str(json.loads(path.read_text())["image"]).rsplit(":", 1)[1]
+
+
+def is_pushed(host: str, name: str) -> bool:
+    """Whether `name` has an image (its hash tag) in the registry at `host`."""
+    return any(tag.startswith("h-") for tag in tags_of(host, name))
+
+
 def tags_of(host: str, name: str) -> list[str]:
     try:
         with urllib.request.urlopen(f"http://{host}/v2/{name}/tags/list", timeout=10) as response:

@@ -21,6 +21,7 @@ from support import (
     envrepo_command,
     forget_images,
     make_wheel,
+    pushed_tag,
     run_envrepo,
     tags_of,
     with_private_wheel,
@@ -57,7 +58,7 @@ def test_an_interrupted_push_leaves_no_tag_and_the_next_build_completes_it(
         again = run_envrepo("build", name, "--push", "--registry", proxied, cwd=scratch)
         forget_images(proxied)
     assert again.code == 0, again.err[-2000:]
-    assert {"latest"} < set(tags_of(host, name))
+    assert any(tag.startswith("h-") for tag in tags_of(host, name))
     assert any(tag.startswith("t-") for tag in tags_of(host, name))
 
 
@@ -133,7 +134,9 @@ def test_a_base_image_from_another_registry_is_copied_registry_to_registry(
         pushed = run_envrepo("build", "copied", "--push", "--registry", target.host, cwd=scratch)
         assert pushed.code == 0, pushed.err[-2000:]
         assert "from the daemon" not in pushed.err
-        manifest = json.loads(fetch(target.host, "copied/manifests/latest", MANIFEST_TYPE))
+        manifest = json.loads(
+            fetch(target.host, "copied/manifests/" + pushed_tag(scratch, "copied"), MANIFEST_TYPE)
+        )
         for layer in manifest["layers"]:
             assert fetch(target.host, f"copied/blobs/{layer['digest']}", "*/*", "HEAD") == b""
     finally:

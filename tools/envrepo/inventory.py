@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from envrepo.errors import EnvrepoError, Problem
+from envrepo.errors import EnvrepoError
 from envrepo.hashing import SpecHash, hash_environments, hash_tree
 from envrepo.inputs import sources
 from envrepo.lock import files as lock
@@ -115,17 +115,6 @@ class Shown:
 
 def show(catalog: Catalog, name: str) -> Shown:
     """What `show` tells of one environment of the working tree."""
-    if "@" in name:
-        raise EnvrepoError(
-            Problem(
-                name,
-                "",
-                (
-                    "versions come from a published index, which this repository has not "
-                    "published yet; show the working tree with the bare name"
-                ),
-            )
-        )
     spec = get(catalog, name)
     info = describe(spec, hash_environments(catalog, [name])[name], catalog)
     fields = [

@@ -19,11 +19,18 @@ from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from envrepo.build import bases, blobs, naming, shared_layers
+from envrepo.build import bases, blobs, naming, package_listing, shared_layers
 from envrepo.build import plan as planning
 from envrepo.build.assemble import environment, image_config, load_image, present_chains
 from envrepo.build.bytecode import compile_staged
-from envrepo.build.checks import Python, check_image, installed_in, probe_python, tests_digest
+from envrepo.build.checks import (
+    Listing,
+    Python,
+    check_image,
+    installed_in,
+    probe_python,
+    tests_digest,
+)
 from envrepo.build.layers import Layer, conda_layers, is_cached, package_layers, venv_layer
 from envrepo.build.stage import bytecode_jobs, packages, stage
 from envrepo.build.stage_conda import stage_conda
@@ -64,7 +71,8 @@ class BuildRecord:
     commit: str | None
     dirty: bool
     base: str
-    packages: dict[str, str]
+    packages: Listing
+    platform: str
     tests: Tests
     tests_digest: str
     image_id: str | None
@@ -98,7 +106,7 @@ class Found:
     status: Status
     local: str | None = None
     digest: str | None = None
-    results: tuple[Tests, dict[str, str]] | None = None
+    results: tuple[Tests, Listing] | None = None
     size: int | None = None
     # The layer tars envrepo made or had for an image built now, by diff ID: its push
     # compresses those, not what the daemon would export.
@@ -148,6 +156,10 @@ class Builder:
                 with self._uploading(locked, found, log) as uploading:
                     found, tests, packages_ = self._check(locked, found, log_path, log)
                     digest = self._tag_and_push(locked, found, tested, uploading, log)
+                    if digest is not None and found.results is None:
+                        package_listing.put(
+                            self.settings.registry, spec.name, spec_hash, digest, packages_
+                        )
             repo = self.repository(spec.name)
             self.refs[spec.name] = (
                 f"{repo}@{digest}"
@@ -167,6 +179,7 @@ class Builder:
                 dirty=spec.name in self.settings.dirty,
                 base=spec.base.describe(),
                 packages=packages_,
+                platform=spec.platforms[0],
                 tests=tests,
                 tests_digest=tested,
                 image_id=found.local,
@@ -236,12 +249,18 @@ class Builder:
         digest = registry.manifest_digest(name, tag)
         if digest is None:
             return None
-        passed = registry.manifest_digest(name, naming.tested_tag(tested)) == digest
-        log(
-            f"{self.repository(name)}:{tag} is in the registry already"
-            + ("; its tests passed there" if passed else "; its tests changed, they run now")
-        )
-        return Found("cached", digest=digest, results=([], {}) if passed else None)
+        listing = None
+        tested_there = registry.manifest_digest(name, naming.tested_tag(tested)) == digest
+        if tested_there:
+            listing = package_listing.get(registry, name, locked.spec_hash, digest)
+        if listing is not None:
+            verdict = "its tests passed there"
+        elif tested_there:
+            verdict = "its package listing is not there, so its tests run again to read it"
+        else:
+            verdict = "its tests changed, they run now"
+        log(f"{self.repository(name)}:{tag} is in the registry already; {verdict}")
+        return Found("cached", digest=digest, results=([], listing) if listing else None)
 
     def _here(self, locked: Locked, tested: str, log: Log) -> Found | None:
         """Built on this machine before: the same hash is the same image. Its tests ran before
@@ -256,7 +275,10 @@ class Builder:
         results = None
         if earlier.is_file():
             known = json.loads(earlier.read_text(encoding="utf-8"))
-            if (known.get("image_id"), known.get("tests_digest")) == (image.id, tested):
+            # A record from before package listings had apt and conda is read again.
+            if (known.get("image_id"), known.get("tests_digest")) == (image.id, tested) and set(
+                known.get("packages") or ()
+            ) == {"apt", "conda", "pip"}:
                 results = (list(known["tests"]), dict(known["packages"]))
         return Found("cached", local=image.id, results=results)
 
@@ -290,8 +312,8 @@ class Builder:
             config = image_config(base.attrs, layers, env, _labels(locked))
             with self._timed("build"):
                 repo = self.repository(spec.name)
-                earlier = [f"{repo}:{naming.LATEST}", f"{repo}:{naming.hash_tag(locked.spec_hash)}"]
-                present = present_chains(self.engine, [base.id, *earlier])
+                # Earlier versions of the environment share most layers with this one.
+                present = present_chains(self.engine, [base.id, *self.engine.images_of(repo)])
                 image_id = load_image(self.engine, config, layers, present)
                 self.untagged = image_id
             log(f"assembled {image_id[:19]} on {base_ref}")
@@ -379,7 +401,7 @@ class Builder:
 
     def _check(
         self, locked: Locked, found: Found, log_path: Path, log: Log
-    ) -> tuple[Found, Tests, dict[str, str]]:
+    ) -> tuple[Found, Tests, Listing]:
         """The one check step: the tests run unless this exact image passed these exact tests
         before; an image only in the registry is pulled for them. A failure means no tag and
         no push."""

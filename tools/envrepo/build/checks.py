@@ -20,16 +20,42 @@ from envrepo.repo.paths import confined_tree
 from envrepo.repo.spec import ENV_PREFIX, TESTS_DIR, Spec
 
 TESTS_MOUNT = "/envrepo-tests"
-# Runs inside the image: what is installed.
-PACKAGES = (
-    "import importlib.metadata as m, json; "
-    "print(json.dumps(sorted({d.metadata['Name']: d.version for d in m.distributions()}.items())))"
-)
+# Runs inside the image: what is installed, by the package managers' own records: pip's
+# dist-info (what conda or dpkg installed left to them), conda's conda-meta, dpkg's status.
+# Each entry is [version, licence as the metadata states it, or null].
+PACKAGES = r"""
+import glob, importlib.metadata as m, json, os
+def short(text):
+    return text.strip() if text and len(text.strip()) <= 80 and "\n" not in text.strip() else None
+pip, conda, apt = {}, {}, {}
+for d in m.distributions():
+    where = str(d.locate_file(""))
+    installer = (d.read_text("INSTALLER") or "").strip()
+    if installer == "conda" or where.startswith("/usr/lib/python3/dist-packages"):
+        continue
+    meta = d.metadata
+    pip[meta["Name"]] = [d.version, short(meta.get("License-Expression") or meta.get("License"))]
+for path in glob.glob("@PREFIX@/conda-meta/*.json"):
+    with open(path, encoding="utf-8") as handle:
+        record = json.load(handle)
+    conda[record["name"]] = [record["version"], short(record.get("license"))]
+if os.path.isfile("/var/lib/dpkg/status"):
+    with open("/var/lib/dpkg/status", encoding="utf-8", errors="replace") as handle:
+        for block in handle.read().split("\n\n"):
+            fields = dict(l.split(": ", 1) for l in block.splitlines() if ": " in l and l[0] != " ")
+            if fields.get("Status", "").endswith(" installed") and "Package" in fields:
+                name = fields["Package"] + (":" + fields["Architecture"] if fields.get("Multi-Arch") == "same" else "")
+                apt[name] = [fields.get("Version", ""), None]
+print(json.dumps({"envrepo-packages": {"apt": apt, "conda": conda, "pip": pip}}, sort_keys=True))
+""".replace("@PREFIX@", ENV_PREFIX)
 # The listing, then the first test in its place (exec): one container start fewer, the exit
 # status is the test's own, and nothing the test prints can come before the listing.
 LIST_THEN_TEST = (
-    f"{PACKAGES}; import os, sys; sys.stdout.flush(); os.execv(sys.argv[1], sys.argv[1:])"
+    f"{PACKAGES}\nimport os, sys; sys.stdout.flush(); os.execv(sys.argv[1], sys.argv[1:])"
 )
+LISTING = "envrepo-packages"
+# What is installed: apt / conda / pip → name → [version, licence or None].
+Listing = dict[str, dict[str, list[str | None]]]
 PYTHON_PROBE = (
     "import os, sys; print(os.path.realpath(sys.executable)); "
     "print('%d.%d.%d' % sys.version_info[:3]); print(sys.implementation.cache_tag)"
@@ -139,7 +165,7 @@ def tests_digest(spec: Spec) -> str:
 
 def check_image(
     engine: Docker, image: str, spec: Spec, log: Log
-) -> tuple[list[dict[str, Any]], dict[str, str]]:
+) -> tuple[list[dict[str, Any]], Listing]:
     """Run each of the environment's tests/*.py in a container of its own (network off, the
     tests folder mounted read-only), judged by its exit status alone and stopped at the
     spec's timeout; then read what is installed: (test results, packages)."""
@@ -148,7 +174,7 @@ def check_image(
     # Docker follows a symlink in a mount's source on the host: only the checked, resolved
     # folder is mounted, read-only.
     mounts = {str(folder.resolve()): {"bind": TESTS_MOUNT, "mode": "ro"}} if tests else {}
-    packages: dict[str, str] | None = None
+    packages: Listing | None = None
     results = []
     for name in tests:
         started = time.monotonic()
@@ -181,7 +207,7 @@ def check_image(
     return results, packages
 
 
-def _listing(output: str, spec: Spec, code: int | None) -> tuple[dict[str, str], str]:
+def _listing(output: str, spec: Spec, code: int | None) -> tuple[Listing, str]:
     """What is installed, from the first line of `output` that is the listing, and the rest
     of the output (the test's); an error when the interpreter never printed it."""
     lines = output.splitlines(keepends=True)
@@ -190,8 +216,8 @@ def _listing(output: str, spec: Spec, code: int | None) -> tuple[dict[str, str],
             found = json.loads(line)
         except ValueError:
             continue
-        if isinstance(found, list):
-            return dict(found), "".join(lines[:number] + lines[number + 1 :])
+        if isinstance(found, dict) and isinstance(found.get(LISTING), dict):
+            return found[LISTING], "".join(lines[:number] + lines[number + 1 :])
     raise EnvrepoError(
         Problem(
             spec.display,

@@ -1,5 +1,6 @@
 """How images are named, spelled once: which registry, an environment's repository there, and
-the tags its image gets (`h-<spec hash prefix>` finds it by hash, `sha-<commit>` by commit)."""
+the tags its image gets (`h-<spec hash prefix>` finds it by hash, `sha-<commit>` by commit,
+`<version>` and `latest` once published)."""
 
 from __future__ import annotations
 
@@ -44,12 +45,17 @@ def tested_tag(tests_digest: str) -> str:
     return f"t-{tests_digest[:24]}"
 
 
+def listing_tag(spec_hash: SpecHash) -> str:
+    """The tag of what the image with this hash has installed, as its tests read it."""
+    return f"p-{spec_hash.short}"
+
+
 def build_tags(spec_hash: SpecHash, commit: str | None) -> list[str]:
-    """The tags a build gives, the hash tag first."""
+    """The tags a build gives, the hash tag first; `:<version>` and `:latest` are publish's."""
     tags = [hash_tag(spec_hash)]
     if commit:
         tags.append(f"sha-{commit[:12]}")
-    return [*tags, LATEST]
+    return tags
 
 
 def repository(host: str, name: str) -> str:

@@ -37,7 +37,7 @@ def tag(key: str) -> str:
     return f"l-{key}"
 
 
-def _empty_config() -> Upload:
+def empty_config() -> Upload:
     path = cache_dir("blobs") / "empty-config.json"
     if not path.exists():
         path.write_bytes(b"{}")
@@ -125,7 +125,7 @@ def _publish(
     }
     if not wanted:
         return
-    config = _empty_config()
+    config = empty_config()
     uploads = [Upload(b.digest, b.size, b.path, LAYER_TYPE) for b in wanted.values()]
     registry.put_blobs(REPOSITORY, [config, *uploads], [registry.path(source)])
     for key, blob in wanted.items():

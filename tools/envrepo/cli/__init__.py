@@ -36,6 +36,9 @@ COMMANDS = {
     "render": "build:render_command",
     "plan": "build:plan",
     "build": "build:build",
+    "publish": "publish:publish",
+    "deprecate": "publish:deprecate",
+    "diff": "publish:diff",
 }
 
 

@@ -94,6 +94,10 @@ class Docker:
             return None
         return ImageInfo(str(found.id), found.attrs)
 
+    def images_of(self, repository: str) -> list[str]:
+        """The IDs of the images tagged in `repository`."""
+        return [str(found.id) for found in self.client.images.list(name=repository)]
+
     def forget(self, image: str) -> None:
         """Remove `image` (and its layers no other image uses) when nothing else needs it."""
         with suppress(docker.errors.NotFound, docker.errors.APIError):

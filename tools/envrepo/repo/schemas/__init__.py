@@ -10,6 +10,10 @@ from typing import Any
 ENVIRONMENT = "environment.schema.json"
 CONFIG = "envrepo.schema.json"
 BUILD_RECORD = "build-record.schema.json"
+DEPRECATIONS = "deprecations.schema.json"
+INDEX = "index.schema.json"
+INDEX_ENVIRONMENT = "index-environment.schema.json"
+INDEX_VERSION = "index-version.schema.json"
 
 
 @cache

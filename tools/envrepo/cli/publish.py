@@ -1,0 +1,124 @@
+"""`envrepo publish`, `envrepo deprecate` and `envrepo diff`: the published index."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from envrepo.cli.options import State, json_option, pass_state, registry_option
+from envrepo.cli.report import emit_json, note
+from envrepo.errors import EnvrepoError, ExitCode
+
+
+@click.command()
+@click.option(
+    "--records",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Folder of build records (default: .envrepo/builds).",
+)
+@click.option(
+    "--to",
+    "to",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Publish into this folder (default: envrepo.yaml's index.path).",
+)
+@click.option("--to-branch", "branch", default=None, help="Publish into this git branch.")
+@click.option("--push", "remote", default=None, help="With --to-branch: push it to this remote.")
+@registry_option
+@json_option
+@pass_state
+def publish(
+    state: State,
+    records: Path | None,
+    to: Path | None,
+    branch: str | None,
+    remote: str | None,
+    registry: str | None,
+    as_json: bool,
+) -> int:
+    """Merge build records into the index: versions, SBOMs, package diffs, HTML pages."""
+    from envrepo.publish import publisher
+
+    if to is not None and branch is not None:
+        raise EnvrepoError("--to and --to-branch: give one of them")
+    if remote is not None and branch is None:
+        raise EnvrepoError("--push: pushes a branch; give --to-branch BRANCH as well")
+    request = publisher.Request(records, to, branch, remote, registry)
+    published = publisher.publish(state.catalog(), request, note)
+    if published.skipped:
+        note(f"records left out: {', '.join(published.skipped)}")
+    if as_json:
+        emit_json(
+            {
+                "where": published.where,
+                "versions": [
+                    {"name": name, "version": number, "new": new}
+                    for name, number, new in published.versions
+                ],
+            }
+        )
+    else:
+        click.echo(f"published to {published.where}")
+        if branch is None:
+            click.echo(f"open {Path(published.where).resolve() / 'index.html'}")
+    return ExitCode.OK
+
+
+@click.command()
+@click.argument("reference", metavar="NAME[@VERSION]")
+@click.option("--reason", required=True, help="Why it should no longer be used.")
+@click.option("--replacement", default=None, metavar="NAME@VERSION", help="What to use instead.")
+@pass_state
+def deprecate(state: State, reference: str, reason: str, replacement: str | None) -> int:
+    """Record that an environment, or one version of it, should no longer be used."""
+    from envrepo.publish import deprecations
+
+    catalog = state.catalog()
+    path = deprecations.record(catalog.repo, reference, reason, replacement, set(catalog.specs))
+    click.echo(f"recorded in {catalog.repo.display(path)}; commit it, and publish carries it")
+    return ExitCode.OK
+
+
+def index_location(state: State, given: str | None) -> str:
+    """--index, else envrepo.yaml's index.url, else its index.path."""
+    if given:
+        return given
+    config = state.repository().config
+    return config.index_url or str(state.repository().root / config.index_path)
+
+
+index_option = click.option(
+    "--index",
+    "location",
+    default=None,
+    metavar="LOC",
+    help="A published index: a folder, file:// or http(s):// URL.",
+)
+
+
+@click.command()
+@click.argument("first", metavar="NAME@A")
+@click.argument("second", metavar="[NAME@B]", required=False)
+@index_option
+@json_option
+@pass_state
+def diff(state: State, first: str, second: str | None, location: str | None, as_json: bool) -> int:
+    """The package changes between two versions (without B: since the version before A)."""
+    from envrepo.publish import read
+    from envrepo.publish.diff import summary
+
+    index = read.Index(index_location(state, location))
+    old, new, changes = read.compare(index, first, second)
+    if as_json:
+        emit_json({"from": old, "to": new, "diff": changes})
+        return ExitCode.OK
+    click.echo(f"{old} → {new}: {summary(changes)}")
+    for ecosystem, kinds in changes.items():
+        for kind, items in kinds.items():
+            for item in items:
+                change = " → ".join(v for v in (item.get("from"), item.get("to")) if v)
+                click.echo(f"  {ecosystem:<5} {kind:<7} {item['name']} {change}")
+    return ExitCode.OK

@@ -1,0 +1,59 @@
+"""The index for people: static pages (an overview, one page per environment) readable
+without JavaScript. Rendered by Jinja2 with autoescaping on, so every text from a spec, a
+commit or a package reaches the page escaped; the only links out are http(s) ones."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from functools import cache
+from typing import Any
+from urllib.parse import urlsplit
+
+import jinja2
+
+from envrepo.publish.index import Document
+
+
+@cache
+def _templates() -> jinja2.Environment:
+    templates = jinja2.Environment(
+        loader=jinja2.PackageLoader("envrepo.publish", "templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    # Links between the index's own files: from environments/<name>.html.
+    templates.filters["relative"] = lambda path: str(path).removeprefix("environments/")
+    return templates
+
+
+def web_link(url: str | None) -> str | None:
+    """`url` when it is an http(s) URL, else None: no javascript:, data: or relative links
+    from a setting."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    return url if parts.scheme in ("http", "https") and parts.netloc else None
+
+
+def overview(index: Mapping[str, Any]) -> str:
+    environments = sorted(index["environments"].items())
+    template = _templates().get_template("overview.html.j2")
+    return template.render(environments=environments, updated=index.get("updated"))
+
+
+def environment(document: Document, versions: Sequence[Document | None]) -> str:
+    """The page of one environment, newest version first; `versions` are the version
+    documents in the order of the document's releases (None where one cannot be read)."""
+    source = web_link(document.get("sourceUrl"))
+    pairs = list(zip(document["releases"], versions, strict=True))[::-1]
+    return (
+        _templates()
+        .get_template("environment.html.j2")
+        .render(
+            doc=document,
+            versions=pairs,
+            commit_url=f"{source.rstrip('/')}/commit/" if source else None,
+            updated=None,
+        )
+    )

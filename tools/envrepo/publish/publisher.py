@@ -1,0 +1,319 @@
+"""`envrepo publish`: build records merged into the index, into a folder or a git branch.
+Every record is checked first (pushed, clean, the tree's own hash, its packages as the locks
+say, its image in the registry); versions are then assigned from the index as it is at the
+moment of writing, under a lock (a folder) or by compare-and-swap (a branch), and the
+registry's `:<version>` and `:latest` tags follow the index."""
+
+from __future__ import annotations
+
+import datetime
+import gzip
+import hashlib
+import io
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import git
+
+from envrepo.build import naming
+from envrepo.engine.registry import Registry, connect
+from envrepo.errors import EnvrepoError, Problem
+from envrepo.hashing import hash_environments
+from envrepo.lock.locked import read_locked
+from envrepo.publish import branch, deprecations, html
+from envrepo.publish.index import (
+    INDEX,
+    INDEX_PAGE,
+    Deprecation,
+    Document,
+    Outcome,
+    Release,
+    deprecate,
+    environment_page,
+    environment_path,
+    merge,
+    version_path,
+)
+from envrepo.publish.packages import from_listing
+from envrepo.publish.sbom import sbom
+from envrepo.publish.store import LOCK, IndexFolder
+from envrepo.repo import graph, schemas
+from envrepo.repo.files import exclusive
+from envrepo.repo.schema import violations
+from envrepo.repo.spec import Catalog, Spec
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Request:
+    records: Path | None = None
+    to: Path | None = None
+    branch: str | None = None
+    remote: str | None = None
+    registry: str | None = None
+
+
+@dataclass(frozen=True)
+class Published:
+    where: str
+    versions: list[tuple[str, int, bool]]
+    skipped: list[str]
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat()
+
+
+def source_url() -> str | None:
+    """Where the repository's commits can be seen: ENVREPO_SOURCE_URL, or the GitHub
+    repository a workflow runs in."""
+    given = os.environ.get("ENVREPO_SOURCE_URL")
+    if given:
+        return html.web_link(given)
+    server, repository = os.environ.get("GITHUB_SERVER_URL"), os.environ.get("GITHUB_REPOSITORY")
+    return html.web_link(f"{server}/{repository}") if server and repository else None
+
+
+def _read_records(folder: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """Every build record in `folder`, oldest first; one that is not JSON stops the publish."""
+    paths = (
+        sorted(
+            (p for p in folder.glob("*.json") if not p.name.startswith(".")),
+            key=lambda p: (p.stat().st_mtime, p.name),
+        )
+        if folder.is_dir()
+        else []
+    )
+    records = []
+    for path in paths:
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            record = None
+        if not isinstance(record, dict) or not isinstance(record.get("name"), str):
+            raise EnvrepoError(
+                Problem(str(path), "", "is not a build record; remove it, build again")
+            )
+        records.append((path, record))
+    return records
+
+
+def _chosen(
+    catalog: Catalog, records: Sequence[tuple[Path, dict[str, Any]]]
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """The newest record of each environment whose hash is the tree's, checked against the
+    record's schema, and what was left out: records of environments no longer here, or of
+    other states of their folders."""
+    names = sorted({r["name"] for _, r in records if r["name"] in catalog.specs})
+    hashes = hash_environments(catalog, names) if names else {}
+    chosen: dict[str, dict[str, Any]] = {}
+    skipped: list[str] = []
+    for path, record in records:
+        name = record["name"]
+        if name not in catalog.specs:
+            skipped.append(f"{path.name} (no such environment in the tree)")
+        elif record.get("hash") != hashes[name].value:
+            skipped.append(f"{path.name} (not the tree's spec hash)")
+        else:
+            problems = violations(record, schemas.BUILD_RECORD, str(path))
+            if problems:
+                raise EnvrepoError(*problems, f"{path}: build {name} again to write it anew")
+            chosen[name] = record
+    return chosen, skipped
+
+
+def _snapshot(repo: git.Repo, commit: str, folder: str) -> bytes:
+    """The environment's folder as commit `commit` has it, as a reproducible tar.gz."""
+    buffer = io.BytesIO()
+    repo.archive(buffer, treeish=commit, format="tar", path=[folder])
+    return gzip.compress(buffer.getvalue(), mtime=0)
+
+
+def _base(spec: Spec, image: str | None) -> dict[str, Any]:
+    base: dict[str, Any] = {"text": spec.base.describe()}
+    if spec.base.kind == "environment":
+        base["environment"] = spec.base.value
+    elif spec.base.kind == "image":
+        base["image"] = image or spec.base.value
+    return base
+
+
+def _release(
+    catalog: Catalog,
+    record: Mapping[str, Any],
+    hashes: Mapping[str, Any],
+    registry: Registry,
+    repo: git.Repo,
+) -> Release:
+    """One record, checked, with what the index tells of it."""
+    name = record["name"]
+    spec = catalog.specs[name]
+    shown = spec.display
+    digest, commit = record["digest"], record["commit"]
+    if digest is None:
+        raise EnvrepoError(
+            Problem(
+                shown, "", "its build was not pushed, so it has no digest; run envrepo build --push"
+            )
+        )
+    if record["dirty"] or not commit:
+        raise EnvrepoError(
+            Problem(
+                shown,
+                "",
+                "was built from files that differ from a commit; commit them, build and publish again",
+            )
+        )
+    if registry.manifest(name, digest) is None:
+        raise EnvrepoError(
+            Problem(
+                shown,
+                "",
+                f"registry {registry.host} does not hold {registry.path(name)}@{digest[:19]}; "
+                "run envrepo build --push",
+            )
+        )
+    parent = catalog.specs.get(spec.parent or "")
+    locked = read_locked(spec, hashes[name], parent)
+    packages = from_listing(record["packages"], locked)
+    try:
+        found = repo.commit(commit)
+    except (ValueError, git.BadName):
+        raise EnvrepoError(
+            Problem(
+                shown, "", f"commit {commit[:12]} of its build is not in this repository; fetch it"
+            )
+        ) from None
+    folder = _snapshot(repo, commit, spec.folder.relative_to(catalog.repo.root).as_posix())
+    return Release(
+        name=name,
+        hash=record["hash"],
+        digest=digest,
+        repository=naming.repository(registry.address, name),
+        platform=record["platform"],
+        tags=tuple(tag.rsplit(":", 1)[1] for tag in record["tags"]),
+        commit=commit,
+        subject=str(found.summary),
+        committed=found.committed_datetime.astimezone(datetime.UTC).isoformat(),
+        built=record["created"],
+        python=spec.python,
+        description=spec.description,
+        labels=dict(spec.labels),
+        base=_base(spec, locked.base_image),
+        parent_hash=hashes[spec.parent].value if spec.parent else None,
+        packages=packages,
+        folder=folder,
+        folder_sha256=hashlib.sha256(folder).hexdigest(),
+    )
+
+
+def _make_sbom(release: Release, number: int, base: Mapping[str, Any], now: str) -> str:
+    image = f"{release.repository}@{release.digest}"
+    return sbom(release.name, number, image, release.packages, base, now)
+
+
+def pages(
+    documents: Mapping[str, Document], read: Callable[[str], Document | None]
+) -> dict[str, str]:
+    """The HTML pages of the environments whose documents changed, and the overview."""
+    found: dict[str, str] = {}
+    for path, document in documents.items():
+        if path.count("/") != 1 or path == INDEX:
+            continue
+        name = document["name"]
+        versions = [
+            documents.get(version_path(name, e["number"])) or read(version_path(name, e["number"]))
+            for e in document["releases"]
+        ]
+        found[environment_page(name)] = html.environment(document, versions)
+    if INDEX in documents:
+        found[INDEX_PAGE] = html.overview(documents[INDEX])
+    return found
+
+
+def _change(
+    releases: Sequence[Release], notices: Sequence[Deprecation], now: str
+) -> Callable[[IndexFolder], Outcome]:
+    def change(store: IndexFolder) -> Outcome:
+        outcome = merge(releases, store.read, now, _make_sbom, source_url())
+        deprecate(outcome.documents, store.read, notices)
+        store.write(outcome.files, outcome.documents, pages(outcome.documents, store.read))
+        return outcome
+
+    return change
+
+
+def _tag(registry: Registry, outcome: Outcome) -> None:
+    for name, digest, tags in outcome.tags:
+        registry.add_tags(name, digest, tags)
+
+
+def publish(catalog: Catalog, request: Request, log: Log) -> Published:
+    root = catalog.repo.root
+    host = naming.required_registry(catalog.repo, request.registry)
+    registry = connect(host, host)
+    chosen, skipped = _chosen(
+        catalog, _read_records(request.records or root / ".envrepo" / "builds")
+    )
+    hashes = hash_environments(catalog, sorted(graph.with_ancestors(chosen, catalog.specs)))
+    with git.Repo(root) as repo:
+        releases = [
+            _release(catalog, chosen[name], hashes, registry, repo)
+            for name in graph.ordered(catalog.specs, chosen)
+        ]
+    change = _change(releases, deprecations.read_all(catalog.repo), _now())
+    if request.branch is not None:
+        names = ", ".join(r.name for r in releases) or "deprecations"
+        outcome = branch.publish(
+            root, request.branch, request.remote, change, f"envrepo publish: {names}"
+        )
+        where = f"branch {request.branch}" + (f" of {request.remote}" if request.remote else "")
+        _tag(registry, outcome)
+    else:
+        folder = request.to or root / catalog.repo.config.index_path
+        folder.mkdir(parents=True, exist_ok=True)
+        with exclusive(folder / LOCK):
+            store = IndexFolder(folder)
+            store.sweep()
+            outcome = change(store)
+            _tag(registry, outcome)
+        where = str(folder)
+    for name, number, new in outcome.versions:
+        log(f"{name}: version {number}" + (" (new)" if new else " (published before; latest)"))
+    return Published(where, outcome.versions, skipped)
+
+
+def regenerate(store: IndexFolder) -> int:
+    """Every document and page of the index made again from its stored versions: diffs,
+    summaries, index.json and the HTML (SBOMs and folder snapshots, written once per version,
+    are kept). How many versions it holds. No registry is asked."""
+    from envrepo.publish.diff import diff, summary
+    from envrepo.publish.index import summary_entry, version_document
+
+    index = store.read(INDEX) or {"format": 1, "environments": {}}
+    documents: dict[str, Document] = {}
+    count = 0
+    for name in sorted(index["environments"]):
+        document = store.read(environment_path(name))
+        if document is None:
+            continue
+        previous = None
+        for entry in document["releases"]:
+            path = version_path(name, entry["number"])
+            stored = store.read(path) or {}
+            packages = stored.get("packages") or {}
+            changes = diff(previous, packages)
+            entry["summary"] = summary(changes)
+            documents[path] = version_document(name, entry["number"], entry, packages, changes)
+            previous = packages
+            count += 1
+        documents[environment_path(name)] = document
+        index["environments"][name] = summary_entry(document)
+    documents[INDEX] = index
+    store.write({}, documents, pages(documents, store.read))
+    return count

@@ -1,0 +1,233 @@
+"""Reading a published index, document by document, from a folder, a file:// URL or an
+http(s):// URL (with an Authorization header from ENVREPO_INDEX_AUTHORIZATION, or the
+machine's entry in ~/.netrc): what `list`, `show` and `diff` tell of it. A reader fetches only
+the documents it needs: index.json to list, one environment's document and one version's to
+show."""
+
+from __future__ import annotations
+
+import base64
+import json
+import netrc
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from envrepo.errors import EnvrepoError, Problem
+from envrepo.publish.diff import Diff, diff
+from envrepo.publish.index import INDEX, Document, environment_path, version_path
+from envrepo.publish.store import IndexFolder
+
+TIMEOUT = 30
+AUTHORIZATION = "ENVREPO_INDEX_AUTHORIZATION"
+
+
+class Index:
+    """A published index at `location`; `fetched` counts the bytes read from it."""
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+        self.fetched = 0
+        parts = urlsplit(location)
+        self.url: str | None = None
+        self.folder: IndexFolder | None = None
+        if parts.scheme in ("http", "https"):
+            self.url = location.rstrip("/") + "/"
+        elif parts.scheme == "file":
+            self.folder = IndexFolder(Path(unquote(parts.path)))
+        elif parts.scheme and len(parts.scheme) > 1:
+            raise EnvrepoError(
+                f"--index {location}: {parts.scheme}: is not a kind of location envrepo reads; "
+                "give a folder, a file:// or an http(s):// URL"
+            )
+        else:
+            self.folder = IndexFolder(Path(location))
+
+    def _headers(self) -> dict[str, str]:
+        given = os.environ.get(AUTHORIZATION)
+        if given:
+            return {"Authorization": given}
+        host = urlsplit(self.url or "").hostname or ""
+        try:
+            found = netrc.netrc().authenticators(host)
+        except (FileNotFoundError, netrc.NetrcParseError):
+            found = None
+        if found and found[0] is not None:
+            token = base64.b64encode(f"{found[0]}:{found[2] or ''}".encode()).decode()
+            return {"Authorization": f"Basic {token}"}
+        return {}
+
+    def read_bytes(self, path: str) -> bytes | None:
+        if self.folder is not None:
+            if not self.folder.root.is_dir():
+                raise EnvrepoError(
+                    f"--index {self.location}: no such folder; give the folder publish wrote"
+                )
+            data = self.folder.read_bytes(path)
+        else:
+            data = self._get(path)
+        self.fetched += len(data or b"")
+        return data
+
+    def _get(self, path: str) -> bytes | None:
+        url = f"{self.url}{path}"
+        request = urllib.request.Request(url, headers=self._headers())
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+                return bytes(response.read())
+        except urllib.error.HTTPError as error:
+            if error.code == 404:
+                return None
+            hint = (
+                f"set {AUTHORIZATION} or a ~/.netrc entry for the host"
+                if error.code in (401, 403)
+                else "check the index's server"
+            )
+            raise EnvrepoError(f"--index {url}: HTTP {error.code} {error.reason}; {hint}") from None
+        except (urllib.error.URLError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            raise EnvrepoError(
+                f"--index {url}: cannot be read ({reason}); check the URL and the network"
+            ) from None
+
+    def read(self, path: str) -> Document | None:
+        data = self.read_bytes(path)
+        if data is None:
+            return None
+        try:
+            found = json.loads(data)
+        except ValueError:
+            found = None
+        if not isinstance(found, dict):
+            raise EnvrepoError(f"{self.location}/{path}: is not a document of an envrepo index")
+        return found
+
+    def top(self) -> Document:
+        found = self.read(INDEX)
+        if found is None:
+            raise EnvrepoError(
+                f"--index {self.location}: has no {INDEX}; give the place envrepo publish wrote to"
+            )
+        return found
+
+    def environment(self, name: str) -> Document:
+        found = self.read(environment_path(name))
+        if found is None:
+            raise EnvrepoError(
+                Problem(
+                    name, "", f"is not in the index at {self.location}; see envrepo list --index"
+                )
+            )
+        return found
+
+
+@dataclass(frozen=True)
+class Version:
+    """One version as `show` tells it: its entry in the environment's document and its
+    version document (packages and diff)."""
+
+    environment: Document
+    entry: Document
+    document: Document
+
+
+def split_reference(reference: str) -> tuple[str, int | None]:
+    """NAME or NAME@VERSION."""
+    name, at, version = reference.partition("@")
+    if not at:
+        return name, None
+    if not version.isdigit() or int(version) < 1:
+        raise EnvrepoError(
+            Problem(
+                reference, "", "is not NAME@VERSION with a version number; see envrepo show NAME"
+            )
+        )
+    return name, int(version)
+
+
+def version(index: Index, reference: str) -> Version:
+    """NAME (its latest version) or NAME@VERSION, from `index`."""
+    name, number = split_reference(reference)
+    document = index.environment(name)
+    wanted = number if number is not None else int(document["latest"])
+    entry = next((e for e in document["releases"] if e["number"] == wanted), None)
+    if entry is None:
+        known = ", ".join(str(e["number"]) for e in document["releases"])
+        raise EnvrepoError(Problem(reference, "", f"no such version; {name} has {known}"))
+    found = index.read(version_path(name, wanted))
+    if found is None:
+        raise EnvrepoError(
+            f"{index.location}: {version_path(name, wanted)} is missing; publish the index again"
+        )
+    return Version(document, entry, found)
+
+
+HEADERS = ("NAME", "LATEST", "VERSIONS", "DESCRIPTION")
+
+
+def listing(index: Index) -> tuple[list[list[str]], Document]:
+    top = index.top()
+    rows = []
+    for name, entry in sorted(top["environments"].items()):
+        description = str(entry.get("description") or "")
+        if entry.get("deprecation"):
+            description = f"[deprecated] {description}"
+        rows.append([name, str(entry["latest"]), str(entry["versions"]), description])
+    return rows, top
+
+
+def fields(found: Version) -> list[tuple[str, str]]:
+    entry, document = found.entry, found.environment
+    packages = found.document.get("packages") or {}
+    deprecation = entry.get("deprecation") or document.get("deprecation")
+    base = entry.get("base") or {}
+    return [
+        ("name", document["name"]),
+        (
+            "version",
+            f"{entry['number']}" + (" (latest)" if entry["version"] == document["latest"] else ""),
+        ),
+        ("description", str(document.get("description") or "-")),
+        ("labels", ", ".join(f"{k}={v}" for k, v in (document.get("labels") or {}).items()) or "-"),
+        ("image", entry["image"]),
+        ("pull", f"docker pull {entry['image']}"),
+        ("hash", entry["hash"]),
+        (
+            "base",
+            str(base.get("text", "-"))
+            + (f" version {base['version']}" if base.get("version") else ""),
+        ),
+        ("python", entry["python"]),
+        ("published", entry["releaseTimestamp"]),
+        ("built", entry["built"]),
+        ("commit", f"{entry['commit'][:12]} {entry['subject']}"),
+        ("packages", ", ".join(f"{k} {len(v)}" for k, v in packages.items())),
+        ("changes", str(entry.get("summary", "-"))),
+        ("deprecated", _deprecation(deprecation) if deprecation else "no"),
+    ]
+
+
+def _deprecation(notice: dict[str, Any]) -> str:
+    replacement = notice.get("replacement")
+    return str(notice["reason"]) + (f"; use {replacement}" if replacement else "")
+
+
+def compare(index: Index, first: str, second: str | None) -> tuple[str, str, Diff]:
+    """NAME@A against NAME@B, or against the version before A: (from, to, diff)."""
+    name, a = split_reference(first)
+    if a is None:
+        raise EnvrepoError(Problem(first, "", "give NAME@VERSION; diff compares two versions"))
+    if second is None:
+        if a == 1:
+            raise EnvrepoError(
+                Problem(first, "", "is the first version; give the version to compare with")
+            )
+        old, new = f"{name}@{a - 1}", first
+    else:
+        old, new = first, second
+    before, after = version(index, old), version(index, new)
+    return old, new, diff(before.document.get("packages"), after.document.get("packages") or {})
