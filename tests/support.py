@@ -8,6 +8,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import http.server
 import io
 import json
 import os
@@ -20,8 +21,11 @@ import tarfile
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import docker
 import docker.errors
@@ -352,3 +356,95 @@ def with_private_wheel(root: Path, name: str, wheel: Path, spec: str) -> None:
     )
     locked = run_envrepo("lock", name, cwd=root)
     assert locked.code == 0, locked.err
+
+
+@contextmanager
+def serve_folder(folder: Path, authorization: str | None = None) -> Iterator[str]:
+    """`folder` over HTTP on loopback, as a static web server would serve a published index
+    (asking for `authorization` when given); its URL."""
+    from registries import serving
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=str(folder), **kwargs)
+
+        def do_GET(self) -> None:
+            if authorization and self.headers.get("Authorization") != authorization:
+                self.send_error(401)
+                return
+            super().do_GET()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    with serving(Handler, None) as host:
+        yield f"http://{host}"
+
+
+def index_problems(folder: Path) -> list[str]:
+    """What is wrong with the published index in `folder`: a document that does not parse or
+    fails its schema, a name that leads nowhere, a latest version that is not there."""
+    import referencing
+    from jsonschema import Draft202012Validator
+
+    loaded = {
+        name: schemas.load(name)
+        for name in (schemas.INDEX, schemas.INDEX_ENVIRONMENT, schemas.INDEX_VERSION)
+    }
+    store = referencing.Registry().with_resources(
+        (name, referencing.Resource.from_contents(schema)) for name, schema in loaded.items()
+    )
+
+    def problems(path: Path, schema: str) -> list[str]:
+        try:
+            document = json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            return [f"{path}: {error}"]
+        validator = Draft202012Validator(loaded[schema], registry=store)
+        return [f"{path}: {e.message}" for e in validator.iter_errors(document)]
+
+    found = problems(folder / "index.json", schemas.INDEX)
+    if found:
+        return found
+    top = json.loads((folder / "index.json").read_text())
+    for name, entry in top["environments"].items():
+        document_path = folder / entry["document"]
+        found += problems(document_path, schemas.INDEX_ENVIRONMENT)
+        if found:
+            continue
+        document = json.loads(document_path.read_text())
+        numbers = [r["number"] for r in document["releases"]]
+        if numbers != list(range(1, len(numbers) + 1)):
+            found.append(f"{name}: versions {numbers} are not 1..n")
+        if int(entry["latest"]) not in numbers:
+            found.append(f"{name}: index.json's latest {entry['latest']} is not a version")
+        for release in document["releases"]:
+            found += problems(folder / release["version_document"], schemas.INDEX_VERSION)
+            for path in (release["sbom"], release["folder"]["path"]):
+                if not (folder / path).is_file():
+                    found.append(f"{name}: {path} is missing")
+        if not (folder / entry["page"]).is_file():
+            found.append(f"{name}: {entry['page']} is missing")
+    return found
+
+
+def manifest_digest(host: str, name: str, tag: str) -> str | None:
+    request = urllib.request.Request(
+        f"http://{host}/v2/{name}/manifests/{tag}",
+        method="HEAD",
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return str(response.headers["Docker-Content-Digest"])
+    except urllib.error.HTTPError:
+        return None
+
+
+def lock_pins(path: Path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text().splitlines():
+        if line and line[0] not in "# ":
+            name, version = line.split(" ")[0].split("==")
+            pins[name.lower()] = version
+    return pins

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import tarfile
-import urllib.request
 from pathlib import Path
 
 import docker
@@ -20,6 +19,8 @@ from support import (
     git,
     is_pushed,
     local_tags,
+    lock_pins,
+    manifest_digest,
     pushed_tag,
     run_envrepo,
     tags_of,
@@ -30,36 +31,14 @@ from support import (
 CURATED = ["envrepo-bookworm", "envrepo-minimal", "envrepo-tutorial"]
 
 
-def manifest(host: str, name: str, tag: str) -> str | None:
-    request = urllib.request.Request(
-        f"http://{host}/v2/{name}/manifests/{tag}",
-        method="HEAD",
-        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return str(response.headers["Docker-Content-Digest"])
-    except urllib.error.HTTPError:
-        return None
-
-
-def lock_pins(path: Path) -> dict[str, str]:
-    pins = {}
-    for line in path.read_text().splitlines():
-        if line and line[0] not in "# ":
-            name, version = line.split(" ")[0].split("==")
-            pins[name.lower()] = version
-    return pins
-
-
 def test_curated_tree_builds_tags_and_pushes(built: Built) -> None:
     commit = git("rev-parse", "HEAD", cwd=built.root)
     for name in CURATED:
         record = built.record(name)
         assert record["status"] == "built"
-        digest = manifest(built.registry.host, name, f"h-{str(record['hash'])[:12]}")
+        digest = manifest_digest(built.registry.host, name, f"h-{str(record['hash'])[:12]}")
         assert digest == record["digest"]
-        assert manifest(built.registry.host, name, f"sha-{commit[:12]}") == digest
+        assert manifest_digest(built.registry.host, name, f"sha-{commit[:12]}") == digest
         # :latest and :<version> are publish's to move, not build's.
         assert "latest" not in tags_of(built.registry.host, name)
     tutorial = built.record("envrepo-tutorial")
@@ -73,7 +52,7 @@ def test_curated_tree_builds_tags_and_pushes(built: Built) -> None:
         }  # type: ignore[index]
     ]
     tested = f"t-{str(tutorial['tests_digest'])[:24]}"
-    assert manifest(built.registry.host, "envrepo-tutorial", tested) == tutorial["digest"]
+    assert manifest_digest(built.registry.host, "envrepo-tutorial", tested) == tutorial["digest"]
     log = Path(str(tutorial["log"])).read_text()
     assert "envrepo: install scikit-learn-1.9.1" in log
     assert "test test_imports.py: passed" in log
@@ -358,7 +337,7 @@ def test_a_base_image_tag_is_locked_to_its_digest_and_a_new_digest_rebuilds(
     assert run_envrepo("lock", "on-image", cwd=scratch).code == 0
     lock_file = scratch / "environments/on-image/base-image.lock"
     first = lock_file.read_text().splitlines()[-1]
-    assert first == f"{host}/base/debian:12@{manifest(host, 'base/debian', '12')}"
+    assert first == f"{host}/base/debian:12@{manifest_digest(host, 'base/debian', '12')}"
     built_once = run_envrepo("build", "on-image", "--push", "--registry", host, cwd=scratch)
     assert built_once.code == 0, built_once.err[-2000:]
     assert "assembled" in built_once.err and first in built_once.err

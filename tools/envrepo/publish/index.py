@@ -73,6 +73,8 @@ class Release:
     packages: Packages
     folder: bytes = field(repr=False)
     folder_sha256: str = ""
+    # The commit the publish runs at (its tree has this hash): a revert publishes from its own.
+    head: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,7 @@ def _release_entry(release: Release, number: int, base: Mapping[str, Any], now: 
         "committed": release.committed,
         "built": release.built,
         "releaseTimestamp": now,
-        "published": [{"commit": release.commit, "time": now}],
+        "published": [{"commit": release.head or release.commit, "time": now}],
         "base": dict(base),
         "python": release.python,
         "isDeprecated": False,
@@ -143,6 +145,7 @@ def merge(
     now: str,
     make_sbom: MakeSbom,
     source_url: str | None = None,
+    index_url: str | None = None,
 ) -> Outcome:
     """Publish `releases` (parents before children) onto the index `read` gives."""
     documents: dict[str, Document] = {}
@@ -159,8 +162,9 @@ def merge(
         known = next((e for e in entries if e["hash"] == release.hash), None)
         if known is not None:
             number = int(known["number"])
-            if all(p["commit"] != release.commit for p in known["published"]):
-                known["published"].append({"commit": release.commit, "time": now})
+            head = release.head or release.commit
+            if all(p["commit"] != head for p in known["published"]):
+                known["published"].append({"commit": head, "time": now})
             versions.append((release.name, number, False))
         else:
             number = max((int(e["number"]) for e in entries), default=0) + 1
@@ -182,6 +186,10 @@ def merge(
         )
         if source_url:
             document["sourceUrl"] = source_url
+        if index_url:
+            page = f"{index_url.rstrip('/')}/{environment_page(release.name)}"
+            document["homepage"] = page
+            known.setdefault("changelogUrl", f"{page}#v{number}")
         documents[path] = document
         # Tagging is idempotent: a publish stopped before it is made whole by the next.
         tags.append((release.name, str(known["digest"]), [str(number), "latest"]))

@@ -14,6 +14,7 @@ import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -209,6 +210,7 @@ def _release(
         packages=packages,
         folder=folder,
         folder_sha256=hashlib.sha256(folder).hexdigest(),
+        head=repo.head.commit.hexsha,
     )
 
 
@@ -236,16 +238,18 @@ def pages(
     return found
 
 
-def _change(
-    releases: Sequence[Release], notices: Sequence[Deprecation], now: str
-) -> Callable[[IndexFolder], Outcome]:
-    def change(store: IndexFolder) -> Outcome:
-        outcome = merge(releases, store.read, now, _make_sbom, source_url())
-        deprecate(outcome.documents, store.read, notices)
-        store.write(outcome.files, outcome.documents, pages(outcome.documents, store.read))
-        return outcome
-
-    return change
+def apply(
+    store: IndexFolder,
+    releases: Sequence[Release],
+    notices: Sequence[Deprecation],
+    now: str,
+    index_url: str | None = None,
+) -> Outcome:
+    """Publish `releases` and carry `notices` into the index in `store`."""
+    outcome = merge(releases, store.read, now, _make_sbom, source_url(), index_url)
+    deprecate(outcome.documents, store.read, notices)
+    store.write(outcome.files, outcome.documents, pages(outcome.documents, store.read))
+    return outcome
 
 
 def _tag(registry: Registry, outcome: Outcome) -> None:
@@ -266,7 +270,14 @@ def publish(catalog: Catalog, request: Request, log: Log) -> Published:
             _release(catalog, chosen[name], hashes, registry, repo)
             for name in graph.ordered(catalog.specs, chosen)
         ]
-    change = _change(releases, deprecations.read_all(catalog.repo), _now())
+    index_url = html.web_link(catalog.repo.config.index_url)
+    change = partial(
+        apply,
+        releases=releases,
+        notices=deprecations.read_all(catalog.repo),
+        now=_now(),
+        index_url=index_url,
+    )
     if request.branch is not None:
         names = ", ".join(r.name for r in releases) or "deprecations"
         outcome = branch.publish(
