@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets everything up, then runs envrepo's main job on this repository's curated environments:
 # bring up Docker and the local registry, validate and check the locks, build what is not in
-# the registry yet (from the Debian archive up), push it with its tags, and list the images.
+# the registry yet (from the Debian archive up), push it with its tags, publish the index
+# (versions, SBOMs, package diffs, HTML pages) into a folder, and say where to open it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -16,5 +17,7 @@ echo "== envrepo plan"
 envrepo plan
 echo "== envrepo build --push"
 envrepo build --push
-echo "== envrepo list"
-envrepo list
+echo "== envrepo publish"
+envrepo publish
+echo "== envrepo list --index index"
+envrepo list --index index

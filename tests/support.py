@@ -359,9 +359,12 @@ def with_private_wheel(root: Path, name: str, wheel: Path, spec: str) -> None:
 
 
 @contextmanager
-def serve_folder(folder: Path, authorization: str | None = None) -> Iterator[str]:
+def serve_folder(
+    folder: Path, authorization: str | None = None, served: list[tuple[str, int]] | None = None
+) -> Iterator[str]:
     """`folder` over HTTP on loopback, as a static web server would serve a published index
-    (asking for `authorization` when given); its URL."""
+    (asking for `authorization` when given; each path and its size appended to `served`);
+    its URL."""
     from registries import serving
 
     class Handler(http.server.SimpleHTTPRequestHandler):
@@ -373,6 +376,12 @@ def serve_folder(folder: Path, authorization: str | None = None) -> Iterator[str
                 self.send_error(401)
                 return
             super().do_GET()
+
+        def copyfile(self, source: Any, outputfile: Any) -> None:
+            data = source.read()
+            if served is not None:
+                served.append((self.path, len(data)))
+            outputfile.write(data)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

@@ -193,16 +193,20 @@ def test_two_publishes_at_once_lose_no_version(fleet: Fleet, kind: str) -> None:
 @pytest.mark.parametrize("kind", TARGETS)
 def test_a_publish_killed_at_any_moment_leaves_a_valid_index(fleet: Fleet, kind: str) -> None:
     target, remote = _target(fleet, kind)
-    _finished(fleet.publish(fleet.next_generation(), *target))
+    records = fleet.next_generation()
+    started = time.monotonic()
+    _finished(fleet.publish(records, *target))
+    # Moments spread over a whole publish, as long as one takes on this machine.
+    whole = time.monotonic() - started
     killed = []
-    for number, delay in enumerate((0.3, 0.6, 0.9, 1.2, 1.6)):
+    for number, delay in enumerate(whole * share for share in (0.2, 0.4, 0.6, 0.75, 0.9)):
         process = fleet.publish(fleet.next_generation(), *target)
         time.sleep(delay)
         process.send_signal(signal.SIGKILL)
         process.communicate(timeout=60)
         killed.append(process.returncode == -signal.SIGKILL)
         index = _read_index(fleet, kind, remote, f"killed-{number}")
-        assert index_problems(index) == [], f"killed after {delay} s"
+        assert index_problems(index) == [], f"killed after {delay:.2f} s"
     assert killed.count(True) >= 4, f"most publishes should die at work: {killed}"
     # The next publish finds what the killed ones left and goes on from there.
     last = fleet.next_generation()
@@ -213,3 +217,70 @@ def test_a_publish_killed_at_any_moment_leaves_a_valid_index(fleet: Fleet, kind:
     assert all(numbers[-1] == len(numbers) >= 2 for numbers in versions.values()), versions
     if remote is None:
         assert not list(index.rglob(".*.tmp-*"))
+
+
+def _one_line(process: subprocess.Popen[str]) -> str:
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 2, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    return err.strip()
+
+
+def test_bad_records_and_targets_get_one_line_each(fleet: Fleet, tmp_path: Path) -> None:
+    records = fleet.next_generation()
+    index = tmp_path / "index"
+    first = sorted(records.glob("env00-*.json"))[0]
+    good = json.loads(first.read_text())
+
+    first.write_text(json.dumps({**good, "dirty": True}))
+    said = _one_line(fleet.publish(records, "--to", str(index)))
+    assert said == (
+        "environments/env00: was built from files that differ from a commit; "
+        "commit them, build and publish again"
+    )
+    first.write_text(json.dumps({**good, "digest": "sha256:" + "0" * 64}))
+    said = _one_line(fleet.publish(records, "--to", str(index)))
+    assert said.startswith(f"environments/env00: registry {fleet.registry.host} does not hold ")
+    first.write_text(json.dumps({**good, "digest": None}))
+    assert "was not pushed" in _one_line(fleet.publish(records, "--to", str(index)))
+    first.write_text("{not json")
+    assert _one_line(fleet.publish(records, "--to", str(index))) == (
+        f"{first}: is not a build record; remove it, build again"
+    )
+    assert not index.exists() or not (index / "index.json").exists()
+
+    first.write_text(json.dumps(good))
+    (tmp_path / "a-file").write_text("")
+    said = _one_line(fleet.publish(records, "--to", str(tmp_path / "a-file")))
+    assert said.startswith(f"--to {tmp_path / 'a-file'}: is not a folder")
+    said = _one_line(fleet.publish(tmp_path / "a-file", "--to", str(index)))
+    assert said.startswith(f"--records {tmp_path / 'a-file'}: is not a folder")
+    _finished(fleet.publish(records, "--to", str(index)))
+    (index / "index.json").write_text("{")
+    said = _one_line(fleet.publish(records, "--to", str(index)))
+    assert said.startswith(f"{index / 'index.json'}: is not a JSON document of an envrepo index")
+
+
+def test_a_registry_that_is_gone_gets_one_line(fleet: Fleet, tmp_path: Path) -> None:
+    from registries import free_port
+
+    records = fleet.next_generation()
+    gone = f"127.0.0.1:{free_port()}"
+    process = subprocess.Popen(
+        [
+            envrepo_command(),
+            "publish",
+            "--records",
+            str(records),
+            "--registry",
+            gone,
+            "--to",
+            str(tmp_path / "index"),
+        ],
+        cwd=fleet.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert gone in _one_line(process)
+    assert not (tmp_path / "index/index.json").exists()

@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from envrepo.errors import EnvrepoError, Problem
-from envrepo.repo.config import Repository, open_repository
-from envrepo.repo.spec import Catalog, load_catalog
+
+if TYPE_CHECKING:
+    # Loaded when a command opens the repository: reading a published index needs none of it.
+    from envrepo.repo.config import Repository
+    from envrepo.repo.spec import Catalog
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -26,6 +29,8 @@ class State:
     def opened(self) -> tuple[Repository, list[Problem]]:
         """The repository and the problems of its envrepo.yaml."""
         if self._repo is None:
+            from envrepo.repo.config import open_repository
+
             start = self.start if self.start is not None else Path.cwd()
             self._repo = open_repository(start, explicit=self.start is not None)
         return self._repo
@@ -38,6 +43,8 @@ class State:
         return repo
 
     def catalog(self) -> Catalog:
+        from envrepo.repo.spec import load_catalog
+
         return load_catalog(self.repository())
 
 

@@ -14,14 +14,14 @@ from envrepo.errors import EnvrepoError, ExitCode
 @click.command()
 @click.option(
     "--records",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=click.Path(path_type=Path),
     default=None,
     help="Folder of build records (default: .envrepo/builds).",
 )
 @click.option(
     "--to",
     "to",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=click.Path(path_type=Path),
     default=None,
     help="Publish into this folder (default: envrepo.yaml's index.path).",
 )

@@ -16,10 +16,12 @@ import os
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -189,7 +191,7 @@ class Registry:
         """`call`'s result; None when the registry answers 404."""
         with self._answers(what):
             try:
-                return call()
+                return _again(call)
             except requests.exceptions.HTTPError as error:
                 if error.response is not None and error.response.status_code == 404:
                     return None
@@ -317,7 +319,7 @@ class Registry:
         body = _manifest_body(config, layers, media_type, annotations)
         for tag in tags:
             with self._answers(f"tagging {self.path(name)}:{tag}"):
-                self._repo(name).set_manifest(tag, body)
+                _again(partial(self._repo(name).set_manifest, tag, body))
         return "sha256:" + hashlib.sha256(body.encode()).hexdigest()
 
     def add_tags(self, name: str, existing: str, tags: list[str]) -> str:
@@ -328,7 +330,7 @@ class Registry:
         body, digest = found
         for tag in tags:
             with self._answers(f"tagging {self.path(name)}:{tag}"):
-                self._repo(name).set_manifest(tag, body)
+                _again(partial(self._repo(name).set_manifest, tag, body))
         return digest
 
 
@@ -379,6 +381,23 @@ def _manifest_body(
     if annotations:
         manifest["annotations"] = dict(annotations)
     return json.dumps(manifest, indent=3)
+
+
+# Seconds between the tries of a request that is safe to repeat (a manifest read, a tag
+# written), when the registry failed it with a 5xx: the distribution registry answers 500
+# while another client writes the link files of the same manifest, which it rewrites in place.
+PAUSES = (0.2, 0.5, 1.0)
+
+
+def _again(call: Callable[[], Any]) -> Any:
+    for pause in PAUSES:
+        try:
+            return call()
+        except requests.exceptions.HTTPError as error:
+            if error.response is None or error.response.status_code < 500:
+                raise
+        time.sleep(pause)
+    return call()
 
 
 def _reason(error: Exception) -> str:

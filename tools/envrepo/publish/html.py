@@ -42,11 +42,42 @@ def overview(index: Mapping[str, Any]) -> str:
     return template.render(environments=environments, updated=index.get("updated"))
 
 
+def _change(item: Mapping[str, str]) -> str:
+    return " ".join((item["name"], " → ".join(v for v in (item.get("from"), item.get("to")) if v)))
+
+
+def _view(version: Document | None) -> dict[str, Any] | None:
+    """What a page shows of one version document, as plain texts (escaped as they are put
+    on the page): the diff and the package list per ecosystem. Joined here rather than
+    looped over in the template, since a page may list thousands of packages."""
+    if version is None:
+        return None
+    packages = {k: v for k, v in (version.get("packages") or {}).items() if v}
+    return {
+        "diff": [
+            (
+                ecosystem,
+                "; ".join(
+                    f"{kind}: " + ", ".join(_change(item) for item in items)
+                    for kind, items in kinds.items()
+                ),
+            )
+            for ecosystem, kinds in (version.get("diff") or {}).items()
+        ],
+        "packages": [
+            (ecosystem, ", ".join(f"{name} {p['version']}" for name, p in found.items()))
+            for ecosystem, found in packages.items()
+        ],
+        "counts": ", ".join(f"{ecosystem} {len(found)}" for ecosystem, found in packages.items()),
+    }
+
+
 def environment(document: Document, versions: Sequence[Document | None]) -> str:
     """The page of one environment, newest version first; `versions` are the version
     documents in the order of the document's releases (None where one cannot be read)."""
     source = web_link(document.get("sourceUrl"))
-    pairs = list(zip(document["releases"], versions, strict=True))[::-1]
+    views = [_view(version) for version in versions]
+    pairs = list(zip(document["releases"], views, strict=True))[::-1]
     return (
         _templates()
         .get_template("environment.html.j2")

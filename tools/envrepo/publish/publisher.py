@@ -13,6 +13,7 @@ import io
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -26,6 +27,7 @@ from envrepo.errors import EnvrepoError, Problem
 from envrepo.hashing import hash_environments
 from envrepo.lock.locked import read_locked
 from envrepo.publish import branch, deprecations, html
+from envrepo.publish.diff import summary
 from envrepo.publish.index import (
     INDEX,
     INDEX_PAGE,
@@ -37,6 +39,7 @@ from envrepo.publish.index import (
     environment_page,
     environment_path,
     merge,
+    summary_entry,
     version_path,
 )
 from envrepo.publish.packages import from_listing
@@ -48,6 +51,8 @@ from envrepo.repo.schema import violations
 from envrepo.repo.spec import Catalog, Spec
 
 Log = Callable[[str], None]
+# Below this many environments per core, regenerating in one process is quicker.
+PER_WORKER = 50
 
 
 @dataclass(frozen=True)
@@ -287,6 +292,8 @@ def publish(catalog: Catalog, request: Request, log: Log) -> Published:
         _tag(registry, outcome)
     else:
         folder = request.to or root / catalog.repo.config.index_path
+        if folder.exists() and not folder.is_dir():
+            raise EnvrepoError(f"--to {folder}: is not a folder; give the index's folder")
         folder.mkdir(parents=True, exist_ok=True)
         with exclusive(folder / LOCK):
             store = IndexFolder(folder)
@@ -299,32 +306,37 @@ def publish(catalog: Catalog, request: Request, log: Log) -> Published:
     return Published(where, outcome.versions, skipped)
 
 
-def regenerate(store: IndexFolder) -> int:
-    """Every document and page of the index made again from its stored versions: diffs,
-    summaries, index.json and the HTML (SBOMs and folder snapshots, written once per version,
-    are kept). How many versions it holds. No registry is asked."""
-    from envrepo.publish.diff import diff, summary
-    from envrepo.publish.index import summary_entry, version_document
+def _regenerate_environment(root: Path, name: str) -> tuple[str, Document] | None:
+    """One environment's document and page made again from its stored versions."""
+    store = IndexFolder(root)
+    document = store.read(environment_path(name))
+    if document is None:
+        return None
+    versions = [store.read(version_path(name, e["number"])) for e in document["releases"]]
+    for entry, version in zip(document["releases"], versions, strict=True):
+        if version is not None:
+            entry["summary"] = summary(version["diff"])
+    page = html.environment(document, versions)
+    store.write({}, {environment_path(name): document}, {environment_page(name): page})
+    return name, summary_entry(document)
 
+
+def regenerate(store: IndexFolder) -> int:
+    """Every environment's document and page, index.json and the overview made again from
+    the stored versions (their documents, SBOMs and folders are written once, when a version
+    is first published, and never change). How many versions the index holds. No registry
+    is asked; the environments are shared out over the machine's cores."""
     index = store.read(INDEX) or {"format": 1, "environments": {}}
-    documents: dict[str, Document] = {}
-    count = 0
-    for name in sorted(index["environments"]):
-        document = store.read(environment_path(name))
-        if document is None:
-            continue
-        previous = None
-        for entry in document["releases"]:
-            path = version_path(name, entry["number"])
-            stored = store.read(path) or {}
-            packages = stored.get("packages") or {}
-            changes = diff(previous, packages)
-            entry["summary"] = summary(changes)
-            documents[path] = version_document(name, entry["number"], entry, packages, changes)
-            previous = packages
-            count += 1
-        documents[environment_path(name)] = document
-        index["environments"][name] = summary_entry(document)
-    documents[INDEX] = index
-    store.write({}, documents, pages(documents, store.read))
-    return count
+    names = sorted(index["environments"])
+    work = partial(_regenerate_environment, store.root)
+    workers = min(os.cpu_count() or 1, max(1, len(names) // PER_WORKER))
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            results = list(pool.map(work, names, chunksize=max(1, len(names) // (workers * 8))))
+    else:
+        results = [work(name) for name in names]
+    for found in results:
+        if found is not None:
+            index["environments"][found[0]] = found[1]
+    store.write({}, {INDEX: index}, {INDEX_PAGE: html.overview(index)})
+    return sum(entry["versions"] for entry in index["environments"].values())

@@ -7,11 +7,8 @@ show."""
 from __future__ import annotations
 
 import base64
-import json
 import netrc
 import os
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +17,7 @@ from urllib.parse import unquote, urlsplit
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.publish.diff import Diff, diff
 from envrepo.publish.index import INDEX, Document, environment_path, version_path
-from envrepo.publish.store import IndexFolder
+from envrepo.publish.store import IndexFolder, loads
 
 TIMEOUT = 30
 AUTHORIZATION = "ENVREPO_INDEX_AUTHORIZATION"
@@ -74,6 +71,10 @@ class Index:
         return data
 
     def _get(self, path: str) -> bytes | None:
+        # Loaded here: a folder index is read without the HTTP client.
+        import urllib.error
+        import urllib.request
+
         url = f"{self.url}{path}"
         request = urllib.request.Request(url, headers=self._headers())
         try:
@@ -99,7 +100,7 @@ class Index:
         if data is None:
             return None
         try:
-            found = json.loads(data)
+            found = loads(data)
         except ValueError:
             found = None
         if not isinstance(found, dict):

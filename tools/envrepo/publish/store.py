@@ -5,11 +5,12 @@ that index with some new versions whole, and always readable."""
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from envrepo.errors import EnvrepoError
 from envrepo.publish.index import INDEX, INDEX_PAGE, Document
@@ -18,7 +19,12 @@ LOCK = ".envrepo-publish.lock"
 
 
 def dumps(document: Any) -> bytes:
-    return json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+    return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+
+
+def loads(data: bytes) -> Any:
+    """A JSON document; ValueError when it is not one."""
+    return orjson.loads(data)
 
 
 class IndexFolder:
@@ -37,7 +43,7 @@ class IndexFolder:
         if data is None:
             return None
         try:
-            found = json.loads(data)
+            found = loads(data)
         except ValueError:
             found = None
         if not isinstance(found, dict):

@@ -1,0 +1,120 @@
+"""An environment's document is what Renovate's custom datasource reads without transforms:
+checked with Renovate's own schema (its `ReleaseResultZod`, from the renovate package on npm,
+with the zod and luxon versions its package.json pins) run by node."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from envrepo.publish import publisher
+from envrepo.publish.index import Deprecation, Release
+from envrepo.publish.store import IndexFolder
+
+RENOVATE = "44.121.2"
+# Renovate's timestamp schema imports only isString from it; 7.x is the line that runs on
+# the node of Debian 12 (>= 18), where Renovate's own pin (8.x) asks for node 22.
+IS = "7.2.0"
+CHECK = """
+import { readFileSync } from "node:fs";
+import { ReleaseResultZod } from "./dist/modules/datasource/custom/schema.js";
+const parsed = ReleaseResultZod.safeParse(JSON.parse(readFileSync(process.argv[2], "utf8")));
+console.log(JSON.stringify(parsed.success ? { data: parsed.data } : { error: parsed.error.issues }));
+"""
+
+
+def _npm(*args: str, cwd: Path) -> None:
+    done = subprocess.run(
+        ["npm", "--no-audit", "--no-fund", "--loglevel=error", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, f"npm {' '.join(args)}:\n{done.stderr[-2000:]}"
+
+
+@pytest.fixture(scope="session")
+def renovate(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Renovate's package as npm publishes it, with the modules its datasource schema
+    imports installed beside it."""
+    if shutil.which("npm") is None or shutil.which("node") is None:
+        pytest.fail("node and npm are not installed; scripts/test.sh installs them")
+    folder = tmp_path_factory.mktemp("renovate")
+    _npm("pack", f"renovate@{RENOVATE}", cwd=folder)
+    with tarfile.open(folder / f"renovate-{RENOVATE}.tgz") as archive:
+        archive.extractall(folder)
+    pins = json.loads((folder / "package/package.json").read_text())["dependencies"]
+    _npm(
+        "install",
+        "--ignore-scripts",
+        f"zod@{pins['zod']}",
+        f"luxon@{pins['luxon']}",
+        f"@sindresorhus/is@{IS}",
+        cwd=folder,
+    )
+    (folder / "package/check.mjs").write_text(CHECK)
+    return folder / "package"
+
+
+def test_renovate_reads_an_environment_document_as_it_is(renovate: Path, tmp_path: Path) -> None:
+    now = "2026-11-30T04:00:00+00:00"
+    store = IndexFolder(tmp_path / "index")
+
+    def release(number: int) -> Release:
+        return Release(
+            name="team-env",
+            hash=f"{number:064x}",
+            digest=f"sha256:{number:064x}",
+            repository="registry.example/ml/team-env",
+            platform="linux/amd64",
+            tags=(f"h-{number:012x}",),
+            commit=f"{number:040x}",
+            subject="pins",
+            committed=now,
+            built=now,
+            python="3.11",
+            description="for Renovate",
+            labels={},
+            base={"text": "image:debian"},
+            parent_hash=None,
+            packages={"apt": {}, "conda": {}, "pip": {}},
+            folder=b"",
+            folder_sha256="0" * 64,
+        )
+
+    index_url = "https://index.example/ml"
+    publisher.apply(store, [release(1)], (), now, index_url)
+    publisher.apply(
+        store,
+        [release(2)],
+        (Deprecation("team-env", 1, "has a CVE", "team-env@2", "2026-11-30"),),
+        now,
+        index_url,
+    )
+    document = tmp_path / "index/environments/team-env.json"
+    done = subprocess.run(
+        ["node", "check.mjs", str(document)],
+        cwd=renovate,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert "error" not in result, result
+    releases = result["data"]["releases"]
+    assert [r["version"] for r in releases] == ["1", "2"]
+    assert [r["newDigest"] for r in releases] == [f"sha256:{n:064x}" for n in (1, 2)]
+    assert [r["isDeprecated"] for r in releases] == [True, False]
+    # Renovate drops a timestamp it cannot read (to null) rather than fail: ours it reads.
+    assert all(r["releaseTimestamp"] == "2026-11-30T04:00:00.000Z" for r in releases)
+    assert releases[1]["changelogUrl"] == f"{index_url}/environments/team-env.html#v2"
+    assert result["data"]["homepage"] == f"{index_url}/environments/team-env.html"
