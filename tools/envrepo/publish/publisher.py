@@ -266,9 +266,10 @@ def publish(catalog: Catalog, request: Request, log: Log) -> Published:
     root = catalog.repo.root
     host = naming.required_registry(catalog.repo, request.registry)
     registry = connect(host, host)
-    chosen, skipped = _chosen(
-        catalog, _read_records(request.records or root / ".envrepo" / "builds")
-    )
+    records = request.records or root / ".envrepo" / "builds"
+    if request.records is not None and not records.is_dir():
+        raise EnvrepoError(f"--records {records}: is not a folder; give the build records' folder")
+    chosen, skipped = _chosen(catalog, _read_records(records))
     hashes = hash_environments(catalog, sorted(graph.with_ancestors(chosen, catalog.specs)))
     with git.Repo(root) as repo:
         releases = [
