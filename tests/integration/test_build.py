@@ -414,10 +414,32 @@ def test_a_conda_environment_is_linked_on_the_host_and_works_in_the_image(
         },
     )
     assert run_envrepo("lock", "tools", cwd=scratch).code == 0
+    git("add", "-A", cwd=scratch)
+    git(
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@envrepo.invalid",
+        "commit",
+        "-qm",
+        "tools",
+        cwd=scratch,
+    )
     result = run_envrepo("build", "tools", "--push", "--registry", built.registry.host, cwd=scratch)
     assert result.code == 0, result.err[-2000:]
     assert "envrepo: conda hello-tool-1.0-0" in result.err
     assert "test test_hello.py: passed" in result.err
+    # What conda linked is the version's package list, checked against conda.lock.
+    index = tmp_path / "index"
+    published = run_envrepo(
+        "publish", "--to", index, "--registry", built.registry.host, cwd=scratch
+    )
+    assert published.code == 0, published.err[-2000:]
+    version = json.loads((index / "environments/tools/1/version.json").read_text())
+    conda = version["packages"]["conda"]
+    assert sorted(conda) == ["greeting-data", "hello-tool"]
+    assert conda["hello-tool"]["purl"] == "pkg:conda/hello-tool@1.0"
+    assert conda["hello-tool"]["hashes"][0].startswith("sha256:")
 
 
 def test_a_dockerfile_base_is_built_and_the_environment_goes_on_top(
