@@ -13,7 +13,11 @@ STATE="${ENVREPO_STATE:-$PWD/.state}"
 # shellcheck source=scripts/apt-packages.sh
 source scripts/apt-packages.sh
 need_packages() {
-    ensure_packages services docker.io docker-registry debootstrap curl apache2-utils
+    local wanted=(docker-registry debootstrap debian-archive-keyring curl apache2-utils)
+    # A Docker Engine that is there already (Docker CE on GitHub's Ubuntu runners) is used as
+    # it is; Debian's docker.io comes only where there is none.
+    command -v docker >/dev/null || wanted+=(docker.io)
+    ensure_packages services "${wanted[@]}"
 }
 
 start_docker() {

@@ -109,10 +109,12 @@ def test_show_prints_every_field(curated_copy: Path) -> None:
     assert as_json["hash"] == shown["hash"].strip()
 
 
-def test_show_with_a_version_needs_an_index(curated_copy: Path) -> None:
+def test_show_with_a_version_reads_the_repository_s_index(curated_copy: Path) -> None:
     result = run_envrepo("show", "envrepo-tutorial@3", cwd=curated_copy)
-    assert result.code == 2
-    assert "published index" in result.err
+    assert (result.code, result.err.strip()) == (
+        2,
+        f"--index {curated_copy.resolve() / 'index'}: no such folder; give the folder publish wrote",
+    )
 
 
 def test_validate_reports_every_environment_in_one_run(make_repo: RepoMaker) -> None:

@@ -118,3 +118,43 @@ def test_renovate_reads_an_environment_document_as_it_is(renovate: Path, tmp_pat
     assert all(r["releaseTimestamp"] == "2026-11-30T04:00:00.000Z" for r in releases)
     assert releases[1]["changelogUrl"] == f"{index_url}/environments/team-env.html#v2"
     assert result["data"]["homepage"] == f"{index_url}/environments/team-env.html"
+
+
+def test_the_readme_configuration_is_renovate_s_and_finds_the_pins(renovate: Path) -> None:
+    """The README's Renovate configuration passes Renovate's configuration schema, and its
+    pattern finds every pin of a real envrepo.lock with its version."""
+    import re
+
+    import jsonschema
+
+    from envrepo.consume import lockfile
+    from envrepo.consume.lockfile import Pin, Pins
+    from support import PROJECT
+
+    readme = (PROJECT / "README.md").read_text()
+    block = readme.split("A configuration for a consumer's")[1].split("```json\n")[1]
+    config = json.loads(block.split("```")[0])
+    schema = json.loads((renovate / "renovate-schema.json").read_text())
+    jsonschema.Draft7Validator(schema).validate(config)
+
+    digest = "sha256:" + "a" * 64
+    pins = {
+        name: Pin(
+            name,
+            version,
+            "b" * 64,
+            f"registry.example/{name}@{digest}",
+            digest,
+            {"linux/amd64": digest},
+            "c" * 40,
+            "2026-11-30T04:00:00+00:00",
+            "https://x",
+        )
+        for name, version in (("envrepo-tutorial", 3), ("team.env_2", 12))
+    }
+    lockfile.write(renovate.parent, Pins(pins))
+    text = (renovate.parent / lockfile.LOCK_FILE).read_text()
+    [manager] = config["customManagers"]
+    pattern = manager["matchStrings"][0].replace("(?<", "(?P<")
+    found = {m["depName"]: int(m["currentValue"]) for m in re.finditer(pattern, text)}
+    assert found == {"envrepo-tutorial": 3, "team.env_2": 12}

@@ -1,5 +1,5 @@
 """What an image has installed, kept in the registry beside it: an OCI manifest tagged
-`p-<hash>` whose one blob is the listing its tests read. A runner that finds the image built
+`p-<hash>` whose config blob is the listing its tests read (an artifact with no layers). A runner that finds the image built
 and tested in the registry has its packages without pulling it."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import json
 
 from envrepo.build import naming
 from envrepo.build.checks import LISTING, Listing
-from envrepo.build.shared_layers import MANIFEST_TYPE, empty_config
+from envrepo.build.shared_layers import MANIFEST_TYPE
 from envrepo.engine.registry import Registry, Upload
 from envrepo.hashing import SpecHash
 from envrepo.repo.files import cache_dir, write_text
@@ -24,10 +24,9 @@ def put(registry: Registry, name: str, spec_hash: SpecHash, digest: str, listing
     path = cache_dir("blobs") / f"listing-{blob[7:]}.json"
     write_text(path, body)
     upload = Upload(blob, len(body.encode()), path, MEDIA_TYPE)
-    config = empty_config()
-    registry.put_blobs(name, [config, upload])
+    registry.put_blobs(name, [upload])
     tag = naming.listing_tag(spec_hash)
-    registry.put_manifest(name, config, [upload], MANIFEST_TYPE, [tag], {IMAGE: digest})
+    registry.put_manifest(name, upload, [], MANIFEST_TYPE, [tag], {IMAGE: digest})
 
 
 def get(registry: Registry, name: str, spec_hash: SpecHash, digest: str) -> Listing | None:
@@ -36,8 +35,7 @@ def get(registry: Registry, name: str, spec_hash: SpecHash, digest: str) -> List
     if manifest is None or (manifest.get("annotations") or {}).get(IMAGE) != digest:
         return None
     try:
-        [layer] = manifest["layers"]
-        found = json.loads(b"".join(registry.blob(name, str(layer["digest"]))))
+        found = json.loads(b"".join(registry.blob(name, str(manifest["config"]["digest"]))))
         listing = found[LISTING]
     except (KeyError, TypeError, ValueError):
         return None

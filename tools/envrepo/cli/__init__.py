@@ -39,6 +39,10 @@ COMMANDS = {
     "publish": "publish:publish",
     "deprecate": "publish:deprecate",
     "diff": "publish:diff",
+    "pin": "consume:pin",
+    "resolve": "consume:resolve",
+    "download": "consume:download",
+    "init": "author:init",
 }
 
 

@@ -93,3 +93,50 @@ def add(state: State, name: str, packages: tuple[str, ...], to_conda: bool) -> i
         click.echo(f"updated {catalog.repo.display(path)}")
     note(f"next: envrepo lock {name}")
     return ExitCode.OK
+
+
+@click.command()
+@click.option(
+    "--platform",
+    "kind",
+    flag_value="platform",
+    help="A repository that builds and publishes environments.",
+)
+@click.option(
+    "--consumer",
+    "kind",
+    flag_value="consumer",
+    default=True,
+    help="A repository that pins published environments (the default).",
+)
+@click.option("--registry", default=None, help="Platform: where images are pushed.")
+@click.option("--index", "index", default=None, help="The index URL (published, or read).")
+@click.option("--hooks-repo", default=None, help="Where envrepo's pre-commit hooks come from.")
+@click.option("--hooks-rev", default=None, help="The hooks' revision (default: this version).")
+@click.argument("folder", type=click.Path(path_type=Path, file_okay=False), default=".")
+def init(
+    kind: str,
+    registry: str | None,
+    index: str | None,
+    hooks_repo: str | None,
+    hooks_rev: str | None,
+    folder: Path,
+) -> int:
+    """Start a repository that uses envrepo: its config, hooks and .gitignore."""
+    from envrepo import __version__
+    from envrepo.author import init as starting
+
+    folder.mkdir(parents=True, exist_ok=True)
+    request = starting.Request(
+        "platform" if kind == "platform" else "consumer",
+        registry,
+        index,
+        hooks_repo or starting.HOOKS_REPO,
+        hooks_rev or f"v{__version__}",
+    )
+    written, kept = starting.init(folder, request)
+    for name in written:
+        click.echo(f"wrote {folder / name}")
+    if kept:
+        note(f"left as they were: {', '.join(kept)}")
+    return ExitCode.OK

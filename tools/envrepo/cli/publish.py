@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import click
@@ -100,25 +101,62 @@ index_option = click.option(
 
 
 @click.command()
-@click.argument("first", metavar="NAME@A")
+@click.argument("first", metavar="NAME@A", required=False)
 @click.argument("second", metavar="[NAME@B]", required=False)
+@click.option(
+    "--builds",
+    is_flag=True,
+    help="Instead: this tree's build records against each one's latest published version.",
+)
+@click.option("--markdown", is_flag=True, help="With --builds: a Markdown job summary.")
 @index_option
 @json_option
 @pass_state
-def diff(state: State, first: str, second: str | None, location: str | None, as_json: bool) -> int:
+def diff(
+    state: State,
+    first: str | None,
+    second: str | None,
+    builds: bool,
+    markdown: bool,
+    location: str | None,
+    as_json: bool,
+) -> int:
     """The package changes between two versions (without B: since the version before A)."""
     from envrepo.publish import read
     from envrepo.publish.diff import summary
 
     index = read.Index(index_location(state, location))
+    if builds:
+        from envrepo.publish import publisher
+
+        found = publisher.against_published(state.catalog(), index)
+        if as_json:
+            emit_json([{"name": n, "from": v, "diff": d} for n, v, d in found])
+        elif markdown:
+            click.echo(publisher.markdown(found))
+        else:
+            for name, version, changes in found:
+                since = f"{name}@{version}" if version else "nothing published"
+                click.echo(f"{name} (since {since}): {summary(changes)}")
+        return ExitCode.OK
+    if first is None:
+        raise EnvrepoError("give NAME@A [NAME@B], or --builds")
     old, new, changes = read.compare(index, first, second)
     if as_json:
         emit_json({"from": old, "to": new, "diff": changes})
         return ExitCode.OK
     click.echo(f"{old} → {new}: {summary(changes)}")
-    for ecosystem, kinds in changes.items():
-        for kind, items in kinds.items():
-            for item in items:
-                change = " → ".join(v for v in (item.get("from"), item.get("to")) if v)
-                click.echo(f"  {ecosystem:<5} {kind:<7} {item['name']} {change}")
+    for line in changes_lines(changes):
+        click.echo(line)
     return ExitCode.OK
+
+
+def changes_lines(changes: Mapping[str, Mapping[str, list[dict[str, str]]]]) -> list[str]:
+    """One line per changed package: `  pip   patch   pandas 3.1.1 → 3.1.0`."""
+    return [
+        f"  {ecosystem:<5} {kind:<7} {item['name']} "
+        + " → ".join(v for v in (item.get("from"), item.get("to")) if v)
+        for ecosystem, kinds in changes.items()
+        for kind, items in kinds.items()
+        for item in items
+    ]

@@ -10,6 +10,7 @@ from envrepo.repo.spec import Spec
 
 PIP_LOCK = "requirements.lock"
 IMAGE_LOCK = "base-image.lock"
+PUBLISHED_LOCK = "published-base.lock"
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,11 @@ def lock_inputs(spec: Spec) -> list[LockInput]:
     """The locks `spec` needs: conda packages in conda.lock; pip requirements, the conda
     input's pip: list and private wheels together in one pip lock."""
     inputs = []
+    if spec.base.kind == "published":
+        # First: the pip lock takes the published base's packages as its constraints.
+        inputs.append(
+            LockInput("published", spec.folder / "environment.yaml", spec.folder / PUBLISHED_LOCK)
+        )
     if spec.pip is not None:
         source = spec.folder / spec.pip
         inputs.append(LockInput("pip", source, lock_path(source)))

@@ -86,8 +86,14 @@ def input_digest(
         "target": target(spec),
         "bases": bases,
     }
+    published = next((i for i in lock_inputs(spec) if i.field == "published"), None)
+    if item.field == "pip" and published is not None and os.path.lexists(published.lock):
+        shown = f"{spec.display}/{published.lock.name}"
+        bases["published"] = file_sha256(published.lock, spec.folder, shown)
     if item.field == "image":
         document = {"kind": "image", "reference": spec.base.value}
+    if item.field == "published":
+        document = {"kind": "published", "reference": spec.base.value, "index": spec.base.index}
     return "sha256:" + json_sha256(document)
 
 

@@ -144,6 +144,11 @@ def _direct(spec: Spec) -> frozenset[str]:
 def base_image(spec: Spec) -> str | None:
     """The `base.image` a build starts from: as the spec names it when that is by digest,
     else at the digest its lock recorded."""
+    if spec.base.kind == "published":
+        from envrepo.lock import published
+
+        lock = next(i for i in lock_inputs(spec) if i.field == "published")
+        return published.image(spec, lock)
     if spec.base.kind != "image":
         return None
     item = next((i for i in lock_inputs(spec) if i.field == "image"), None)

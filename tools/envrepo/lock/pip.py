@@ -18,7 +18,7 @@ from envrepo.errors import EnvrepoError, Problem
 from envrepo.inputs import conda as conda_input
 from envrepo.inputs import requirements
 from envrepo.inputs import wheels as wheelfile
-from envrepo.inputs.sources import LockInput, pip_lock, wheel_files
+from envrepo.inputs.sources import LockInput, lock_inputs, pip_lock, wheel_files
 from envrepo.lock.files import split
 from envrepo.repo.paths import read_inside
 from envrepo.repo.platforms import PLATFORMS
@@ -86,6 +86,22 @@ def base_pins(ancestors: Sequence[Spec]) -> dict[str, Pin]:
                 Pin(requirement.name, version, ancestor.name, shown),
             )
     return pins
+
+
+def published_pins(spec: Spec) -> dict[str, Pin]:
+    """The pip packages of a published base, as its lock recorded them."""
+    if spec.base.kind != "published":
+        return {}
+    from envrepo.lock import published
+
+    lock = next(i for i in lock_inputs(spec) if i.field == "published")
+    found = {}
+    for line in published.pins(spec, lock):
+        name, _, version = line.partition("==")
+        found[requirements.canonical(name)] = Pin(
+            name, version, spec.base.value, f"{spec.display}/{lock.lock.name}"
+        )
+    return found
 
 
 def _conflicts(spec: Spec, direct: list[tuple[str, Requirement]], pins: dict[str, Pin]) -> None:
@@ -158,7 +174,7 @@ def resolve(
         wheelfile.inspect(path, f"{spec.display}/{path.relative_to(spec.folder).as_posix()}")
         for path in wheel_files(spec)
     ]
-    pins = base_pins(ancestors)
+    pins = base_pins(ancestors) | published_pins(spec)
     _conflicts(spec, direct, pins)
     extra += [wheel.requirement for wheel in wheels]
     with tempfile.TemporaryDirectory(prefix="envrepo-lock-") as scratch:

@@ -42,10 +42,17 @@ def _image() -> tuple[Locker, Callable[[], str]]:
     return lock_image.resolve, lock_image.tool_version
 
 
+def _published() -> tuple[Locker, Callable[[], str]]:
+    from envrepo.lock import published
+
+    return published.resolve, published.tool_version
+
+
 LOCKERS: Mapping[str, Callable[[], tuple[Locker, Callable[[], str]]]] = {
     "pip": _pip,
     "conda": _conda,
     "image": _image,
+    "published": _published,
 }
 
 
@@ -63,22 +70,36 @@ def lock_environment(
     """Write every lock of `spec`: (changed, unchanged). Nothing is written when one fails."""
     rendered: list[tuple[Path, str]] = []
     unchanged: list[Path] = []
-    for item in sources.lock_inputs(spec):
-        resolve, version = LOCKERS[item.field]()
-        body = resolve(spec, item, ancestors, request)
-        digest = lock.input_digest(spec, item, ancestors)
-        text = lock.lock_text(spec, item, digest, body, version())
-        if item.lock.is_file():
-            # Same inputs and same result: keep the file as it is, even if the tool's version
-            # (the header's last line) moved, so that a re-lock with nothing changed rewrites
-            # nothing.
-            old_header, old_body = lock.split(item.lock.read_text(encoding="utf-8"))
-            new_header, new_body = lock.split(text)
-            if (old_header[:-1], old_body) == (new_header[:-1], new_body):
-                unchanged.append(item.lock)
-                continue
-        rendered.append((item.lock, text))
-    changed = [path for path, text in rendered if write_text(path, text)]
+    # A published base's lock is read by the pip locker from disk: it is written first, and
+    # put back as it was when a later lock fails.
+    early: list[tuple[Path, bytes | None]] = []
+    try:
+        for item in sources.lock_inputs(spec):
+            resolve, version = LOCKERS[item.field]()
+            body = resolve(spec, item, ancestors, request)
+            digest = lock.input_digest(spec, item, ancestors)
+            text = lock.lock_text(spec, item, digest, body, version())
+            if item.lock.is_file():
+                # Same inputs and same result: keep the file as it is, even if the tool's
+                # version (the header's last line) moved, so that a re-lock with nothing
+                # changed rewrites nothing.
+                old_header, old_body = lock.split(item.lock.read_text(encoding="utf-8"))
+                new_header, new_body = lock.split(text)
+                if (old_header[:-1], old_body) == (new_header[:-1], new_body):
+                    unchanged.append(item.lock)
+                    continue
+            if item.field == "published":
+                early.append((item.lock, item.lock.read_bytes() if item.lock.is_file() else None))
+                write_text(item.lock, text)
+            rendered.append((item.lock, text))
+    except BaseException:
+        for path, previous in early:
+            if previous is None:
+                path.unlink(missing_ok=True)
+            else:
+                path.write_bytes(previous)
+        raise
+    changed = [path for path, text in rendered if write_text(path, text) or path in dict(early)]
     return changed, unchanged + [path for path, _ in rendered if path not in changed]
 
 

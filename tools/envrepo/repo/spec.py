@@ -14,8 +14,8 @@ from envrepo.repo.config import SPEC_FILE, Repository
 from envrepo.repo.paths import confinement
 from envrepo.repo.yamlio import load_yaml
 
-BaseKind = Literal["environment", "image", "dockerfile", "bootstrap"]
-BASE_KINDS: tuple[BaseKind, ...] = ("environment", "image", "dockerfile", "bootstrap")
+BaseKind = Literal["environment", "image", "dockerfile", "bootstrap", "published"]
+BASE_KINDS: tuple[BaseKind, ...] = ("environment", "image", "dockerfile", "bootstrap", "published")
 # Where an environment's packages live in its image: a virtual environment, or a conda prefix.
 ENV_PREFIX = "/opt/env"
 VENV_INTERPRETER = f"{ENV_PREFIX}/bin/python"
@@ -37,6 +37,8 @@ class Base:
     kind: BaseKind
     value: str
     bootstrap: Bootstrap | None = None
+    # A published base: the index its NAME@VERSION (`value`) is read from.
+    index: str | None = None
 
     def describe(self) -> str:
         if self.bootstrap is not None:
@@ -95,7 +97,8 @@ def site_packages(spec: Spec) -> str:
 
 def needs_venv(spec: Spec, parent: Spec | None) -> bool:
     """A virtual environment is made once, by the first environment of a chain that has one."""
-    if spec.user_managed or spec.conda is not None:
+    if spec.user_managed or spec.conda is not None or spec.base.kind == "published":
+        # A published base is an environment whose venv its own repository made.
         return False
     return parent is None or parent.user_managed
 
@@ -118,7 +121,7 @@ def _base(document: Mapping[str, Any], repo: Repository, display: str) -> Base:
                 display,
                 "base",
                 "is missing and envrepo.yaml sets no defaults.base; "
-                "set one of environment, image, dockerfile, bootstrap",
+                "set one of environment, image, dockerfile, bootstrap, published",
             )
         )
     kind, value = next(iter(raw.items()))
@@ -130,6 +133,8 @@ def _base(document: Mapping[str, Any], repo: Repository, display: str) -> Base:
             snapshot=value.get("snapshot"),
         )
         return Base("bootstrap", boot.suite, boot)
+    if kind == "published":
+        return Base("published", value["environment"], index=value["index"])
     return Base(kind, value)
 
 

@@ -14,6 +14,7 @@ DEPRECATIONS = "deprecations.schema.json"
 INDEX = "index.schema.json"
 INDEX_ENVIRONMENT = "index-environment.schema.json"
 INDEX_VERSION = "index-version.schema.json"
+CONSUMER_LOCK = "consumer-lock.schema.json"
 
 
 @cache
