@@ -93,6 +93,7 @@ def test_the_workflows_steps_run_here(built: Built, tmp_path: Path) -> None:
     pull = runner(origin, tmp_path / "pull")
     run_steps(workflow("pr.yml")["jobs"]["environments"], pull, env_for("a"))
     summary = Path(env_for("a")["GITHUB_STEP_SUMMARY"]).read_text()
+    print(summary)  # what the pull request's job summary shows (pytest -s)
     assert "### envrepo plan" in summary and "envrepo-extra" in summary
     assert "**envrepo-tutorial** (against nothing published yet)" in summary
     assert tags(built, "envrepo-extra") == []  # a pull request pushes nothing
@@ -140,8 +141,11 @@ def test_the_workflows_steps_run_here(built: Built, tmp_path: Path) -> None:
     index = tmp_path / "index"
     git("clone", "-q", "--branch", "gh-pages", str(origin), str(index), cwd=tmp_path)
     top = json.loads((index / "index.json").read_text())["environments"]
+    # A wave's build takes what its environment stands on with it: all four are published.
     assert {name: entry["latest"] for name, entry in top.items()} == {
+        "envrepo-bookworm": "1",
         "envrepo-extra": "1",
+        "envrepo-minimal": "1",
         "envrepo-tutorial": "1",
     }
     assert {"1", "latest"} <= set(tags(built, "envrepo-extra"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -387,3 +388,22 @@ def test_a_layer_is_compressed_once_to_a_gzip_that_gives_it_back(tmp_path: Path)
     warnings: list[str] = []
     assert blobs.cached(diff_id, warnings.append) is None
     assert "does not match its recorded digest" in warnings[0]
+
+
+def test_the_plan_becomes_one_job_matrix_per_wave_job() -> None:
+    from envrepo.build.plan import Planned, wave_outputs
+    from envrepo.errors import EnvrepoError
+
+    planned = [Planned("a", "1" * 64, 0, "new"), Planned("b", "2" * 64, 1, "parent")]
+    lines = wave_outputs(planned, 3)
+    assert [line.split("=", 1)[0] for line in lines] == ["wave0", "wave1", "wave2"]
+    assert json.loads(lines[1].split("=", 1)[1]) == {
+        "include": [{"environment": "b", "hash": "222222222222", "wave": 1}]
+    }
+    assert json.loads(lines[2].split("=", 1)[1]) == {"include": []}
+    with pytest.raises(EnvrepoError) as more:
+        wave_outputs(planned, 1)
+    assert more.value.lines == (
+        "the plan has 2 waves and the workflow 1 wave jobs; add jobs wave1..wave1 to the "
+        "workflow, and pass --waves 2",
+    )

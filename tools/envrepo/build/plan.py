@@ -4,6 +4,7 @@ a git ref), and every environment built on them, in waves that respect the base 
 from __future__ import annotations
 
 import io
+import json
 import tarfile
 import tempfile
 from collections.abc import Sequence
@@ -13,6 +14,7 @@ from typing import Any
 
 from envrepo.build.naming import hash_tag, required_registry
 from envrepo.engine.registry import Registry, connect
+from envrepo.errors import EnvrepoError
 from envrepo.hashing import SpecHash, hash_environments, hash_tree
 from envrepo.repo import graph
 from envrepo.repo.config import CONFIG_FILE, Repository, open_repository
@@ -85,6 +87,21 @@ def matrix(planned: list[Planned]) -> dict[str, Any]:
     return {
         "include": [{"environment": p.name, "wave": p.wave, "hash": p.hash[:12]} for p in planned]
     }
+
+
+def wave_outputs(planned: list[Planned], jobs: int) -> list[str]:
+    """`waveN=<job matrix>` for each of a workflow's `jobs` wave jobs (an empty matrix where
+    a wave has nothing); an error when the plan has more waves than the workflow has jobs."""
+    waves = max((p.wave for p in planned), default=-1) + 1
+    if waves > jobs:
+        raise EnvrepoError(
+            f"the plan has {waves} waves and the workflow {jobs} wave jobs; add jobs wave{jobs}"
+            f"..wave{waves - 1} to the workflow, and pass --waves {waves}"
+        )
+    return [
+        f"wave{n}=" + json.dumps(matrix([p for p in planned if p.wave == n]), sort_keys=True)
+        for n in range(jobs)
+    ]
 
 
 def to_build(

@@ -26,10 +26,23 @@ def render_command(state: State, name: str) -> int:
 
 @click.command()
 @click.option("--since", metavar="REF", help="Compare with git REF instead of the registry.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "matrix"]), default="table")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "matrix", "waves"]),
+    default="table",
+    help="waves: one job matrix per wave, as `waveN=<json>` lines for $GITHUB_OUTPUT.",
+)
+@click.option(
+    "--waves",
+    "wave_jobs",
+    type=click.IntRange(min=1),
+    default=4,
+    help="With --format waves: how many wave jobs the workflow has.",
+)
 @registry_option
 @pass_state
-def plan(state: State, since: str | None, fmt: str, registry: str | None) -> int:
+def plan(state: State, since: str | None, fmt: str, wave_jobs: int, registry: str | None) -> int:
     """What would be built, wave by wave."""
     from envrepo.build import plan as planning
 
@@ -38,6 +51,9 @@ def plan(state: State, since: str | None, fmt: str, registry: str | None) -> int
         emit_json([p.as_json() for p in planned])
     elif fmt == "matrix":
         click.echo(json.dumps(planning.matrix(planned), sort_keys=True))
+    elif fmt == "waves":
+        for line in planning.wave_outputs(planned, wave_jobs):
+            click.echo(line)
     else:
         table(
             ("WAVE", "NAME", "HASH", "REASON"),
