@@ -6,7 +6,9 @@ with, a snapshot doctored, a version deprecated, and the pin-check hook in real 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -244,3 +246,19 @@ def test_the_pin_check_hook_runs_in_real_pre_commit(
     bad = run_pre_commit(root, pre_commit_home)
     assert bad.returncode == 1
     assert "the same version names another image" in bad.stdout
+
+    # The composite action's step, as a consumer's workflow runs it.
+    summary = tmp_path / "summary.md"
+    action = subprocess.run(
+        ["bash", str(PROJECT / ".github/actions/pin-check/run.sh")],
+        env={**os.environ, "ENVREPO_WORKDIR": str(root), "GITHUB_STEP_SUMMARY": str(summary)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert action.returncode == 1, action.stderr
+    assert action.stdout.startswith(
+        "::error file=envrepo.lock,title=envrepo pin envrepo-bookworm::envrepo-bookworm@1: "
+    )
+    assert "| envrepo-bookworm | 1 | changed |" in summary.read_text()

@@ -124,6 +124,11 @@ def _type_message(error: ValidationError) -> str:
     return f"is {_type_name(value)}, expected {want}; fix its type"
 
 
+def _base_kinds() -> str:
+    """The kinds of base, as the environment schema lists them."""
+    return ", ".join(schemas.load(schemas.ENVIRONMENT)["$defs"]["base"]["properties"])
+
+
 def _message(error: ValidationError) -> tuple[str, str]:
     """The (field, message) pair for one error."""
     field = field_name(error.absolute_path)
@@ -147,9 +152,9 @@ def _message(error: ValidationError) -> tuple[str, str]:
         return field_name([*error.absolute_path, name]), f"unknown field; remove it ({fix})"
     if kind == "maxProperties" and field.endswith("base"):
         keys = " and ".join(sorted(instance))
-        return field, f"sets {keys}; keep exactly one of environment, image, dockerfile, bootstrap"
+        return field, f"sets {keys}; keep exactly one of {_base_kinds()}"
     if kind == "minProperties" and field.endswith("base"):
-        return field, "is empty; set exactly one of environment, image, dockerfile, bootstrap"
+        return field, f"is empty; set exactly one of {_base_kinds()}"
     if kind == "uniqueItems":
         return field, "lists the same item twice; remove the duplicate"
     if kind == "minItems":
