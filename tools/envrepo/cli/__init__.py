@@ -43,6 +43,8 @@ COMMANDS = {
     "resolve": "consume:resolve",
     "download": "consume:download",
     "init": "author:init",
+    "run": "run:run",
+    "run-info": "run:run_info",
 }
 
 

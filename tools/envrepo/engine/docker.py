@@ -111,7 +111,7 @@ class Docker:
             found = self.client.images.pull(reference, auth_config=dict(auth) if auth else None)
         except docker.errors.APIError as error:
             raise EnvrepoError(
-                f"the base image {reference} cannot be pulled: {_explain(error)}"
+                f"the image {reference} cannot be pulled: {_explain(error)}"
             ) from None
         return ImageInfo(str(found.id), found.attrs)
 
@@ -252,6 +252,27 @@ class Docker:
                 running.kill()
                 code = None
             return code, running.logs().decode(errors="replace")
+
+    def run_streaming(self, image: str, command: list[str], log: Log, **options: Any) -> int:
+        """Run `command` in `image` with docker-py's container `options` (working folder,
+        user, environment, mounts), its output streamed line by line to `log` as it comes;
+        its exit code. Ctrl-C or SIGTERM removes the container (with what runs in it)."""
+        with self._container(image=image, command=command, **options) as running:
+            try:
+                running.start()
+            except docker.errors.APIError as error:
+                raise EnvrepoError(
+                    f"{command[0]} cannot be started in {image}: {_explain(error)}"
+                ) from None
+            pending = b""
+            for chunk in running.logs(stream=True, follow=True):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    log(line.decode(errors="replace"))
+            if pending:
+                log(pending.decode(errors="replace"))
+            return int(running.wait()["StatusCode"])
 
     def run_and_commit(
         self, image: str, command: list[str], mounts: Mounts, timeout: int = RUN_TIMEOUT
