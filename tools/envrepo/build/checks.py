@@ -183,7 +183,7 @@ def check_image(
             command = [spec.interpreter, "-c", LIST_THEN_TEST, *command]
         exit_code, output = engine.run_limited(image, command, mounts, spec.test_timeout)
         if packages is None:
-            packages, output = _listing(output, spec, exit_code)
+            packages, output = _listing(output, spec.display, spec.interpreter, exit_code)
         for line in output.splitlines():
             log(f"  {line}")
         passed = exit_code == 0
@@ -202,12 +202,17 @@ def check_image(
             }
         )
     if packages is None:
-        code, output = engine.run(image, [spec.interpreter, "-c", PACKAGES])
-        packages, _ = _listing(output, spec, code)
+        packages = listing(engine, image, spec.interpreter, spec.display)
     return results, packages
 
 
-def _listing(output: str, spec: Spec, code: int | None) -> tuple[Listing, str]:
+def listing(engine: Docker, image: str, interpreter: str, display: str) -> Listing:
+    """What `image` has installed, read by `interpreter` in a container of its own."""
+    code, output = engine.run(image, [interpreter, "-c", PACKAGES])
+    return _listing(output, display, interpreter, code)[0]
+
+
+def _listing(output: str, display: str, interpreter: str, code: int | None) -> tuple[Listing, str]:
     """What is installed, from the first line of `output` that is the listing, and the rest
     of the output (the test's); an error when the interpreter never printed it."""
     lines = output.splitlines(keepends=True)
@@ -220,10 +225,10 @@ def _listing(output: str, spec: Spec, code: int | None) -> tuple[Listing, str]:
             return found[LISTING], "".join(lines[:number] + lines[number + 1 :])
     raise EnvrepoError(
         Problem(
-            spec.display,
+            display,
             "",
             (
-                f"the image's interpreter {spec.interpreter} could not run the checks "
+                f"the image's interpreter {interpreter} could not run the checks "
                 f"(exit {code}); check interpreter and user_managed in the spec"
             ),
         )

@@ -45,6 +45,7 @@ COMMANDS = {
     "init": "author:init",
     "run": "run:run",
     "run-info": "run:run_info",
+    "serve": "serve:serve",
 }
 
 

@@ -274,6 +274,53 @@ class Docker:
                 log(pending.decode(errors="replace"))
             return int(running.wait()["StatusCode"])
 
+    def start_service(
+        self, image: str, name: str, port: int, inside: int, environment: Mapping[str, str]
+    ) -> None:
+        """A container of `image` named `name`, in the background, its port `inside` on the
+        loopback's `port`; one of the same name is replaced."""
+        self.stop_service(name)
+        try:
+            self.client.containers.run(
+                image,
+                name=name,
+                detach=True,
+                ports={f"{inside}/tcp": ("127.0.0.1", port)},
+                labels={"dev.envrepo.service": name},
+                environment=dict(environment),
+            )
+        except docker.errors.APIError as error:
+            self.stop_service(name)
+            raise EnvrepoError(f"the service {name} cannot be started: {_explain(error)}") from None
+
+    def stop_service(self, name: str) -> bool:
+        """Stop and remove the service container `name`; whether there was one."""
+        try:
+            found = self.client.containers.get(name)
+        except docker.errors.NotFound:
+            return False
+        with suppress(docker.errors.NotFound):
+            found.remove(force=True)
+        return True
+
+    def service_state(self, name: str) -> tuple[str, int, str] | None:
+        """The service container's status, how many times it restarted, and its last lines."""
+        try:
+            found = self.client.containers.get(name)
+        except docker.errors.NotFound:
+            return None
+        return (
+            str(found.status),
+            int(found.attrs.get("RestartCount", 0)),
+            found.logs(tail=20).decode(errors="replace"),
+        )
+
+    def follow(self, name: str, log: Log) -> None:
+        """The service's output, line by line, until it stops."""
+        found = self.client.containers.get(name)
+        for line in found.logs(stream=True, follow=True):
+            log(line.decode(errors="replace").rstrip("\n"))
+
     def run_and_commit(
         self, image: str, command: list[str], mounts: Mounts, timeout: int = RUN_TIMEOUT
     ) -> tuple[int, str, ImageInfo | None]:

@@ -1,0 +1,260 @@
+"""The inference image: an environment's image, unchanged, with the scoring server's packages,
+the app, the entry script's folder and the model each in a layer of their own on top. The
+server's packages are locked like an environment's (exact versions, sha256 hashes, for the
+image's python and platform) with the environment's installed packages as constraints, and
+installed hash-checked on the host; a conflict is one line naming the pins."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import canonicalize_name
+
+from envrepo.build.checks import listing, probe_python
+from envrepo.errors import EnvrepoError, Problem
+from envrepo.lock.pip import entries, uv
+from envrepo.repo.digest import json_sha256
+from envrepo.repo.files import cache_dir, write_text
+from envrepo.repo.paths import confined_tree
+from envrepo.repo.platforms import PLATFORMS
+from envrepo.repo.spec import ENV_PREFIX, VENV_INTERPRETER
+from envrepo.run import Environment
+
+SERVE_ROOT = "/envrepo/serve"
+MODEL_DIR = f"{SERVE_ROOT}/model"
+PORT = 8000  # inside the container
+METRICS = "/tmp/envrepo-metrics"
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Server:
+    """A scoring server: its packages (locked within these ranges) and the shell command that
+    starts it in the image ({entry}: the entry script, {port}: the port inside)."""
+
+    requirements: tuple[str, ...]
+    start: str
+
+
+# envrepo's: uvicorn (ASGI, with h11) running app.py, and prometheus_client.
+UVICORN = Server(
+    ("uvicorn>=0.30,<1", "prometheus-client>=0.20,<1"),
+    f"rm -rf {METRICS} && mkdir -p {METRICS} && exec {VENV_INTERPRETER} -m uvicorn "
+    f"--app-dir {SERVE_ROOT} app:app --host 0.0.0.0 --port {{port}} "
+    "--workers ${{ENVREPO_WORKERS:-2}} --no-access-log --timeout-graceful-shutdown 5",
+)
+
+
+@dataclass(frozen=True)
+class Inference:
+    """What was built: the image's tag, and what every response will name."""
+
+    tag: str
+    model_sha256: str
+    entry: str
+
+
+def _checked(path: Path, what: str) -> None:
+    """A file or folder given on the command line: no `file://` name, no link, nothing in it
+    that leads out of it."""
+    if str(path).startswith("file:"):
+        raise EnvrepoError(Problem(str(path), what, "give a path on this machine, not a URL"))
+    if path.is_symlink() or not path.exists():
+        raise EnvrepoError(
+            Problem(str(path), what, "is not a file or folder here (links are refused)")
+        )
+    if path.is_dir():
+        leaks = list(confined_tree(path, path, str(path)))
+        if leaks:
+            raise EnvrepoError(*leaks)
+
+
+def _copy(source: Path, target: Path) -> None:
+    if source.is_dir():
+        shutil.copytree(
+            source, target, ignore=shutil.ignore_patterns("__pycache__", ".git", "outputs")
+        )
+    else:
+        target.mkdir(parents=True)
+        shutil.copy2(source, target / source.name)
+
+
+def model_sha256(model: Path) -> str:
+    """The model's sha256: of the file, or of its folder's files and their names."""
+    if model.is_file():
+        return hashlib.sha256(model.read_bytes()).hexdigest()
+    return _tree(model)
+
+
+def _server_packages(
+    engine: Any, image: str, context: Path, server: Server, log: Log
+) -> tuple[str, str]:
+    """The server's packages installed (hash-checked) into `context/server`, for the image's
+    interpreter; the image's site-packages path and python version."""
+    python = probe_python(engine, image, VENV_INTERPRETER)
+    if python is None:
+        raise EnvrepoError(
+            f"{image}: has no {VENV_INTERPRETER}; serve needs an environment with a venv"
+        )
+    major_minor = ".".join(python.version.split(".")[:2])
+    pins = listing(engine, image, VENV_INTERPRETER, image)["pip"]
+    installed = {str(canonicalize_name(k)): str(v[0]) for k, v in pins.items()}
+    platform = PLATFORMS["linux/amd64"].pip_tag
+    constraints = "".join(f"{name}=={version}\n" for name, version in sorted(installed.items()))
+    key = json_sha256(
+        {"server": server.requirements, "constraints": constraints, "python": major_minor}
+    )
+    lock = cache_dir("serve") / f"{key}.lock"
+    target_options = ["--python-version", major_minor, "--python-platform", platform]
+    if not lock.is_file():
+        scratch = context / "lock"
+        scratch.mkdir()
+        (scratch / "constraints.txt").write_text(constraints)
+        (scratch / "server.in").write_text("".join(f"{r}\n" for r in server.requirements))
+        done = subprocess.run(
+            [
+                uv(),
+                "pip",
+                "compile",
+                "server.in",
+                "-c",
+                "constraints.txt",
+                "-o",
+                "server.lock",
+                *target_options,
+                "--generate-hashes",
+                "--no-header",
+                "--quiet",
+                "--color",
+                "never",
+            ],
+            cwd=scratch,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            reason = next(
+                (line.strip() for line in done.stderr.splitlines() if "because" in line.lower()),
+                done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "uv failed",
+            )
+            raise EnvrepoError(
+                f"serve: the scoring server's packages ({', '.join(server.requirements)}) do not go with "
+                f"{image}'s pins: {reason}"
+            )
+        write_text(lock, (scratch / "server.lock").read_text())
+    # What the environment has (at the same version: the constraints) stays the environment's.
+    own = [
+        text
+        for first, text in entries(lock.read_text())
+        if str(canonicalize_name(first.split("==")[0])) not in installed
+    ]
+    wanted = context / "server.lock"
+    wanted.write_text("".join(own))
+    target = context / "server"
+    done = subprocess.run(
+        [
+            uv(),
+            "pip",
+            "install",
+            "--target",
+            str(target),
+            *target_options,
+            "--only-binary",
+            ":all:",
+            "--require-hashes",
+            "--no-deps",
+            "--quiet",
+            "--color",
+            "never",
+            "-r",
+            str(wanted),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise EnvrepoError(
+            f"serve: installing the server's packages failed: {done.stderr.strip()[-300:]}"
+        )
+    log(
+        f"serve: the server's packages from {lock.name[:12]}: {', '.join(sorted(p.name for p in target.glob('*.dist-info')))}"
+    )
+    return f"{ENV_PREFIX}/lib/python{major_minor}/site-packages", python.version
+
+
+def build(
+    engine: Any,
+    environment: Environment,
+    entry: Path,
+    source: Path,
+    model: Path,
+    log: Log,
+    server: Server = UVICORN,
+) -> Inference:
+    """The inference image for `environment` with `entry` (inside `source`) and `model`."""
+    _checked(source, "--source-dir")
+    _checked(model, "--model")
+    entry = entry.resolve()
+    if not entry.is_file() or entry.is_symlink() or source.resolve() not in entry.parents:
+        raise EnvrepoError(
+            Problem(
+                str(entry), "--entry-script", f"is not a file inside its source folder {source}"
+            )
+        )
+    digest = model_sha256(model)
+    with tempfile.TemporaryDirectory(prefix="envrepo-serve-") as scratch:
+        context = Path(scratch)
+        site, _ = _server_packages(engine, environment.image, context, server, log)
+        shutil.copy(Path(__file__).with_name("app.py"), context / "app.py")
+        _copy(source.resolve(), context / "source")
+        _copy(model.resolve(), context / "model")
+        relative = entry.relative_to(source.resolve()).as_posix()
+        variables = {
+            "AZUREML_MODEL_DIR": MODEL_DIR,
+            "ENVREPO_MODEL_DIR": MODEL_DIR,
+            "ENVREPO_ENTRY_SCRIPT": f"{SERVE_ROOT}/source/{relative}",
+            "ENVREPO_ENVIRONMENT": environment.name
+            + (f"@{environment.version}" if environment.version else ""),
+            "ENVREPO_SPEC_HASH": environment.hash,
+            "ENVREPO_IMAGE_DIGEST": environment.digest or "",
+            "ENVREPO_MODEL_SHA256": digest,
+            "PROMETHEUS_MULTIPROC_DIR": METRICS,
+        }
+        start = server.start.format(entry=variables["ENVREPO_ENTRY_SCRIPT"], port=PORT)
+        dockerfile = "\n".join(
+            [
+                f"FROM {environment.image}",
+                f"COPY server/ {site}/",
+                f"COPY app.py {SERVE_ROOT}/app.py",
+                f"COPY source/ {SERVE_ROOT}/source/",
+                f"COPY model/ {MODEL_DIR}/",
+                "ENV " + " ".join(f"{k}={json.dumps(v)}" for k, v in variables.items()),
+                f"EXPOSE {PORT}",
+                f"CMD {json.dumps(['/bin/sh', '-c', start])}",
+            ]
+        )
+        (context / "Dockerfile").write_text(dockerfile + "\n")
+        tag = f"envrepo-serve/{environment.name}:{json_sha256([dockerfile, digest, _tree(context)])[:12]}"
+        engine.build(context, "Dockerfile", tag, log)
+    return Inference(tag, digest, relative)
+
+
+def _tree(folder: Path) -> str:
+    """What the image is made of, so that the same inputs give the same tag."""
+    return json_sha256(
+        {
+            str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*"))
+            if p.is_file() and "lock" not in p.relative_to(folder).parts
+        }
+    )
