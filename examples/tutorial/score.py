@@ -5,15 +5,14 @@ score.py`)."""
 import json
 import os
 import pickle
+from pathlib import Path
 
 model = None
 
 
 def init():
     global model
-    folder = os.environ["AZUREML_MODEL_DIR"]
-    with open(os.path.join(folder, "model.pkl"), "rb") as handle:
-        model = pickle.load(handle)
+    model = pickle.loads((Path(os.environ["AZUREML_MODEL_DIR"]) / "model.pkl").read_bytes())
 
 
 def run(raw_data):

@@ -5,19 +5,18 @@ train.py`): a logistic regression on the iris data scikit-learn ships, written t
 import json
 import os
 import pickle
+from pathlib import Path
 
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
-outputs = os.environ.get("ENVREPO_OUTPUT_DIR", "outputs")
-os.makedirs(outputs, exist_ok=True)
+outputs = Path(os.environ.get("ENVREPO_OUTPUT_DIR", "outputs"))
+outputs.mkdir(parents=True, exist_ok=True)
 features, labels = load_iris(return_X_y=True)
 train_x, test_x, train_y, test_y = train_test_split(features, labels, random_state=0)
 model = LogisticRegression(max_iter=500).fit(train_x, train_y)
 accuracy = model.score(test_x, test_y)
-with open(os.path.join(outputs, "model.pkl"), "wb") as handle:
-    pickle.dump(model, handle)
-with open(os.path.join(outputs, "metrics.json"), "w") as handle:
-    json.dump({"accuracy": accuracy}, handle)
+(outputs / "model.pkl").write_bytes(pickle.dumps(model))
+(outputs / "metrics.json").write_text(json.dumps({"accuracy": accuracy}))
 print(f"accuracy {accuracy:.3f}")

@@ -227,8 +227,10 @@ def test_a_failing_init_is_503_without_a_restart_loop(trained: Trained, built: B
     )
     try:
         assert done.code == 1
-        assert done.err.strip().splitlines()[-1].startswith(
-            "broken: init() failed: RuntimeError; the service answers 503"
+        assert (
+            done.err.strip()
+            .splitlines()[-1]
+            .startswith("broken: init() failed: RuntimeError; the service answers 503")
         )
         url = f"http://127.0.0.1:{port}"
         time.sleep(3)
