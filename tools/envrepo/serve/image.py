@@ -44,12 +44,19 @@ class Server:
     start: str
 
 
-# envrepo's: uvicorn (ASGI, with h11) running app.py, and prometheus_client.
+# envrepo's: uvicorn running app.py on uvloop with httptools' parser (C, where h11 and
+# asyncio's own loop are Python), and prometheus_client.
 UVICORN = Server(
-    ("uvicorn>=0.30,<1", "prometheus-client>=0.20,<1"),
+    (
+        "uvicorn>=0.30,<1",
+        "uvloop>=0.19,<1",
+        "httptools>=0.6,<1",
+        "prometheus-client>=0.20,<1",
+    ),
     f"rm -rf {METRICS} && mkdir -p {METRICS} && exec {VENV_INTERPRETER} -m uvicorn "
-    f"--app-dir {SERVE_ROOT} app:app --host 0.0.0.0 --port {{port}} "
-    "--workers ${{ENVREPO_WORKERS:-2}} --no-access-log --timeout-graceful-shutdown 5",
+    f"--app-dir {SERVE_ROOT} app:app --host 0.0.0.0 --port {{port}} --loop uvloop "
+    "--http httptools --workers ${{ENVREPO_WORKERS:-2}} --no-access-log "
+    "--timeout-graceful-shutdown 5",
 )
 
 

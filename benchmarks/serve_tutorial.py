@@ -1,0 +1,189 @@
+"""Benchmark: the worked example's scoring service (`envrepo serve`, the curated tutorial
+environment, a scikit-learn LogisticRegression, one iris row per request) under wrk from a
+second process on this machine (`-t2 -c16`, 30 s), side by side in one run with the same
+model and score.py served by azureml-inference-server-http (PyPI) in the same environment
+image, published the same way, at its default (one worker) and with two workers. Prints
+requests/s and p50/p99; asserts nothing (these machines are noisy).
+
+Goals: at least 2x the throughput of azureml-inference-server-http's default at no worse p99,
+and ahead of its two-worker setting.
+
+Run: .venv/bin/python benchmarks/serve_tutorial.py [--seconds 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from common import BIN, PROJECT
+
+from envrepo.cli.options import State
+from envrepo.cli.run import environment
+from envrepo.engine.docker import Docker
+from envrepo.serve import image, service
+from registries import free_port
+
+BODY = '{"data": [[5.1, 3.5, 1.4, 0.2]]}'
+LUA = f"""wrk.method = "POST"
+wrk.body = '{BODY}'
+wrk.headers["Content-Type"] = "application/json"
+"""
+# azureml-inference-server-http as its own `azmlinfsrv` command starts it.
+AZUREML = image.Server(
+    ("azureml-inference-server-http",),
+    "exec /opt/env/bin/python -c 'import sys; from azureml_inference_server_http.amlserver "
+    'import run; sys.argv[0] = "azmlinfsrv"; sys.exit(run())\' --entry_script {entry} '
+    "--model_dir /envrepo/serve/model --port {port} --worker_count ${{ENVREPO_WORKERS:-1}}",
+)
+
+
+def ready(url: str) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            request = urllib.request.Request(
+                f"{url}/score", data=BODY.encode(), headers={"Content-Type": "application/json"}
+            )
+            with urllib.request.urlopen(request, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"{url} did not answer")
+
+
+def load(url: str, seconds: int, script: Path) -> tuple[float, float, float]:
+    """wrk's requests/s and p50/p99 in ms."""
+    done = subprocess.run(
+        ["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", "-s", str(script), f"{url}/score"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+    def ms(label: str) -> float:
+        found = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", done.stdout, re.M)
+        assert found, done.stdout
+        return float(found[1]) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[found[2]]
+
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", done.stdout)[1])  # type: ignore[index]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", done.stdout)
+    if errors:
+        raise SystemExit(f"{url}: {errors[1]} failed requests:\n{done.stdout}")
+    return rate, ms("50%"), ms("99%")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=30)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install wrk")
+    engine = Docker()
+    started: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="bench-serve-") as scratch:
+        work = Path(scratch)
+        script = work / "post.lua"
+        script.write_text(LUA)
+        source = PROJECT / "examples/tutorial"
+        trained = subprocess.run(
+            [
+                str(BIN / "envrepo"),
+                "run",
+                "envrepo-tutorial",
+                "--source-dir",
+                str(source),
+                "--output-dir",
+                str(work / "out"),
+                "--",
+                "python",
+                "train.py",
+            ],
+            cwd=PROJECT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if trained.returncode != 0:
+            raise SystemExit(trained.stderr[-2000:])
+        model = work / "out/model.pkl"
+        found = environment(State(PROJECT), "envrepo-tutorial", None, engine)
+        rows = {}
+        try:
+            port = free_port()
+            ours = subprocess.run(
+                [
+                    str(BIN / "envrepo"),
+                    "serve",
+                    "envrepo-tutorial",
+                    "--model",
+                    str(model),
+                    "--entry-script",
+                    str(source / "score.py"),
+                    "--port",
+                    str(port),
+                    "--name",
+                    "bench",
+                    "--detach",
+                ],
+                cwd=PROJECT,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if ours.returncode != 0:
+                raise SystemExit(ours.stderr[-2000:])
+            started.append(service.container("bench"))
+            peer = image.build(
+                engine, found, source / "score.py", source, model, lambda _: None, AZUREML
+            )
+            urls = {"envrepo serve (uvicorn, 2 workers)": f"http://127.0.0.1:{port}"}
+            for workers in (1, 2):
+                name = f"envrepo-bench-azureml-{workers}"
+                peer_port = free_port()
+                engine.start_service(
+                    peer.tag, name, peer_port, image.PORT, {"ENVREPO_WORKERS": str(workers)}
+                )
+                started.append(name)
+                label = (
+                    "azureml-inference-server-http, default"
+                    if workers == 1
+                    else "azureml-inference-server-http, 2 workers"
+                )
+                urls[label] = f"http://127.0.0.1:{peer_port}"
+            for label, url in urls.items():
+                ready(url)
+                load(url, 3, script)  # warm up
+                rows[label] = load(url, args.seconds, script)
+        finally:
+            for name in started:
+                engine.stop_service(name)
+    print(
+        f"wrk -t2 -c16 -d{args.seconds}s, one iris row per POST /score, LogisticRegression; "
+        f"{os.cpu_count()} cores, server and wrk on the same machine"
+    )
+    print(f"{'server':<44}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
+    for label, (rate, p50, p99) in rows.items():
+        print(f"{label:<44}{rate:>10.0f}{p50:>10.2f}{p99:>10.2f}")
+    ours_rate, _, ours_p99 = rows["envrepo serve (uvicorn, 2 workers)"]
+    default_rate, _, default_p99 = rows["azureml-inference-server-http, default"]
+    two_rate = rows["azureml-inference-server-http, 2 workers"][0]
+    print(
+        f"vs its default: {ours_rate / default_rate:.2f}x throughput (goal >= 2x: "
+        f"{'met' if ours_rate >= 2 * default_rate else 'MISSED'}), p99 {ours_p99:.1f} vs "
+        f"{default_p99:.1f} ms ({'met' if ours_p99 <= default_p99 else 'MISSED'}); vs two workers: "
+        f"{ours_rate / two_rate:.2f}x ({'met' if ours_rate > two_rate else 'MISSED'})"
+    )
+
+
+if __name__ == "__main__":
+    main()
