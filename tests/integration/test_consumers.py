@@ -81,6 +81,25 @@ def test_a_consumer_pins_builds_on_checks_and_moves_a_published_environment(
     assert (checked.code, checked.out.strip()) == (0, f"{TUTORIAL}@1: up to date")
     resolved = run_envrepo("resolve", TUTORIAL, cwd=root)
     assert resolved.out.strip() == f"{platform.host}/{TUTORIAL}@{v1}"
+    # A run in the pinned version, from the consumer's own (committed) source.
+    git("add", "-A", cwd=root)
+    git(*COMMIT, "pin the tutorial", cwd=root)
+    ran = run_envrepo(
+        "run",
+        f"{TUTORIAL}@1",
+        "--output-dir",
+        tmp_path / "run",
+        "--",
+        "python",
+        "-c",
+        "import sklearn; print(sklearn.__version__)",
+        cwd=root,
+    )
+    assert ran.code == 0, ran.err[-2000:]
+    record = json.loads((tmp_path / "run/run.json").read_text())
+    assert (record["environment"]["version"], record["environment"]["digest"]) == (1, v1)
+    assert record["source"]["commit"] == git("rev-parse", "HEAD", cwd=root)
+    assert record["source"]["dirty"] is False
 
     # The consumer's own environment on the published one: locked on its packages, built
     # on its digest.

@@ -112,7 +112,8 @@ def test_a_training_run_writes_its_outputs_as_the_calling_user(built: Built, sha
 def test_the_exit_code_variables_and_the_snapshot(built: Built, shared: Path) -> None:
     probe = (
         "import os, sys; print(os.environ['MPLBACKEND'], os.environ['ENVREPO_OUTPUT_DIR'],"
-        " os.environ['RUN_KIND']); open('train.py', 'w').write('changed'); sys.exit(3)"
+        " os.environ['RUN_KIND'], open('/data/score.py').read()[:3]);"
+        " open('train.py', 'w').write('changed'); sys.exit(3)"
     )
     done = envrepo_as_nobody(
         shared,
@@ -125,6 +126,8 @@ def test_the_exit_code_variables_and_the_snapshot(built: Built, shared: Path) ->
         str(shared / "out2"),
         "--env",
         "RUN_KIND=probe",
+        "--mount",
+        f"{shared / 'source'}:/data:ro",
         "--",
         "python",
         "-c",
@@ -132,7 +135,7 @@ def test_the_exit_code_variables_and_the_snapshot(built: Built, shared: Path) ->
     )
     assert isinstance(done, subprocess.CompletedProcess)
     assert done.returncode == 3, done.stderr
-    assert done.stdout.strip() == "Agg /envrepo/run/outputs probe"
+    assert done.stdout.strip() == 'Agg /envrepo/run/outputs probe """'
     assert (shared / "source/train.py").read_text() == (
         PROJECT / "examples/tutorial/train.py"
     ).read_text()
