@@ -107,6 +107,17 @@ def git(*args: str, cwd: Path) -> str:
     return done.stdout.strip()
 
 
+# Who the tests' commits are by: the machine may have no git identity.
+IDENTITY = ("-c", "user.name=t", "-c", "user.email=t@envrepo.invalid")
+
+
+def commit(root: Path, message: str) -> str:
+    """Everything in the work tree at `root` committed; the commit's SHA."""
+    git("add", "-A", cwd=root)
+    git(*IDENTITY, "commit", "-qm", message, cwd=root)
+    return git("rev-parse", "HEAD", cwd=root)
+
+
 class RepoMaker:
     """Scratch environment repositories: a git work tree with envrepo.yaml and environments/."""
 
@@ -292,17 +303,7 @@ def curated_repo(target: Path) -> Path:
     shutil.copy(PROJECT / "envrepo.yaml", target / "envrepo.yaml")
     shutil.copytree(PROJECT / "environments", target / "environments")
     git("init", "-q", "-b", "main", cwd=target)
-    git("add", "-A", cwd=target)
-    git(
-        "-c",
-        "user.name=t",
-        "-c",
-        "user.email=t@envrepo.invalid",
-        "commit",
-        "-qm",
-        "curated",
-        cwd=target,
-    )
+    commit(target, "curated")
     return target
 
 

@@ -14,6 +14,7 @@ from support import (
     CHILD,
     PROJECT,
     Built,
+    commit,
     curated_repo,
     curated_root_image,
     git,
@@ -32,13 +33,13 @@ CURATED = ["envrepo-bookworm", "envrepo-minimal", "envrepo-tutorial"]
 
 
 def test_curated_tree_builds_tags_and_pushes(built: Built) -> None:
-    commit = git("rev-parse", "HEAD", cwd=built.root)
+    head = git("rev-parse", "HEAD", cwd=built.root)
     for name in CURATED:
         record = built.record(name)
         assert record["status"] == "built"
         digest = manifest_digest(built.registry.host, name, f"h-{str(record['hash'])[:12]}")
         assert digest == record["digest"]
-        assert manifest_digest(built.registry.host, name, f"sha-{commit[:12]}") == digest
+        assert manifest_digest(built.registry.host, name, f"sha-{head[:12]}") == digest
         # :latest and :<version> are publish's to move, not build's.
         assert "latest" not in tags_of(built.registry.host, name)
     tutorial = built.record("envrepo-tutorial")
@@ -414,17 +415,7 @@ def test_a_conda_environment_is_linked_on_the_host_and_works_in_the_image(
         },
     )
     assert run_envrepo("lock", "tools", cwd=scratch).code == 0
-    git("add", "-A", cwd=scratch)
-    git(
-        "-c",
-        "user.name=t",
-        "-c",
-        "user.email=t@envrepo.invalid",
-        "commit",
-        "-qm",
-        "tools",
-        cwd=scratch,
-    )
+    commit(scratch, "tools")
     result = run_envrepo("build", "tools", "--push", "--registry", built.registry.host, cwd=scratch)
     assert result.code == 0, result.err[-2000:]
     assert "envrepo: conda hello-tool-1.0-0" in result.err

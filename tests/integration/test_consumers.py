@@ -21,6 +21,7 @@ from envrepo.engine.registry import connect
 from support import (
     PROJECT,
     Built,
+    commit,
     git,
     manifest_digest,
     run_envrepo,
@@ -28,7 +29,6 @@ from support import (
     write_files,
 )
 
-COMMIT = ["-c", "user.name=t", "-c", "user.email=t@envrepo.invalid", "commit", "-qm"]
 TUTORIAL = "envrepo-tutorial"
 
 
@@ -82,8 +82,7 @@ def test_a_consumer_pins_builds_on_checks_and_moves_a_published_environment(
     resolved = run_envrepo("resolve", TUTORIAL, cwd=root)
     assert resolved.out.strip() == f"{platform.host}/{TUTORIAL}@{v1}"
     # A run in the pinned version, from the consumer's own (committed) source.
-    git("add", "-A", cwd=root)
-    git(*COMMIT, "pin the tutorial", cwd=root)
+    commit(root, "pin the tutorial")
     ran = run_envrepo(
         "run",
         f"{TUTORIAL}@1",
@@ -127,8 +126,7 @@ def test_a_consumer_pins_builds_on_checks_and_moves_a_published_environment(
     assert f"# published: {TUTORIAL}@1 hash " in base_lock
     own = (root / "environments/analysis/requirements.lock").read_text()
     assert "tabulate==0.9.0" in own and "\npandas==" not in own  # pandas comes with the base
-    git("add", "-A", cwd=root)
-    git(*COMMIT, "analysis on the tutorial", cwd=root)
+    commit(root, "analysis on the tutorial")
     assert run_envrepo("lock", "--check", cwd=root).code == 0
     built = run_envrepo("build", "analysis", "--push", cwd=root)
     assert built.code == 0, built.err[-3000:]
@@ -138,8 +136,7 @@ def test_a_consumer_pins_builds_on_checks_and_moves_a_published_environment(
     requirements = platform.root / "environments/envrepo-tutorial/requirements.txt"
     requirements.write_text(requirements.read_text().replace("pandas==3.1.1", "pandas==3.1.0"))
     assert run_envrepo("lock", TUTORIAL, cwd=platform.root).code == 0
-    git("add", "-A", cwd=platform.root)
-    git(*COMMIT, "tutorial: pandas 3.1.0", cwd=platform.root)
+    commit(platform.root, "tutorial: pandas 3.1.0")
     rebuilt = run_envrepo(
         "build", TUTORIAL, "--push", "--registry", platform.host, cwd=platform.root
     )
@@ -210,15 +207,13 @@ def test_a_deprecated_pin_fails_its_check_and_names_the_replacement(
         cwd=platform.root,
     )
     assert done.code == 0, done.err
-    git("add", "-A", cwd=platform.root)
-    git(*COMMIT, "deprecate minimal 1", cwd=platform.root)
+    commit(platform.root, "deprecate minimal 1")
     try:
         platform.publish()
         checked = run_envrepo("pin", "--check", cwd=root)
     finally:
         shutil.rmtree(platform.root / "deprecations")
-        git("add", "-A", cwd=platform.root)
-        git(*COMMIT, "undo", cwd=platform.root)
+        commit(platform.root, "undo")
     assert checked.code == 1
     assert checked.out.strip() == (
         "envrepo-minimal@1: deprecated (python 3.11 is old); move to envrepo-minimal@2"

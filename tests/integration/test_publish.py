@@ -10,7 +10,9 @@ import tarfile
 from pathlib import Path
 
 from support import (
+    IDENTITY,
     Built,
+    commit,
     git,
     index_problems,
     lock_pins,
@@ -21,7 +23,6 @@ from support import (
 )
 
 CURATED = ("envrepo-bookworm", "envrepo-minimal", "envrepo-tutorial")
-COMMIT = ["-c", "user.name=t", "-c", "user.email=t@envrepo.invalid", "commit", "-qam"]
 
 
 def _clone(built: Built, target: Path) -> Path:
@@ -86,7 +87,7 @@ def test_publish_assigns_versions_and_reads_back_over_http(built: Built, tmp_pat
     requirements.write_text(requirements.read_text().replace("pandas==3.1.1", "pandas==3.1.0"))
     locked = run_envrepo("lock", "envrepo-tutorial", cwd=root)
     assert locked.code == 0, locked.err[-2000:]
-    git(*COMMIT, "tutorial: pandas 3.1.0", cwd=root)
+    commit(root, "tutorial: pandas 3.1.0")
     rebuilt = run_envrepo("build", "envrepo-tutorial", "--push", "--registry", host, cwd=root)
     assert rebuilt.code == 0, rebuilt.err[-3000:]
     second = run_envrepo("publish", "--to", index, "--registry", host, cwd=root)
@@ -127,7 +128,7 @@ def test_publish_assigns_versions_and_reads_back_over_http(built: Built, tmp_pat
         assert after[name]["latest"] == before[name]["latest"]
 
     # A revert publishes no new number: version 1 is latest again, here and in the registry.
-    git(*COMMIT[:4], "revert", "--no-edit", "HEAD", cwd=root)
+    git(*IDENTITY, "revert", "--no-edit", "HEAD", cwd=root)
     reverted = run_envrepo("publish", "--to", index, "--registry", host, cwd=root)
     assert reverted.code == 0, reverted.err[-2000:]
     assert "envrepo-tutorial: version 1 (published before; latest)" in reverted.err

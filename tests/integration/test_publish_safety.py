@@ -21,10 +21,9 @@ from envrepo.hashing import hash_environments
 from envrepo.repo.config import open_repository
 from envrepo.repo.spec import load_catalog
 from registries import RunningRegistry
-from support import envrepo_command, git, index_problems, write_files
+from support import commit, envrepo_command, git, index_problems, write_files
 
 COUNT = 16
-COMMIT = ["-c", "user.name=t", "-c", "user.email=t@envrepo.invalid", "commit", "-qm"]
 SPEC = (
     'name: {name}\nbase:\n  bootstrap:\n    suite: bookworm\npython: "3.11"\n'
     'user_managed: true\ninterpreter: /usr/bin/python3\nvariables:\n  GENERATION: "{generation}"\n'
@@ -56,9 +55,7 @@ class Fleet:
                 for name in self.names
             },
         )
-        git("add", "-A", cwd=self.root)
-        git(*COMMIT, f"generation {self.generation}", cwd=self.root)
-        commit = git("rev-parse", "HEAD", cwd=self.root)
+        head = commit(self.root, f"generation {self.generation}")
         catalog = load_catalog(open_repository(self.root, explicit=True)[0])
         hashes = hash_environments(catalog)
         registry = connect(self.registry.host, self.registry.host)
@@ -86,7 +83,7 @@ class Fleet:
                 "image": f"{self.registry.host}/{name}:{tag}",
                 "digest": digest,
                 "tags": [f"{self.registry.host}/{name}:{tag}"],
-                "commit": commit,
+                "commit": head,
                 "dirty": False,
                 "base": "bootstrap:bookworm/minbase",
                 "packages": {

@@ -16,9 +16,8 @@ from typing import Any
 
 import yaml
 
-from support import PROJECT, Built, git, write_files
+from support import PROJECT, Built, commit, git, write_files
 
-COMMIT = ["-c", "user.name=t", "-c", "user.email=t@envrepo.invalid", "commit", "-qm"]
 EXTRA = (
     "name: envrepo-extra\ndescription: a second environment of the first wave\ncurated: true\n"
     'base:\n  environment: envrepo-minimal\npython: "3.11"\n'
@@ -75,8 +74,7 @@ def test_the_workflows_steps_run_here(built: Built, tmp_path: Path) -> None:
     spec = origin / "environments/envrepo-tutorial/environment.yaml"
     spec.write_text(spec.read_text().replace('OMP_NUM_THREADS: "1"', 'OMP_NUM_THREADS: "2"'))
     write_files(origin, {"environments/envrepo-extra/environment.yaml": EXTRA})
-    git("add", "-A", cwd=origin)
-    git(*COMMIT, "tutorial: two threads; an extra environment", cwd=origin)
+    commit(origin, "tutorial: two threads; an extra environment")
 
     def env_for(name: str) -> dict[str, str]:
         home = tmp_path / f"home-{name}"

@@ -92,23 +92,19 @@ def _rewrite_shebangs(folder: Path) -> None:
             script.write_bytes(f"#!{ENV_PREFIX}/bin/python\n".encode() + rest)
 
 
-def stage(locked: Locked, context: Path, wanted: Sequence[Wanted]) -> Path:
-    """Install the `wanted` entries of the pip lock into a folder under `context` (uv's
-    --target layout: packages, bin/, share/)."""
-    spec = locked.spec
-    subset = context / "wanted.lock"
-    subset.write_text("".join(package.entry.text for package in wanted), encoding="utf-8")
-    target = context / "target"
-    command = [
+def install_command(target: Path, python: str, platform: str, lock: Path) -> list[str]:
+    """uv installing the entries of `lock` (hash-checked wheels, no resolution) into `target`
+    for an image's python and platform, never for this machine."""
+    return [
         uv(),
         "pip",
         "install",
         "--target",
         str(target),
         "--python-version",
-        spec.python,
+        python,
         "--python-platform",
-        PLATFORMS[spec.platforms[0]].pip_tag,
+        platform,
         "--only-binary",
         ":all:",
         "--require-hashes",
@@ -117,8 +113,18 @@ def stage(locked: Locked, context: Path, wanted: Sequence[Wanted]) -> Path:
         "--color",
         "never",
         "-r",
-        str(subset),
+        str(lock),
     ]
+
+
+def stage(locked: Locked, context: Path, wanted: Sequence[Wanted]) -> Path:
+    """Install the `wanted` entries of the pip lock into a folder under `context` (uv's
+    --target layout: packages, bin/, share/)."""
+    spec = locked.spec
+    subset = context / "wanted.lock"
+    subset.write_text("".join(package.entry.text for package in wanted), encoding="utf-8")
+    target = context / "target"
+    command = install_command(target, spec.python, PLATFORMS[spec.platforms[0]].pip_tag, subset)
     if spec.wheels is not None:
         command += ["--find-links", str(spec.folder / spec.wheels)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)

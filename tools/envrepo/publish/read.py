@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlsplit
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.publish.diff import Diff, diff
 from envrepo.publish.index import INDEX, Document, environment_path, version_path
-from envrepo.publish.store import IndexFolder, loads
+from envrepo.publish.store import IndexFolder, document
 
 TIMEOUT = 30
 AUTHORIZATION = "ENVREPO_INDEX_AUTHORIZATION"
@@ -97,15 +97,7 @@ class Index:
 
     def read(self, path: str) -> Document | None:
         data = self.read_bytes(path)
-        if data is None:
-            return None
-        try:
-            found = loads(data)
-        except ValueError:
-            found = None
-        if not isinstance(found, dict):
-            raise EnvrepoError(f"{self.location}/{path}: is not a document of an envrepo index")
-        return found
+        return None if data is None else document(data, f"{self.location}/{path}")
 
     def top(self) -> Document:
         found = self.read(INDEX)

@@ -22,9 +22,18 @@ def dumps(document: Any) -> bytes:
     return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
 
 
-def loads(data: bytes) -> Any:
-    """A JSON document; ValueError when it is not one."""
-    return orjson.loads(data)
+def document(data: bytes, where: str) -> Document:
+    """The index document in `data`; one line naming `where` when it is not one."""
+    try:
+        found = orjson.loads(data)
+    except ValueError:
+        found = None
+    if not isinstance(found, dict):
+        raise EnvrepoError(
+            f"{where}: is not a JSON document of an envrepo index; "
+            "restore it from the index's history, or publish it again"
+        )
+    return found
 
 
 class IndexFolder:
@@ -40,18 +49,7 @@ class IndexFolder:
     def read(self, path: str) -> Document | None:
         """The JSON document at `path` in the index, or None when there is none."""
         data = self.read_bytes(path)
-        if data is None:
-            return None
-        try:
-            found = loads(data)
-        except ValueError:
-            found = None
-        if not isinstance(found, dict):
-            raise EnvrepoError(
-                f"{self.root / path}: is not a JSON document of an envrepo index; "
-                "restore it from the index's history, or publish into a new folder"
-            )
-        return found
+        return None if data is None else document(data, str(self.root / path))
 
     def read_bytes(self, path: str) -> bytes | None:
         try:

@@ -19,6 +19,7 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from envrepo.build.checks import listing, probe_python
+from envrepo.build.stage import install_command
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.lock.pip import entries, uv
 from envrepo.repo.digest import json_sha256
@@ -167,28 +168,8 @@ def _server_packages(
     wanted = context / "server.lock"
     wanted.write_text("".join(own))
     target = context / "server"
-    done = subprocess.run(
-        [
-            uv(),
-            "pip",
-            "install",
-            "--target",
-            str(target),
-            *target_options,
-            "--only-binary",
-            ":all:",
-            "--require-hashes",
-            "--no-deps",
-            "--quiet",
-            "--color",
-            "never",
-            "-r",
-            str(wanted),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    command = install_command(target, major_minor, platform, wanted)
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise EnvrepoError(
             f"serve: installing the server's packages failed: {done.stderr.strip()[-300:]}"
