@@ -112,8 +112,9 @@ IDENTITY = ("-c", "user.name=t", "-c", "user.email=t@envrepo.invalid")
 
 
 def commit(root: Path, message: str) -> str:
-    """Everything in the work tree at `root` committed; the commit's SHA."""
-    git("add", "-A", cwd=root)
+    """Everything in the work tree at `root` committed but envrepo's own state (.envrepo/,
+    which a real repository ignores); the commit's SHA."""
+    git("add", "-A", "--", ".", ":!.envrepo", cwd=root)
     git(*IDENTITY, "commit", "-qm", message, cwd=root)
     return git("rev-parse", "HEAD", cwd=root)
 
