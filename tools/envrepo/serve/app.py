@@ -72,6 +72,7 @@ class Scorer:
         self.module: Any = None
         self.failed: str | None = None
         self.ready = threading.Event()
+        self.finished = threading.Event()  # init() returned or raised
         self.pool = ThreadPoolExecutor(max_workers=int(os.environ.get("ENVREPO_THREADS", "4")))
 
     def start(self) -> None:
@@ -89,6 +90,8 @@ class Scorer:
             self.failed = f"init() failed: {type(error).__name__}"
             traceback.print_exc()
             print(f"envrepo serve: {self.failed}; answering 503", file=sys.stderr, flush=True)
+        finally:
+            self.finished.set()
 
 
 SCORER = Scorer()
@@ -162,6 +165,11 @@ async def _body(scope: dict[str, Any], receive: Any) -> bytes:
 
 
 async def _score(scope: dict[str, Any], receive: Any) -> tuple[int, bytes]:
+    # A worker still in init() (a fresh one beside a ready one) makes the request wait for it,
+    # up to the scoring timeout, rather than answer 503 while the service as a whole is ready.
+    deadline = time.monotonic() + SCORING_TIMEOUT
+    while not SCORER.finished.is_set() and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
     if SCORER.failed is not None or not SCORER.ready.is_set():
         return 503, _error(SCORER.failed or "init() has not finished yet")
     raw = await _body(scope, receive)
