@@ -33,6 +33,7 @@ import jsonschema
 import pytest
 from rattler.index import index_fs
 
+from envrepo.publish.index import Release
 from envrepo.repo import schemas
 from envrepo.repo.spec import Spec
 from registries import RunningRegistry
@@ -459,3 +460,41 @@ def lock_pins(path: Path) -> dict[str, str]:
             name, version = line.split(" ")[0].split("==")
             pins[name.lower()] = version
     return pins
+
+
+# Releases for the publish stages' tests: a version of an environment as publish takes it.
+NOW = "2026-11-30T04:00:00+00:00"
+
+
+def release_packages(**pins: str) -> dict[str, dict[str, dict[str, str]]]:
+    return {
+        "apt": {"bash": {"version": "5.2.15-2+b7", "purl": "pkg:deb/debian/bash@5.2.15-2%2Bb7"}},
+        "conda": {},
+        "pip": {
+            name: {"version": version, "purl": f"pkg:pypi/{name}@{version}"}
+            for name, version in pins.items()
+        },
+    }
+
+
+def release(name: str, number: int, commit: str = "c" * 40, **pins: str) -> Release:
+    return Release(
+        name=name,
+        hash=f"{number:064x}",
+        digest=f"sha256:{number:064x}",
+        repository=f"registry.test/{name}",
+        platform="linux/amd64",
+        tags=(f"h-{number:012x}",),
+        commit=commit,
+        subject="a change",
+        committed=NOW,
+        built=NOW,
+        python="3.11",
+        description="for tests",
+        labels={"team": "ml"},
+        base={"text": "image:debian"},
+        parent_hash=None,
+        packages=release_packages(**pins),
+        folder=b"folder",
+        folder_sha256="f" * 64,
+    )

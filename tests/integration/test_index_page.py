@@ -15,8 +15,8 @@ import pytest
 from envrepo.publish import publisher
 from envrepo.publish.index import Release
 from envrepo.publish.store import IndexFolder
+from support import NOW, release
 
-NOW = "2026-11-30T04:00:00+00:00"
 SCRIPT = '<script>document.title="pwned";document.body.innerHTML="pwned"</script>'
 HANDLER = "<img src=x onerror=\"document.title='pwned'\"><b onmouseover=alert(1)>x</b>"
 
@@ -66,23 +66,13 @@ def rendered(url: str, profile: Path) -> Elements:
     return page
 
 
-def release(number: int, **changes: object) -> Release:
-    base = Release(
-        name="hostile",
-        hash=f"{number:064x}",
-        digest=f"sha256:{number:064x}",
-        repository="registry.test/hostile",
-        platform="linux/amd64",
-        tags=(),
-        commit=f"{number:040x}",
+def hostile(number: int) -> Release:
+    """A version whose every text carries the payloads."""
+    return replace(
+        release("hostile", number),
         subject=f"{SCRIPT} {HANDLER}",
-        committed=NOW,
-        built=NOW,
-        python="3.11",
         description=f"{SCRIPT} {HANDLER}",
-        labels={f"{HANDLER}": f"{SCRIPT}"},
-        base={"text": "image:debian"},
-        parent_hash=None,
+        labels={HANDLER: SCRIPT},
         packages={
             "apt": {},
             "conda": {},
@@ -91,10 +81,7 @@ def release(number: int, **changes: object) -> Release:
                 "numpy": {"version": f"2.{number}.0", "purl": f"pkg:pypi/numpy@2.{number}.0"},
             },
         },
-        folder=b"",
-        folder_sha256="0" * 64,
     )
-    return replace(base, **changes)  # type: ignore[arg-type]
 
 
 def test_the_pages_show_every_version_and_run_no_payload(
@@ -102,9 +89,9 @@ def test_the_pages_show_every_version_and_run_no_payload(
 ) -> None:
     monkeypatch.setenv("ENVREPO_SOURCE_URL", "javascript:alert(1)")
     index = IndexFolder(tmp_path / "index")
-    plain = replace(release(1), name="plain", repository="registry.test/plain", description="ok")
-    publisher.apply(index, [release(1), plain], (), NOW)
-    publisher.apply(index, [release(2)], (), NOW)
+    plain = replace(release("plain", 1), description="ok")
+    publisher.apply(index, [hostile(1), plain], (), NOW)
+    publisher.apply(index, [hostile(2)], (), NOW)
     overview = rendered((tmp_path / "index/index.html").as_uri(), tmp_path / "profile")
     rows = [attrs.get("id") for tag, attrs in overview.elements if tag == "tr" and attrs.get("id")]
     assert rows == ["hostile", "plain"]

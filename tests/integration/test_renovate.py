@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from envrepo.publish import publisher
-from envrepo.publish.index import Deprecation, Release
+from envrepo.publish.index import Deprecation
 from envrepo.publish.store import IndexFolder
+from support import NOW, release
 
 RENOVATE = "44.121.2"
 # Renovate's timestamp schema imports only isString from it; 7.x is the line that runs on
@@ -64,38 +65,15 @@ def renovate(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_renovate_reads_an_environment_document_as_it_is(renovate: Path, tmp_path: Path) -> None:
-    now = "2026-11-30T04:00:00+00:00"
     store = IndexFolder(tmp_path / "index")
 
-    def release(number: int) -> Release:
-        return Release(
-            name="team-env",
-            hash=f"{number:064x}",
-            digest=f"sha256:{number:064x}",
-            repository="registry.example/ml/team-env",
-            platform="linux/amd64",
-            tags=(f"h-{number:012x}",),
-            commit=f"{number:040x}",
-            subject="pins",
-            committed=now,
-            built=now,
-            python="3.11",
-            description="for Renovate",
-            labels={},
-            base={"text": "image:debian"},
-            parent_hash=None,
-            packages={"apt": {}, "conda": {}, "pip": {}},
-            folder=b"",
-            folder_sha256="0" * 64,
-        )
-
     index_url = "https://index.example/ml"
-    publisher.apply(store, [release(1)], (), now, index_url)
+    publisher.apply(store, [release("team-env", 1)], (), NOW, index_url)
     publisher.apply(
         store,
-        [release(2)],
+        [release("team-env", 2)],
         (Deprecation("team-env", 1, "has a CVE", "team-env@2", "2026-11-30"),),
-        now,
+        NOW,
         index_url,
     )
     document = tmp_path / "index/environments/team-env.json"

@@ -12,7 +12,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from test_publish_stages import NOW, release
 
 from envrepo.consume import fetch, lockfile
 from envrepo.consume.pins import choose, pin
@@ -20,6 +19,7 @@ from envrepo.errors import EnvrepoError
 from envrepo.publish import publisher
 from envrepo.publish.read import Index
 from envrepo.publish.store import IndexFolder
+from support import NOW, release
 
 
 def snapshot(members: dict[str, bytes], link: str | None = None) -> bytes:

@@ -21,43 +21,15 @@ from envrepo.publish.index import Deprecation, Release
 from envrepo.publish.packages import from_listing
 from envrepo.publish.store import IndexFolder
 from envrepo.repo.spec import Base, Spec
-from support import index_problems, run_envrepo, serve_folder, write_files
-
-NOW = "2026-11-30T04:00:00+00:00"
-
-
-def packages(**pins: str) -> dict[str, dict[str, dict[str, str]]]:
-    return {
-        "apt": {"bash": {"version": "5.2.15-2+b7", "purl": "pkg:deb/debian/bash@5.2.15-2%2Bb7"}},
-        "conda": {},
-        "pip": {
-            name: {"version": version, "purl": f"pkg:pypi/{name}@{version}"}
-            for name, version in pins.items()
-        },
-    }
-
-
-def release(name: str, number: int, commit: str = "c" * 40, **pins: str) -> Release:
-    return Release(
-        name=name,
-        hash=f"{number:064x}",
-        digest=f"sha256:{number:064x}",
-        repository=f"registry.test/{name}",
-        platform="linux/amd64",
-        tags=(f"h-{number:012x}",),
-        commit=commit,
-        subject="a change",
-        committed=NOW,
-        built=NOW,
-        python="3.11",
-        description="for tests",
-        labels={"team": "ml"},
-        base={"text": "image:debian"},
-        parent_hash=None,
-        packages=packages(**pins),
-        folder=b"folder",
-        folder_sha256="f" * 64,
-    )
+from support import (
+    NOW,
+    index_problems,
+    release,
+    release_packages,
+    run_envrepo,
+    serve_folder,
+    write_files,
+)
 
 
 def publish(folder: Path, *releases: Release, notices: tuple[Deprecation, ...] = ()) -> list:
@@ -86,8 +58,8 @@ def test_a_change_is_classified_by_the_first_part_that_moved(
 
 
 def test_the_diff_names_added_removed_and_changed_packages_per_ecosystem() -> None:
-    old = packages(numpy="1.26.4", pandas="2.2.3", six="1.16.0")
-    new = packages(numpy="2.0.0", pandas="2.2.3", scipy="1.14.0")
+    old = release_packages(numpy="1.26.4", pandas="2.2.3", six="1.16.0")
+    new = release_packages(numpy="2.0.0", pandas="2.2.3", scipy="1.14.0")
     assert diff(old, new) == {
         "pip": {
             "added": [{"name": "scipy", "to": "1.14.0"}],
