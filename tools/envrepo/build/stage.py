@@ -76,7 +76,8 @@ def packages(
     return found
 
 
-def _first_line(text: str) -> str:
+def uv_error(text: str) -> str:
+    """What uv said went wrong, in one line."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return " ".join(lines[:3]).removeprefix("error: ") if lines else "no output"
 
@@ -134,7 +135,7 @@ def stage(locked: Locked, context: Path, wanted: Sequence[Wanted]) -> Path:
                 locked.pip_lock or spec.spec_display,
                 "",
                 (
-                    f"the locked files cannot be installed: {_first_line(done.stderr)}; "
+                    f"the locked files cannot be installed: {uv_error(done.stderr)}; "
                     f"run envrepo lock {spec.name} --all if the lock is out of date"
                 ),
             )

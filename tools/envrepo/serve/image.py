@@ -19,7 +19,7 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from envrepo.build.checks import listing, probe_python
-from envrepo.build.stage import install_command
+from envrepo.build.stage import install_command, uv_error
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.lock.pip import entries, uv
 from envrepo.repo.digest import json_sha256
@@ -150,13 +150,9 @@ def _server_packages(
             check=False,
         )
         if done.returncode != 0:
-            reason = next(
-                (line.strip() for line in done.stderr.splitlines() if "because" in line.lower()),
-                done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "uv failed",
-            )
             raise EnvrepoError(
-                f"serve: the scoring server's packages ({', '.join(server.requirements)}) do not go with "
-                f"{image}'s pins: {reason}"
+                f"serve: the scoring server's packages ({', '.join(server.requirements)}) do "
+                f"not go with {image}'s pins: {uv_error(done.stderr)}"
             )
         write_text(lock, (scratch / "server.lock").read_text())
     # What the environment has (at the same version: the constraints) stays the environment's.
@@ -172,7 +168,7 @@ def _server_packages(
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise EnvrepoError(
-            f"serve: installing the server's packages failed: {done.stderr.strip()[-300:]}"
+            f"serve: installing the server's packages failed: {uv_error(done.stderr)}"
         )
     log(
         f"serve: the server's packages from {lock.name[:12]}: {', '.join(sorted(p.name for p in target.glob('*.dist-info')))}"
