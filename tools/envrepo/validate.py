@@ -113,6 +113,7 @@ def _inputs(spec: Spec) -> tuple[list[Problem], dict[str, Sequence[Path]]]:
     """Problems with the files the spec names and what is in them; the files each input reads."""
     problems: list[Problem] = []
     read: dict[str, Sequence[Path]] = {}
+    unpinned: dict[str, list[str]] = {}
     for field, value in spec.inputs().items():
         found = check_relative(value, spec.folder, spec.spec_display, field)
         if found is not None:
@@ -145,13 +146,34 @@ def _inputs(spec: Spec) -> tuple[list[Problem], dict[str, Sequence[Path]]]:
             parsed = requirements.parse(target, spec.folder, Path(spec.display))
             problems.extend(parsed.problems)
             read[field] = parsed.files
+            unpinned[field] = parsed.unpinned
         elif field == "conda":
             shown = f"{spec.display}/{value}"
             try:
-                problems.extend(conda_input.read_input(target, shown)[1])
+                conda, shape = conda_input.read_input(target, shown)
             except EnvrepoError as error:
                 problems.extend(error.problems)
-    return problems, read
+                continue
+            problems.extend(shape)
+            unpinned[field] = list(conda.unpinned)
+    return problems + _unpinned(spec, unpinned), read
+
+
+def _unpinned(spec: Spec, unpinned: Mapping[str, list[str]]) -> list[Problem]:
+    """One line for the environment: a range is fine as an input, but the version it is
+    locked at is chosen by the lock, and a re-lock may choose another."""
+    names = list(dict.fromkeys(name for found in unpinned.values() for name in found))
+    if not names:
+        return []
+    locks = {item.field: item.lock.name for item in sources.lock_inputs(spec)}
+    where = " and ".join(locks[field] for field in unpinned if unpinned[field] and field in locks)
+    shown = ", ".join(names[:5]) + (", …" if len(names) > 5 else "")
+    message = (
+        f"{len(names)} input{'s are' if len(names) > 1 else ' is'} not pinned to one version "
+        f"({shown}); {where} pins them, and a re-lock may move them: review the lock's diff, "
+        "or pin them with == in the input"
+    )
+    return [Problem(spec.display, "", message, "warning")]
 
 
 def _variables(spec: Spec) -> list[Problem]:
@@ -215,7 +237,9 @@ def _consistency(spec: Spec, catalog: Catalog) -> list[Problem]:
                 )
     parent = catalog.specs.get(spec.parent or "")
     if parent is not None:
-        if parent.python != spec.python:
+        # A conda environment on a root without a venv brings its own python.
+        own_python = spec.conda is not None and parent.user_managed
+        if parent.python != spec.python and not own_python:
             problems.append(
                 Problem(
                     where,
@@ -308,10 +332,14 @@ def validate(
 
 
 def named_by(paths: Iterable[Path], repo: Repository) -> set[str] | None:
-    """The environments that `paths` (folders or files inside them) point at; None for all."""
+    """The environments that `paths` (names, or folders or files inside them) point at; None
+    for all."""
     chosen: set[str] = set()
     root = repo.environments_dir.resolve()
     for path in paths:
+        if not path.exists() and len(path.parts) == 1 and repo.folder(path.name).is_dir():
+            chosen.add(path.name)
+            continue
         full = path.resolve()
         if full in (repo.root.resolve(), root) or full == (repo.root / CONFIG_FILE).resolve():
             return None
@@ -321,8 +349,8 @@ def named_by(paths: Iterable[Path], repo: Repository) -> set[str] | None:
                     str(path),
                     "",
                     (
-                        f"is not inside {repo.config.environments}/; pass an environment folder "
-                        "or a file in one"
+                        f"is not inside {repo.config.environments}/ nor an environment's name; "
+                        "pass an environment's name, its folder or a file in one"
                     ),
                 )
             )
@@ -343,5 +371,6 @@ def validate_repository(
 ) -> Report:
     """Every problem of the environments `paths` point at (all when none)."""
     catalog = load_catalog(repo)
-    problems = validate(catalog, config_problems, named_by(paths, repo) if paths else None)
-    return Report(problems, len(catalog.folders))
+    selected = named_by(paths, repo) if paths else None
+    problems = validate(catalog, config_problems, selected)
+    return Report(problems, len(catalog.folders) if selected is None else len(selected))

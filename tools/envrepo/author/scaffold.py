@@ -4,106 +4,27 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from envrepo.author import convert
+from envrepo.author.convert import Inputs
 from envrepo.errors import EnvrepoError, Problem, fail
-from envrepo.inputs import conda as conda_input
 from envrepo.inputs import requirements
-from envrepo.repo import schema, yamledit
+from envrepo.repo import schema
 from envrepo.repo.config import SPEC_FILE, Repository
 from envrepo.repo.files import create_folder
 from envrepo.repo.schemas import ENVIRONMENT
 from envrepo.repo.spec import Catalog, load_catalog
-from envrepo.repo.yamlio import read_text
 from envrepo.validate import NAME, environment_problems
 
 _PYTHON_VERSION = re.compile(r"(3\.\d+)")
 # What `pip freeze` leaves out too: the installer's own tools, which every venv has.
 _VENV_TOOLS = {"pip", "setuptools", "wheel", "distribute"}
-
-
-@dataclass(frozen=True)
-class Inputs:
-    """What a scaffold source gives: the python version it names and the input files."""
-
-    python: str | None = None
-    pip: str | None = None
-    conda: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)
-    notes: tuple[str, ...] = ()
-
-
-def from_conda(path: Path) -> Inputs:
-    """An environment.yml: channels and conda packages to conda.yaml, its pip list apart."""
-    shown = str(path)
-    parsed, problems = conda_input.read_input(path, shown)
-    errors = [p for p in problems if p.is_error and p.field != "channels"]
-    if errors:
-        raise EnvrepoError(*errors)
-    document = yamledit.parse(read_text(path, shown, "conda file"))
-    python = None
-    dependencies = document.get("dependencies") or []
-    for item in list(dependencies):
-        if isinstance(item, str) and conda_input.package_name(item) == "python":
-            match = _PYTHON_VERSION.search(item)
-            python = match.group(1) if match else None
-            dependencies.remove(item)
-        elif isinstance(item, dict) and "pip" in item:
-            dependencies.remove(item)
-    for key in ("name", "prefix"):
-        document.pop(key, None)
-    pip_text = None
-    if parsed.pip:
-        lines = [f"# from the pip: list of {path.name}"]
-        for entry in parsed.pip:
-            _, found = requirements.check_entry(entry)
-            bad = [message for severity, message in found if severity == "error"]
-            if bad:
-                raise fail(shown, "", f"pip: {entry}: {bad[0]}")
-            lines.append(entry)
-        pip_text = "\n".join(lines) + "\n"
-    return Inputs(python=python, conda=yamledit.dump(document), pip=pip_text)
-
-
-def from_pip(path: Path) -> Inputs:
-    """A requirements file with its -r includes inlined, comments, markers and extras kept."""
-    folder = path.resolve().parent
-    parsed = requirements.parse(path, folder, Path(path.parent))
-    errors = [p for p in parsed.problems if p.is_error]
-    if errors:
-        raise EnvrepoError(*errors)
-    out: list[str] = []
-    for line in parsed.lines:
-        option, _ = requirements.split_option(line.text)
-        if option in requirements.INCLUDE:
-            out.append(
-                f"# {line.text} (inlined below)"
-                if option in ("-r", "--requirement")
-                else f"# {line.text}"
-            )
-            continue
-        text = "  ".join(part for part in (line.text, line.comment) if part)
-        out.append(text)
-    constraints = [
-        (line.display, line.text)
-        for line in parsed.lines
-        if requirements.split_option(line.text)[0] in ("-c", "--constraint")
-    ]
-    if constraints:
-        raise fail(
-            constraints[0][0],
-            "",
-            (
-                f"{constraints[0][1]}: constraint files are not taken over; "
-                "move their pins into the requirements"
-            ),
-        )
-    return Inputs(pip="\n".join(out).rstrip("\n") + "\n")
 
 
 def _venv_python(prefix: Path) -> str | None:
@@ -117,8 +38,10 @@ def _venv_python(prefix: Path) -> str | None:
     return None
 
 
-def _installed(site_packages: list[Path], skip: set[str]) -> tuple[list[str], list[str]]:
-    """`name==version` of every distribution installed from an index, and notes on the rest."""
+def _installed(
+    site_packages: list[Path], skip: set[str], shown: str
+) -> tuple[list[str], list[Problem]]:
+    """`name==version` of every distribution installed from an index, and warnings on the rest."""
     pins: dict[str, str] = {}
     notes = []
     for dist in metadata.distributions(path=[str(p) for p in site_packages]):
@@ -128,8 +51,13 @@ def _installed(site_packages: list[Path], skip: set[str]) -> tuple[list[str], li
         direct = dist.read_text("direct_url.json")
         if direct and "archive_info" not in json.loads(direct):
             notes.append(
-                f"{name} was installed from a path or VCS and is left out; "
-                "build a wheel of it into wheels/"
+                Problem(
+                    shown,
+                    "",
+                    f"{name} was installed from a path or VCS; left out: build a wheel of it "
+                    "into wheels/",
+                    "warning",
+                )
             )
             continue
         pins[requirements.canonical(name)] = f"{name}=={dist.version}"
@@ -146,12 +74,12 @@ def from_env(prefix: Path) -> Inputs:
     if (prefix / "conda-meta").is_dir():
         return _from_conda_prefix(prefix)
     if (prefix / "pyvenv.cfg").is_file():
-        pins, notes = _installed(_site_packages(prefix), _VENV_TOOLS)
+        pins, notes = _installed(_site_packages(prefix), _VENV_TOOLS, shown)
         header = f"# pinned to what {prefix.name} had installed"
         return Inputs(
             python=_venv_python(prefix),
             pip="\n".join([header, *pins]) + "\n",
-            notes=tuple(notes),
+            warnings=tuple(notes),
         )
     raise fail(
         shown,
@@ -191,19 +119,19 @@ def _from_conda_prefix(prefix: Path) -> Inputs:
             ) from None
         conda_names.add(requirements.canonical(name))
         if name == "python":
+            # Kept among the packages: a conda environment brings its own python.
             python = ".".join(str(version).split(".")[:2])
-            continue
         channel = _channel_name(str(record.get("channel", "")))
         if channel and channel not in channels:
             channels.append(channel)
         packages.append(f"{name}=={version}")
     document: dict[str, Any] = {"channels": channels or ["conda-forge"], "dependencies": packages}
-    pins, notes = _installed(_site_packages(prefix), conda_names | _VENV_TOOLS)
+    pins, notes = _installed(_site_packages(prefix), conda_names | _VENV_TOOLS, str(prefix))
     pip = "\n".join([f"# pip packages of {prefix.name}", *pins]) + "\n" if pins else None
     conda = f"# pinned to what {prefix.name} had installed\n" + yaml.safe_dump(
         document, sort_keys=False, default_flow_style=False
     )
-    return Inputs(python=python, conda=conda, pip=pip, notes=tuple(notes))
+    return Inputs(python=python, conda=conda, pip=pip, warnings=tuple(notes))
 
 
 def schema_comment(repo: Repository, folder: Path) -> str | None:
@@ -222,6 +150,37 @@ def render_spec(document: dict[str, Any], comment: str | None) -> str:
     return f"{comment}\n{text}" if comment else text
 
 
+def conda_base(catalog: Catalog, base: dict[str, str]) -> tuple[dict[str, str], str | None]:
+    """A base a conda environment fits on, and why it was chosen: a conda environment is its
+    own prefix at /opt/env with its own python, so it goes on the nearest environment of
+    `base`'s chain that has no virtual environment there (or on that chain's root image)."""
+    name = base.get("environment")
+    if name is None or name not in catalog.specs:
+        return base, None
+    spec = catalog.specs[name]
+    while not spec.user_managed:
+        if spec.parent is None or spec.parent not in catalog.specs:
+            if spec.base.kind != "image":
+                raise fail(
+                    name,
+                    "",
+                    (
+                        "has a virtual environment at /opt/env, where a conda environment goes, "
+                        "and no base without one; pass --base-image or --base-environment"
+                    ),
+                )
+            chosen = {"image": spec.base.value}
+            return chosen, f"base image {spec.base.value}, the image under {name}"
+        spec = catalog.specs[spec.parent]
+    if spec.name == name:
+        return base, None
+    return {"environment": spec.name}, (
+        f"base {spec.name}: a conda environment brings its own python at /opt/env, and "
+        f"{name} has a virtual environment there; {spec.name} is the nearest base under it "
+        "without one"
+    )
+
+
 def scaffold(
     catalog: Catalog,
     name: str,
@@ -230,8 +189,9 @@ def scaffold(
     python: str | None,
     description: str,
     curated: bool,
-) -> Path:
-    """Create environments/NAME; refuses anything that would not validate or that exists."""
+) -> tuple[Path, str | None]:
+    """Create environments/NAME; refuses anything that would not validate or that exists.
+    Gives the folder and, when it chose the base itself for a conda environment, why."""
     repo = catalog.repo
     folder = repo.folder(name)
     shown = repo.display(folder)
@@ -266,6 +226,9 @@ def scaffold(
                 "pass --base-environment NAME or --base-image REF"
             ),
         )
+    why = None
+    if inputs.conda is not None and base is None:
+        chosen_base, why = conda_base(catalog, dict(chosen_base))
     version = python or inputs.python
     parent_name = chosen_base.get("environment")
     if parent_name is not None:
@@ -279,7 +242,8 @@ def scaffold(
                     "pass --base-environment with one that `envrepo list` shows"
                 ),
             )
-        if version is not None and version != parent.python:
+        own_python = inputs.conda is not None and parent.user_managed
+        if version is not None and version != parent.python and not own_python:
             raise fail(
                 shown,
                 "",
@@ -288,7 +252,7 @@ def scaffold(
                     f"{parent_name}; pass --base-image or another base, or --python {parent.python}"
                 ),
             )
-        version = parent.python
+        version = version if own_python and version else parent.python
     document: dict[str, Any] = {"name": name}
     if description:
         document["description"] = description
@@ -296,20 +260,22 @@ def scaffold(
         document["curated"] = True
     document["base"] = chosen_base
     document["python"] = version or repo.config.defaults.python
-    files: dict[str, str | bytes] = {}
+    files: dict[str, str | bytes] = dict(inputs.files)
     if inputs.pip is not None:
         document["pip"] = "requirements.txt"
         files["requirements.txt"] = inputs.pip
     if inputs.conda is not None:
         document["conda"] = "conda.yaml"
         files["conda.yaml"] = inputs.conda
+    if inputs.variables:
+        document["variables"] = dict(inputs.variables)
     problems = schema.violations(document, ENVIRONMENT, f"{shown}/{SPEC_FILE}")
     if problems:
         raise EnvrepoError(*problems)
     files[SPEC_FILE] = render_spec(document, schema_comment(repo, folder))
     repo.environments_dir.mkdir(parents=True, exist_ok=True)
     create_folder(folder, files)
-    return folder
+    return folder, why
 
 
 @dataclass(frozen=True)
@@ -320,6 +286,9 @@ class Request:
     conda_file: Path | None = None
     pip_file: Path | None = None
     prefix: Path | None = None
+    pyproject: Path | None = None
+    groups: tuple[str, ...] = ()
+    uv_lock: Path | None = None
     base_environment: str | None = None
     base_image: str | None = None
     python: str | None = None
@@ -329,20 +298,25 @@ class Request:
 
 @dataclass(frozen=True)
 class Scaffolded:
-    """The new folder, what the source could not give as it was, and what the new
-    environment still lacks (a lock, for one)."""
+    """The new folder, what the source could not give as it was, why the base was chosen,
+    and what the new environment still lacks (a lock, for one)."""
 
     folder: Path
-    notes: tuple[str, ...]
+    warnings: tuple[Problem, ...]
+    base_chosen: str | None
     problems: list[Problem]
     needs_lock: bool
 
 
 def scaffold_environment(catalog: Catalog, request: Request) -> Scaffolded:
     if request.conda_file is not None:
-        inputs = from_conda(request.conda_file)
+        inputs = convert.from_conda(request.conda_file)
     elif request.pip_file is not None:
-        inputs = from_pip(request.pip_file)
+        inputs = convert.from_pip(request.pip_file)
+    elif request.pyproject is not None:
+        inputs = convert.from_pyproject(request.pyproject, request.groups)
+    elif request.uv_lock is not None:
+        inputs = convert.from_uv_lock(request.uv_lock)
     elif request.prefix is not None:
         inputs = from_env(request.prefix)
     else:
@@ -354,7 +328,7 @@ def scaffold_environment(catalog: Catalog, request: Request) -> Scaffolded:
         if request.base_image
         else None
     )
-    folder = scaffold(
+    folder, why = scaffold(
         catalog,
         request.name,
         inputs,
@@ -365,5 +339,5 @@ def scaffold_environment(catalog: Catalog, request: Request) -> Scaffolded:
     )
     grown = load_catalog(catalog.repo)
     problems = environment_problems(grown.specs[request.name], grown)
-    needs_lock = inputs.pip is not None or inputs.conda is not None
-    return Scaffolded(folder, inputs.notes, problems, needs_lock)
+    needs_lock = inputs.pip is not None or inputs.conda is not None or bool(inputs.files)
+    return Scaffolded(folder, inputs.warnings, why, problems, needs_lock)

@@ -119,11 +119,51 @@ def to_build(
     return sorted(graph.with_ancestors(chosen, catalog.specs))
 
 
-def plan_repository(catalog: Catalog, registry: str | None, since: str | None) -> list[Planned]:
+@dataclass(frozen=True)
+class Blocked:
+    """An environment the plan would build, but that cannot be: the first problem why."""
+
+    name: str
+    why: str
+
+
+def blocked(catalog: Catalog, planned: list[Planned]) -> list[Blocked]:
+    """The planned environments with a problem that stops their build (a missing or stale
+    lock, a broken input), and those built on them."""
+    from envrepo.validate import environment_problems
+
+    parent_of = graph.parents(catalog.specs)
+    found: dict[str, str] = {}
+    for item in planned:
+        if item.name in found:
+            continue
+        errors = [
+            p
+            for p in environment_problems(catalog.specs[item.name], catalog, parent_of)
+            if p.is_error
+        ]
+        if errors:
+            found[item.name] = errors[0].line()
+            for name in graph.descendants([item.name], catalog.specs):
+                found.setdefault(name, f"its base {item.name} cannot be built")
+    return [Blocked(p.name, found[p.name]) for p in planned if p.name in found]
+
+
+@dataclass(frozen=True)
+class Plan:
+    buildable: list[Planned]
+    blocked: list[Blocked]
+
+
+def plan_repository(catalog: Catalog, registry: str | None, since: str | None) -> Plan:
     """The plan against git ref `since`, else against the registry (`--registry`, else the
-    configured one)."""
+    configured one), and what of it cannot be built, and why."""
     hashes = hash_environments(catalog)
     if since is not None:
-        return plan(catalog, hashes, None, hashes_at(catalog.repo, since))
-    address = required_registry(catalog.repo, registry)
-    return plan(catalog, hashes, connect(address, address))
+        planned = plan(catalog, hashes, None, hashes_at(catalog.repo, since))
+    else:
+        address = required_registry(catalog.repo, registry)
+        planned = plan(catalog, hashes, connect(address, address))
+    stopped = blocked(catalog, planned)
+    names = {b.name for b in stopped}
+    return Plan([p for p in planned if p.name not in names], stopped)

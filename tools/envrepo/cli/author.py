@@ -26,6 +26,24 @@ from envrepo.errors import ExitCode
     help="Start from a requirements.txt (includes inlined).",
 )
 @click.option(
+    "--from-pyproject",
+    "pyproject",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Start from a pyproject.toml's [project] dependencies.",
+)
+@click.option(
+    "--group",
+    "groups",
+    multiple=True,
+    help="With --from-pyproject: an optional dependency group to take too (repeatable).",
+)
+@click.option(
+    "--from-uv-lock",
+    "uv_lock",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Start from a uv.lock, its exact pins kept.",
+)
+@click.option(
     "--from-env",
     "prefix",
     type=click.Path(path_type=Path, file_okay=False),
@@ -42,6 +60,9 @@ def scaffold(
     name: str,
     conda_file: Path | None,
     pip_file: Path | None,
+    pyproject: Path | None,
+    groups: tuple[str, ...],
+    uv_lock: Path | None,
     prefix: Path | None,
     base_environment: str | None,
     base_image: str | None,
@@ -52,8 +73,13 @@ def scaffold(
     """Create environments/NAME, empty or from an existing definition."""
     from envrepo.author.scaffold import Request, scaffold_environment
 
-    if sum(s is not None for s in (conda_file, pip_file, prefix)) > 1:
-        raise click.UsageError("give at most one of --from-conda, --from-pip, --from-env")
+    if sum(s is not None for s in (conda_file, pip_file, pyproject, uv_lock, prefix)) > 1:
+        raise click.UsageError(
+            "give at most one of --from-conda, --from-pip, --from-pyproject, --from-uv-lock, "
+            "--from-env"
+        )
+    if groups and pyproject is None:
+        raise click.UsageError("--group goes with --from-pyproject")
     if base_environment and base_image:
         raise click.UsageError("give at most one of --base-environment, --base-image")
     catalog = state.catalog()
@@ -62,6 +88,9 @@ def scaffold(
         conda_file,
         pip_file,
         prefix,
+        pyproject,
+        groups,
+        uv_lock,
         base_environment,
         base_image,
         python,
@@ -69,8 +98,10 @@ def scaffold(
         curated,
     )
     made = scaffold_environment(catalog, request)
-    for message in made.notes:
-        note(f"note: {message}")
+    for warning in made.warnings:
+        note(warning.line())
+    if made.base_chosen:
+        note(f"chose {made.base_chosen}")
     click.echo(f"created {catalog.repo.display(made.folder)}")
     for problem in made.problems:
         note(problem.line())

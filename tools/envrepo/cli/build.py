@@ -46,7 +46,8 @@ def plan(state: State, since: str | None, fmt: str, wave_jobs: int, registry: st
     """What would be built, wave by wave."""
     from envrepo.build import plan as planning
 
-    planned = planning.plan_repository(state.catalog(), registry, since)
+    found = planning.plan_repository(state.catalog(), registry, since)
+    planned = found.buildable
     if fmt == "json":
         emit_json([p.as_json() for p in planned])
     elif fmt == "matrix":
@@ -59,7 +60,9 @@ def plan(state: State, since: str | None, fmt: str, wave_jobs: int, registry: st
             ("WAVE", "NAME", "HASH", "REASON"),
             [[str(p.wave), p.name, p.hash[:12], p.reason] for p in planned],
         )
-    return ExitCode.OK
+    for item in found.blocked:
+        note(f"{item.name}: not buildable: {item.why}")
+    return ExitCode.PROBLEMS if found.blocked else ExitCode.OK
 
 
 @click.command()

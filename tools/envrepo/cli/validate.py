@@ -12,11 +12,14 @@ from envrepo.errors import ExitCode
 
 
 @click.command()
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path), metavar="[NAME|PATH]...")
 @click.option("--strict", is_flag=True, help="Treat warnings as problems (exit 1).")
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Say how many were checked, even when all pass."
+)
 @pass_state
-def validate(state: State, paths: tuple[Path, ...], strict: bool) -> int:
-    """Check envrepo.yaml and environments (all, or those PATHS are in)."""
+def validate(state: State, paths: tuple[Path, ...], strict: bool, verbose: bool) -> int:
+    """Check envrepo.yaml and environments (all, or those named or that PATHS are in)."""
     from envrepo.validate import validate_repository
 
     report = validate_repository(*state.opened(), paths)
@@ -24,7 +27,7 @@ def validate(state: State, paths: tuple[Path, ...], strict: bool) -> int:
         click.echo(problem.line())
     errors = sum(p.is_error for p in report.problems)
     warnings = len(report.problems) - errors
-    if errors or warnings:
+    if errors or warnings or verbose:
         note(
             f"envrepo validate: {count(errors, 'error')}, {count(warnings, 'warning')} "
             f"in {count(report.checked, 'environment')}"

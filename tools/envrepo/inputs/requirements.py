@@ -19,7 +19,7 @@ INCLUDE = {
     "-c": "constraint",
     "--constraint": "constraint",
 }
-_OWN_INDEX = (
+OWN_INDEX = (
     "-i",
     "--index-url",
     "--extra-index-url",
@@ -29,14 +29,8 @@ _OWN_INDEX = (
     "--trusted-host",
 )
 _EDITABLE = ("-e", "--editable")
-_HARMLESS = ("--pre", "--prefer-binary", "--only-binary", "--no-binary", "--use-feature")
-_URL = re.compile(r"^(git|hg|svn|bzr)\+|^[a-z]+://|^\.{0,2}/|@\s*\S+://")
-
-UNPINNED_WHY = (
-    "it is not pinned to one version, so each re-lock may pick another release (Azure ML "
-    "silently keeps a stale cached image for such packages); pin it with == to decide the "
-    "version in the input"
-)
+HARMLESS = ("--pre", "--prefer-binary", "--only-binary", "--no-binary", "--use-feature")
+URL = re.compile(r"^(git|hg|svn|bzr)\+|^[a-z]+://|^\.{0,2}/|@\s*\S+://")
 
 
 @dataclass(frozen=True)
@@ -48,6 +42,8 @@ class Line:
     text: str
     requirement: Requirement | None
     comment: str = ""
+    # Read from a -c file: it limits versions and asks for nothing.
+    constraint: bool = False
 
 
 @dataclass(frozen=True)
@@ -58,10 +54,19 @@ class Requirements:
 
     @property
     def requirements(self) -> list[Requirement]:
-        return [line.requirement for line in self.lines if line.requirement is not None]
+        return [
+            line.requirement
+            for line in self.lines
+            if line.requirement is not None and not line.constraint
+        ]
+
+    @property
+    def unpinned(self) -> list[str]:
+        """The packages asked for without one exact version."""
+        return [r.name for r in self.requirements if not is_exact(r)]
 
 
-def _logical_lines(text: str) -> list[tuple[int, str, str]]:
+def logical_lines(text: str) -> list[tuple[int, str, str]]:
     """(first line number, content without comment, comment) per logical line."""
     result: list[tuple[int, str, str]] = []
     pending = ""
@@ -97,7 +102,7 @@ def is_exact(requirement: Requirement) -> bool:
 
 def parse_requirement(text: str) -> Requirement:
     """A requirement string as `envrepo add` takes it, refused when it would break the lock."""
-    if _URL.search(text):
+    if URL.search(text):
         raise EnvrepoError(Problem(text, "", _url_message()))
     try:
         return Requirement(text)
@@ -122,7 +127,7 @@ def check_entry(content: str) -> tuple[Requirement | None, list[tuple[Severity, 
     """One requirement or option (not an include), and what is wrong with it."""
     if content.startswith("-"):
         option, _ = split_option(content)
-        if option in _OWN_INDEX:
+        if option in OWN_INDEX:
             return None, [
                 (
                     "error",
@@ -143,11 +148,11 @@ def check_entry(content: str) -> tuple[Requirement | None, list[tuple[Severity, 
                     ),
                 )
             ]
-        if option in _HARMLESS:
+        if option in HARMLESS:
             return None, []
         return None, [("error", f"unknown option {option}; remove it")]
     text = content.split(" --hash", 1)[0].strip()
-    if _URL.search(text):
+    if URL.search(text):
         return None, [("error", _url_message())]
     try:
         requirement = Requirement(text)
@@ -155,9 +160,7 @@ def check_entry(content: str) -> tuple[Requirement | None, list[tuple[Severity, 
         return None, [
             ("error", f"{text!r} is not a valid requirement ({_first_line(error)}); fix it")
         ]
-    if is_exact(requirement):
-        return requirement, []
-    return requirement, [("warning", f"{requirement.name}: {UNPINNED_WHY}")]
+    return requirement, []
 
 
 def parse(path: Path, folder: Path, display_of: Path) -> Requirements:
@@ -174,7 +177,9 @@ def parse(path: Path, folder: Path, display_of: Path) -> Requirements:
     def display(file: Path) -> str:
         return (display_of / file.relative_to(root)).as_posix()
 
-    def include(shown: str, where: str, file: Path, option: str, value: str) -> None:
+    def include(
+        shown: str, where: str, file: Path, option: str, value: str, constraint: bool
+    ) -> None:
         target = (file.parent / value).resolve()
         if not value or not target.is_relative_to(root):
             message = f"{option} {value} leads outside the environment's folder; copy the file in"
@@ -183,11 +188,11 @@ def parse(path: Path, folder: Path, display_of: Path) -> Requirements:
         elif not target.exists():
             message = f"{option} {value}: no such file; create it or fix the path"
         else:
-            walk(target)
+            walk(target, constraint or option in ("-c", "--constraint"))
             return
         problems.append(Problem(shown, where, message))
 
-    def walk(file: Path) -> None:
+    def walk(file: Path, constraint: bool = False) -> None:
         files.append(file)
         shown = display(file)
         try:
@@ -195,18 +200,18 @@ def parse(path: Path, folder: Path, display_of: Path) -> Requirements:
         except EnvrepoError as error:
             problems.extend(error.problems)
             return
-        for number, content, comment in _logical_lines(text):
+        for number, content, comment in logical_lines(text):
             where = f"line {number}"
             option, value = split_option(content)
             if option in INCLUDE:
                 lines.append(Line(shown, number, content, None, comment))
-                include(shown, where, file, option, value)
+                include(shown, where, file, option, value, constraint)
                 continue
             requirement = None
             if content:
                 requirement, found = check_entry(content)
                 problems.extend(Problem(shown, where, message, sev) for sev, message in found)
-            lines.append(Line(shown, number, content, requirement, comment))
+            lines.append(Line(shown, number, content, requirement, comment, constraint))
 
     walk(path.resolve())
     return Requirements(tuple(lines), tuple(files), tuple(problems))

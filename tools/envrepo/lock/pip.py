@@ -132,7 +132,7 @@ def _direct(spec: Spec) -> tuple[list[tuple[str, Requirement]], list[str]]:
         direct += [
             (f"{line.display}: line {line.number}", line.requirement)
             for line in parsed.lines
-            if line.requirement is not None
+            if line.requirement is not None and not line.constraint
         ]
     if spec.conda is not None:
         shown = f"{spec.display}/{spec.conda}"
