@@ -3,12 +3,15 @@ the Debian archive up, tags, push (once with auth), pull by digest, and the fail
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import tarfile
 from pathlib import Path
 
 import docker
+import yaml
 
 from support import (
     CHILD,
@@ -459,3 +462,78 @@ def test_a_dockerfile_base_is_built_and_the_environment_goes_on_top(
     )
     assert result.code == 0, result.err[-2000:]
     assert "test test_base.py: passed" in result.err
+
+
+def test_a_conda_file_with_its_own_python_scaffolds_locks_and_renders_a_context_docker_builds(
+    built: Built, scratch: Path, tmp_path: Path
+) -> None:
+    """No real conda channel is reachable here: the channel is the test's own, its python a
+    stand-in that says its version."""
+    from support import index_channel, make_conda_package
+
+    channel = tmp_path / "channel"
+    make_conda_package(
+        channel, "python", "3.10.14", files={"bin/python3.10": b"#!/bin/sh\necho 3.10.14\n"}
+    )
+    make_conda_package(
+        channel,
+        "hello-tool",
+        "1.0",
+        ("python >=3.10",),
+        files={"bin/hello": b"#!/bin/sh\necho hello from conda\n"},
+    )
+    url = index_channel(channel)
+    shutil.copytree(
+        PROJECT / "environments/envrepo-minimal", scratch / "environments/envrepo-minimal"
+    )
+    source = tmp_path / "environment.yml"
+    source.write_text(
+        f"name: legacy\nchannels: [{url}]\ndependencies:\n  - python=3.10\n  - hello-tool==1.0\n"
+    )
+    made = run_envrepo("scaffold", "legacy", "--from-conda", source, cwd=scratch)
+    assert made.code == 0, made.err
+    assert (
+        "chose base envrepo-bookworm: a conda environment brings its own python at /opt/env, "
+        "and envrepo-minimal has a virtual environment there; envrepo-bookworm is the nearest "
+        "base under it without one\n"
+    ) in made.err
+    spec = yaml.safe_load((scratch / "environments/legacy/environment.yaml").read_text())
+    assert spec["base"] == {"environment": "envrepo-bookworm"}
+    assert spec["python"] == "3.10"
+    locked = run_envrepo("lock", "legacy", cwd=scratch)
+    assert locked.code == 0, locked.err
+    conda_lock = (scratch / "environments/legacy/conda.lock").read_text()
+    assert "python-3.10.14-0.tar.bz2#sha256=" in conda_lock
+    assert run_envrepo("validate", "legacy", "--strict", cwd=scratch).out.splitlines() == [
+        "environments/legacy: warning: 1 input is not pinned to one version (python); "
+        "conda.lock pins them, and a re-lock may move them: review the lock's diff, or pin "
+        "them with == in the input"
+    ]
+    dockerfile = run_envrepo("render", "legacy", "--registry", built.registry.host, cwd=scratch).out
+    assert f"FROM {built.registry.host}/envrepo-bookworm:h-" in dockerfile
+    assert "COPY conda-prefix/ /opt/env/" in dockerfile
+    assert "venv" not in dockerfile
+    context = tmp_path / "context"
+    rendered = run_envrepo(
+        "render", "legacy", "--context", context, "--registry", built.registry.host, cwd=scratch
+    )
+    assert rendered.code == 0, rendered.err
+    assert (context / "Dockerfile").read_text() == dockerfile
+    client = docker.from_env()
+    tag = f"envrepo-test-render-{tmp_path.name.lower()}:1"
+    try:
+        client.images.build(path=str(context), tag=tag, rm=True, forcerm=True)
+        out = client.containers.run(
+            tag,
+            ["sh", "-c", "/opt/env/bin/python3.10 && hello && ls /opt/env/conda-meta"],
+            remove=True,
+            network_disabled=True,
+        ).decode()
+    finally:
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            client.images.remove(tag, force=True)
+    assert out.splitlines()[:2] == ["3.10.14", "hello from conda"]
+    assert "python-3.10.14-0.json" in out
+    again = run_envrepo("render", "legacy", "--context", context, cwd=scratch)
+    assert again.code == 2
+    assert again.err == f"{context}: already exists; pass a folder that does not exist yet\n"

@@ -402,9 +402,40 @@ def test_missing_conda_channel_is_one_line(make_repo: RepoMaker, tmp_path: Path)
     result = run_envrepo("lock", "sci", cwd=root)
     assert result.code == 2
     [line] = [x for x in result.err.splitlines() if x.startswith("environments/sci/")]
-    assert line.startswith("environments/sci/conda.lock: sci cannot be locked for linux/amd64: ")
+    assert line.startswith(
+        "environments/sci/conda.lock: sci cannot be locked: a channel cannot be reached ("
+    )
     assert "no-such-channel" in line
+    assert line.endswith(
+        "that is the network or the channel's server, not environments/sci/conda.yaml: check "
+        "the connection and the channel's URL, then lock again"
+    )
     assert not (root / "environments/sci/conda.lock").exists()
+
+
+def test_an_unreachable_channel_server_is_the_networks_problem(make_repo: RepoMaker) -> None:
+    import socket
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    root = make_repo("")
+    write_files(
+        root,
+        {
+            "environments/sci/environment.yaml": env_spec("sci", extra="conda: conda.yaml\n"),
+            "environments/sci/conda.yaml": (
+                f"channels: [http://127.0.0.1:{port}/conda-forge]\n"
+                "dependencies:\n  - cudf==24.8.*\n  - jaxlib>=0.4.31=cuda12*\n"
+                "  - pkg=1.2=h123_0\n  - conda-forge::numpy\n"
+            ),
+        },
+    )
+    result = run_envrepo("lock", "sci", cwd=root)
+    assert result.code == 2, result.err
+    [line] = [x for x in result.err.splitlines() if x.startswith("environments/sci/")]
+    assert "a channel cannot be reached" in line and "Connection refused" in line, line
+    assert "not environments/sci/conda.yaml" in line
 
 
 def test_missing_conda_package_is_one_line(make_repo: RepoMaker, channel: str) -> None:

@@ -282,3 +282,56 @@ def test_python_must_match_the_base_environment(repo: Path) -> None:
     assert "python 3.12 differs from 3.11 of the base environment root" in result.err
     assert run_envrepo("scaffold", "leaf", "--base-environment", "root", cwd=repo).code == 0
     assert validate_lines(repo, "leaf") == []
+
+
+def test_a_conda_file_gets_a_base_without_a_venv_and_keeps_its_python(
+    make_repo: RepoMaker, tmp_path: Path
+) -> None:
+    root = make_repo('defaults:\n  python: "3.11"\n  base:\n    environment: venv\n')
+    image = "debian:12@sha256:" + "ab" * 32
+    write_files(
+        root,
+        {
+            "environments/os/environment.yaml": (
+                f'name: os\nbase:\n  image: {image}\npython: "3.11"\nuser_managed: true\n'
+            ),
+            "environments/venv/environment.yaml": (
+                'name: venv\nbase:\n  environment: os\npython: "3.11"\n'
+            ),
+            "environments/plain/environment.yaml": (
+                f'name: plain\nbase:\n  image: {image}\npython: "3.11"\n'
+            ),
+        },
+    )
+    for python in ("3.7", "3.10", "3.12"):
+        source = tmp_path / f"py{python}.yml"
+        source.write_text(
+            f"channels: [conda-forge]\ndependencies:\n  - python={python}\n  - numpy==1.26.4\n"
+        )
+        name = f"legacy{python.replace('.', '')}"
+        result = run_envrepo("scaffold", name, "--from-conda", source, cwd=root)
+        assert result.code == 0, result.err
+        assert result.err.splitlines()[0] == (
+            "chose base os: a conda environment brings its own python at /opt/env, and venv "
+            "has a virtual environment there; os is the nearest base under it without one"
+        )
+        spec = yaml.safe_load((root / f"environments/{name}/environment.yaml").read_text())
+        assert (spec["base"], spec["python"]) == ({"environment": "os"}, python)
+        assert [line for line in validate_lines(root, name) if ": warning: " not in line] == [
+            missing_lock(name, "conda", "conda.yaml", "conda.lock")
+        ]
+    # A root with a venv and an image under it: the conda environment goes on that image.
+    source = tmp_path / "py3.12.yml"
+    result = run_envrepo(
+        "scaffold", "on-image", "--from-conda", source, "--base-environment", "plain", cwd=root
+    )
+    assert result.code == 2
+    assert result.err == (
+        "environments/on-image: base: a conda environment is its own prefix at /opt/env, and "
+        "plain has a virtual environment there; pass a base without one, or no base and "
+        "scaffold chooses\n"
+    )
+    (root / "envrepo.yaml").write_text("defaults:\n  base:\n    environment: plain\n")
+    result = run_envrepo("scaffold", "on-image", "--from-conda", source, cwd=root)
+    assert result.code == 0, result.err
+    assert result.err.splitlines()[0] == f"chose base image {image}, the image under plain"

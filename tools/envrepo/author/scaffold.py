@@ -242,7 +242,17 @@ def scaffold(
                     "pass --base-environment with one that `envrepo list` shows"
                 ),
             )
-        own_python = inputs.conda is not None and parent.user_managed
+        if inputs.conda is not None and not parent.user_managed:
+            raise fail(
+                shown,
+                "base",
+                (
+                    f"a conda environment is its own prefix at /opt/env, and {parent_name} has "
+                    "a virtual environment there; pass a base without one, or no base and "
+                    "scaffold chooses"
+                ),
+            )
+        own_python = inputs.conda is not None
         if version is not None and version != parent.python and not own_python:
             raise fail(
                 shown,

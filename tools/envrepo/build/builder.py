@@ -329,7 +329,7 @@ class Builder:
         layers = []
         if venv and python is not None:
             layers.append(venv_layer(python.path, python.version, site, log))
-        conda_prefix = stage_conda(locked, context)
+        conda_prefix = stage_conda(locked, context / "prefix")
         if conda_prefix is not None:
             layers += conda_layers(conda_prefix, log)
         return layers + self._pip_layers(locked, base, python, site, context, log)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from envrepo.build import bootstrap, naming
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.hashing import RENDER_SCHEME, SpecHash, hash_environments
+from envrepo.inputs.sources import pip_lock
 from envrepo.lock.locked import base_image
 from envrepo.repo.spec import ENV_PREFIX, Catalog, Spec, get, needs_venv, site_packages
 
@@ -42,7 +43,9 @@ def dockerfile(spec: Spec, base_ref: str, parent: Spec | None, layout: Layout) -
             f"{packages} && rm -rf /var/lib/apt/lists/*"
         )
     if spec.conda is not None:
-        lines.append(f"COPY conda-prefix/ {ENV_PREFIX}/  # the packages of conda.lock, linked")
+        # A Dockerfile has no comments after an instruction: this one stands above it.
+        lines.append("# the packages of conda.lock, linked as the prefix")
+        lines.append(f"COPY conda-prefix/ {ENV_PREFIX}/")
     if needs_venv(spec, parent):
         creator = parent.interpreter if parent is not None else "python3"
         lines.append(f"RUN {json.dumps([creator, '-m', 'venv', '--without-pip', ENV_PREFIX])}")
@@ -101,10 +104,15 @@ def base_reference(spec: Spec, hashes: Mapping[str, SpecHash], host: str) -> str
     return base_image(spec) or spec.base.value
 
 
-def for_environment(catalog: Catalog, name: str, registry: str | None) -> str:
-    """The Dockerfile of environment `name`, its parent's image named in `registry`."""
+def for_environment(
+    catalog: Catalog, name: str, registry: str | None, layout: Layout | None = None
+) -> str:
+    """The Dockerfile of environment `name`, its parent's image named in `registry`; what
+    it copies is `layout` (a staged context), else what its inputs would stage."""
     spec = get(catalog, name)
     hashes = hash_environments(catalog, [name, *filter(None, [spec.parent])])
     base = base_reference(spec, hashes, registry or "localhost")
-    folders = () if spec.user_managed or spec.pip is None else ("site-packages", "bin")
-    return dockerfile(spec, base, catalog.specs.get(spec.parent or ""), Layout(folders))
+    if layout is None:
+        has_pip = not spec.user_managed and pip_lock(spec) is not None
+        layout = Layout(("site-packages", "bin") if has_pip else ())
+    return dockerfile(spec, base, catalog.specs.get(spec.parent or ""), layout)

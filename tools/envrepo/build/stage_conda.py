@@ -55,14 +55,13 @@ def fetch(url: str, digest: str, shown: str) -> Path:
     return cached
 
 
-def stage_conda(locked: Locked, context: Path) -> Path | None:
-    """Link the locked conda packages into `context`/prefix as the image's /opt/env."""
+def stage_conda(locked: Locked, prefix: Path) -> Path | None:
+    """Link the locked conda packages into `prefix` as the image's /opt/env."""
     if locked.conda_lock is None:
         return None
     shown = locked.conda_lock
     subdir = PLATFORMS[locked.spec.platforms[0]].conda_subdir
     files = [fetch(item.url, item.sha256, shown) for item in locked.conda]
-    prefix = context / "prefix"
     try:
         records = [asyncio.run(RepoDataRecord.from_package_archive(path)) for path in files]
         asyncio.run(

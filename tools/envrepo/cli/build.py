@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -13,14 +14,27 @@ from envrepo.errors import ExitCode
 
 @click.command("render")
 @click.argument("name")
+@click.option(
+    "--context",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Write the Dockerfile into this new folder with the locked packages it copies, "
+    "ready for `docker build`.",
+)
+@registry_option
 @pass_state
-def render_command(state: State, name: str) -> int:
+def render_command(state: State, name: str, context: Path | None, registry: str | None) -> int:
     """Print a Dockerfile that makes the same filesystem as `envrepo build`."""
     from envrepo.build import naming, render
 
     catalog = state.catalog()
-    registry = naming.registry_host(catalog.repo, None)
-    click.echo(render.for_environment(catalog, name, registry), nl=False)
+    host = naming.registry_host(catalog.repo, registry)
+    if context is None:
+        click.echo(render.for_environment(catalog, name, host), nl=False)
+        return ExitCode.OK
+    from envrepo.build.context import write_context
+
+    write_context(catalog, name, host, context)
+    click.echo(f"wrote {context}; build it with: docker build {context}")
     return ExitCode.OK
 
 

@@ -127,7 +127,7 @@ def read_input(path: Path, display: str) -> tuple[CondaInput, list[Problem]]:
             pip.extend(str(p) for p in item["pip"])
         else:
             problems.append(
-                Problem(display, where, ("must be a match spec string or a pip: list; fix it"))
+                Problem(display, where, f"{item!r} is neither a match spec nor a pip: list; fix it")
             )
     found = CondaInput(tuple(channels), tuple(packages), tuple(pip), tuple(unpinned))
     return found, problems

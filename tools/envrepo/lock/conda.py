@@ -61,22 +61,36 @@ def resolve(spec: Spec, item: LockInput, ancestors: Sequence[Spec], request: obj
             records = asyncio.run(
                 rattler.solve(
                     list(parsed.channels),
-                    list(parsed.packages),
+                    [conda_input.match_spec(p) for p in parsed.packages],
                     platforms=[subdir, "noarch"],
                     virtual_packages=_virtual(platform),
                     constraints=[f"python {spec.python}.*"],
                     exclude_newer=cutoff(spec),
                 )
             )
-        except RATTLER_ERRORS as error:
-            reason = " ".join(str(error).split())
+        except rattler.exceptions.GatewayError as error:
+            # Channels are fetched before anything in the file is solved: the file is not at
+            # fault (a missing package is the solver's error below).
             raise EnvrepoError(
                 Problem(
                     item.lock_display(spec),
                     "",
                     (
-                        f"{spec.name} cannot be locked for {platform}: {reason}; "
-                        "fix the package or the channel in " + shown
+                        f"{spec.name} cannot be locked: a channel cannot be reached "
+                        f"({' '.join(str(error).split())}); that is the network or the channel's "
+                        f"server, not {shown}: check the connection and the channel's URL, "
+                        "then lock again"
+                    ),
+                )
+            ) from None
+        except RATTLER_ERRORS as error:
+            raise EnvrepoError(
+                Problem(
+                    item.lock_display(spec),
+                    "",
+                    (
+                        f"{spec.name} cannot be locked for {platform}: "
+                        f"{conda_input.reason(error)}; fix the package or the channel in {shown}"
                     ),
                 )
             ) from None
