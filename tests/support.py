@@ -280,11 +280,80 @@ def make_wheel(
     return path
 
 
-def make_index(root: Path, wheels: list[Path]) -> str:
-    """A PEP 503 simple index of `wheels` in `root`, as a file:// URL that uv takes."""
+def make_index(root: Path, wheels: list[Path], sdists: tuple[Path, ...] = ()) -> str:
+    """A PEP 503 simple index of `wheels` and `sdists` in `root`, as a file:// URL."""
     from envrepo.inputs import wheels as wheelfile
 
-    return wheelfile.write_index([wheelfile.inspect(w, w.name) for w in wheels], root)
+    url = wheelfile.write_index([wheelfile.inspect(w, w.name) for w in wheels], root)
+    for sdist in sdists:
+        name = sdist.name.rsplit("-", 1)[0].lower().replace("_", "-")
+        page = root / name / "index.html"
+        page.parent.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256(sdist.read_bytes()).hexdigest()
+        page.write_text(f'<a href="{sdist.resolve().as_uri()}#sha256={digest}">{sdist.name}</a>\n')
+    return url
+
+
+# A PEP 517 backend in the sdist itself: it builds with nothing from an index.
+_BACKEND = """\
+import base64, hashlib, os, zipfile
+
+NAME, VERSION, TAG = {name!r}, {version!r}, {tag!r}
+DIST = f"{{NAME}}-{{VERSION}}.dist-info"
+METADATA = f"Metadata-Version: 2.1\\nName: {{NAME}}\\nVersion: {{VERSION}}\\n".encode()
+
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+
+def prepare_metadata_for_build_wheel(directory, config_settings=None):
+    os.makedirs(os.path.join(directory, DIST))
+    with open(os.path.join(directory, DIST, "METADATA"), "wb") as out:
+        out.write(METADATA)
+    return DIST
+
+
+def build_wheel(directory, config_settings=None, metadata_directory=None):
+    pure = TAG.endswith("none-any")
+    files = {{
+        f"{{NAME}}/__init__.py": f"__version__ = {{VERSION!r}}\\n".encode(),
+        f"{{DIST}}/METADATA": METADATA,
+        f"{{DIST}}/WHEEL": f"Wheel-Version: 1.0\\nRoot-Is-Purelib: {{str(pure).lower()}}\\nTag: {{TAG}}\\n".encode(),
+    }}
+    record = ""
+    for path, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record += f"{{path}},sha256={{digest}},{{len(data)}}\\n"
+    files[f"{{DIST}}/RECORD"] = (record + f"{{DIST}}/RECORD,,\\n").encode()
+    name = f"{{NAME}}-{{VERSION}}-{{TAG}}.whl"
+    with zipfile.ZipFile(os.path.join(directory, name), "w") as archive:
+        for path, data in files.items():
+            archive.writestr(zipfile.ZipInfo(path, (2020, 1, 1, 0, 0, 0)), data)
+    return name
+"""
+
+
+def make_sdist(folder: Path, name: str, version: str, tag: str = "py3-none-any") -> Path:
+    """A source distribution of one module `name` whose wheel gets `tag` (a pure one by
+    default), built by a backend it carries itself."""
+    folder.mkdir(parents=True, exist_ok=True)
+    top = f"{name}-{version}"
+    members = {
+        "pyproject.toml": (
+            '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n'
+        ),
+        "backend.py": _BACKEND.format(name=name, version=version, tag=tag),
+        "PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+    }
+    path = folder / f"{top}.tar.gz"
+    with tarfile.open(path, "w:gz") as archive:
+        for member, text in members.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"{top}/{member}")
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return path
 
 
 @dataclass(frozen=True)

@@ -537,3 +537,29 @@ def test_a_conda_file_with_its_own_python_scaffolds_locks_and_renders_a_context_
     again = run_envrepo("render", "legacy", "--context", context, cwd=scratch)
     assert again.code == 2
     assert again.err == f"{context}: already exists; pass a folder that does not exist yet\n"
+
+
+def test_a_package_published_only_as_source_becomes_a_private_wheel_and_is_built(
+    built: Built, scratch: Path, tmp_path: Path
+) -> None:
+    from support import make_index, make_sdist
+
+    url = make_index(tmp_path / "simple", [], (make_sdist(tmp_path / "files", "legacy", "3.2"),))
+    env = {"UV_DEFAULT_INDEX": url, "UV_CACHE_DIR": str(tmp_path / "uv-cache")}
+    write_files(
+        scratch,
+        {
+            "environments/dl/environment.yaml": CHILD.format(name="dl") + "pip: requirements.txt\n",
+            "environments/dl/requirements.txt": "legacy==3.2\n",
+            "environments/dl/tests/test_legacy.py": (
+                "import legacy\nassert legacy.__version__ == '3.2', legacy.__version__\n"
+            ),
+        },
+    )
+    assert run_envrepo("lock", "dl", cwd=scratch, env=env).code == 2
+    made = run_envrepo("lock", "dl", "--build-wheels", cwd=scratch, env=env)
+    assert made.code == 0, made.err
+    commit(scratch, "dl")
+    result = run_envrepo("build", "dl", "--push", "--registry", built.registry.host, cwd=scratch)
+    assert result.code == 0, result.err[-2000:]
+    assert "test test_legacy.py: passed" in result.err

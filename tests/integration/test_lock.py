@@ -3,6 +3,7 @@ wheels, parent pins, upgrades, conda through rattler against a local channel, th
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 from pathlib import Path
@@ -16,6 +17,7 @@ from support import (
     index_channel,
     make_conda_package,
     make_index,
+    make_sdist,
     make_wheel,
     run_envrepo,
     write_files,
@@ -490,3 +492,69 @@ def test_lock_on_a_terminal_shows_progress_and_a_summary(
     assert code == 0, screen
     assert "locking" in screen
     assert "envrepo lock: 2 locks changed" in screen
+
+
+def test_a_package_published_only_as_source_is_said_at_lock_time_and_built_into_wheels(
+    make_repo: RepoMaker, tmp_path: Path
+) -> None:
+    files = tmp_path / "files"
+    url = make_index(
+        tmp_path / "simple",
+        [make_wheel(files, "alpha", "1.0.0")],
+        (
+            make_sdist(files, "legacy", "3.2"),
+            make_sdist(files, "native", "2.0", "cp311-cp311-linux_x86_64"),
+        ),
+    )
+    env = {"UV_DEFAULT_INDEX": url, "UV_CACHE_DIR": str(tmp_path / "uv-cache")}
+    root = make_repo("")
+    write_files(
+        root,
+        {
+            "environments/dl/environment.yaml": env_spec("dl", extra="pip: requirements.txt\n"),
+            "environments/dl/requirements.txt": "legacy==3.2\nalpha==1.0.0\n",
+            "environments/cc/environment.yaml": env_spec("cc", extra="pip: requirements.txt\n"),
+            "environments/cc/requirements.txt": "native==2.0\n",
+        },
+    )
+    said = run_envrepo("lock", "dl", cwd=root, env=env)
+    assert said.code == 2, said.err
+    assert said.err.splitlines()[0] == (
+        "environments/dl/requirements.lock: legacy 3.2 is published only as source, and an "
+        "image installs wheels only; run envrepo lock dl --build-wheels to build its wheel "
+        "here into environments/dl/wheels/, or require a version with wheels"
+    )
+    assert not (root / "environments/dl/requirements.lock").exists()
+    built = run_envrepo("lock", "dl", "--build-wheels", cwd=root, env=env)
+    assert built.code == 0, built.err
+    wheel = root / "environments/dl/wheels/legacy-3.2-py3-none-any.whl"
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    lock = (root / "environments/dl/requirements.lock").read_text()
+    assert f"legacy==3.2 \\\n    --hash=sha256:{digest}\n" in lock
+    assert pins(root / "environments/dl/requirements.lock") == ["alpha==1.0.0", "legacy==3.2"]
+    # The wheels/ folder is taken by convention: the spec does not name it.
+    assert "wheels" not in (root / "environments/dl/environment.yaml").read_text()
+    assert run_envrepo("validate", "dl", cwd=root).out == ""
+    again = run_envrepo("lock", "dl", cwd=root, env=env)
+    assert again.code == 0 and "1 unchanged" in again.err, again.err
+    native = run_envrepo("lock", "cc", "--build-wheels", cwd=root, env=env)
+    assert native.code == 2
+    assert native.err.splitlines()[0] == (
+        "environments/cc/requirements.lock: native 2.0 builds here as "
+        "native-2.0-cp311-cp311-linux_x86_64.whl, which the image (python 3.11, linux/amd64) "
+        "cannot install: it is not pure Python; build it for the image's target and put it "
+        "into environments/cc/wheels/"
+    )
+    assert not (root / "environments/cc/wheels").exists()
+
+
+def test_a_wheel_dropped_into_wheels_is_locked_without_naming_the_folder(
+    repo: Path, uv_env: dict[str, str], tmp_path: Path
+) -> None:
+    run_envrepo("lock", "root", cwd=repo, env=uv_env)
+    make_wheel(repo / "environments/root/wheels", "private-tool", "0.1.0")
+    assert run_envrepo("lock", "--check", "root", cwd=repo).code == 1
+    result = run_envrepo("lock", "root", cwd=repo, env=uv_env)
+    assert result.code == 0, result.err
+    assert "wrote environments/root/requirements.lock" in result.out
+    assert "private-tool==0.1.0" in pins(repo / "environments/root/requirements.lock")

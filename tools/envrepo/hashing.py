@@ -70,7 +70,7 @@ def normalized(spec: Spec) -> dict[str, Any]:
         "python": spec.python,
         "pip": spec.pip,
         "conda": spec.conda,
-        "wheels": spec.wheels,
+        "wheels": spec.wheels_folder,
         "apt": sorted(set(spec.apt)),
         "variables": dict(spec.variables),
         "user_managed": spec.user_managed,
@@ -100,8 +100,8 @@ def build_files(spec: Spec) -> dict[str, Path]:
     under their names (a FIFO, a symlink), so that reading them refuses what is not a regular
     file inside the folder."""
     files = [item.lock for item in sources.lock_inputs(spec) if os.path.lexists(item.lock)]
-    if spec.wheels is not None and (spec.folder / spec.wheels).is_dir():
-        files += (spec.folder / spec.wheels).glob("*.whl")
+    if spec.wheels_folder is not None and (spec.folder / spec.wheels_folder).is_dir():
+        files += (spec.folder / spec.wheels_folder).glob("*.whl")
     if spec.base.kind == "dockerfile":
         files += _context_files(spec)
     return {path.relative_to(spec.folder).as_posix(): path for path in files}

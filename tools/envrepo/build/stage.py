@@ -126,8 +126,8 @@ def stage(locked: Locked, context: Path, wanted: Sequence[Wanted]) -> Path:
     subset.write_text("".join(package.entry.text for package in wanted), encoding="utf-8")
     target = context / "target"
     command = install_command(target, spec.python, PLATFORMS[spec.platforms[0]].pip_tag, subset)
-    if spec.wheels is not None:
-        command += ["--find-links", str(spec.folder / spec.wheels)]
+    if spec.wheels_folder is not None:
+        command += ["--find-links", str(spec.folder / spec.wheels_folder)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise EnvrepoError(
@@ -136,7 +136,7 @@ def stage(locked: Locked, context: Path, wanted: Sequence[Wanted]) -> Path:
                 "",
                 (
                     f"the locked files cannot be installed: {uv_error(done.stderr)}; "
-                    f"run envrepo lock {spec.name} --all if the lock is out of date"
+                    f"run envrepo lock {spec.name} if the lock is out of date"
                 ),
             )
         )

@@ -42,6 +42,12 @@ from envrepo.errors import ExitCode
     metavar="PKG",
     help="Re-resolve only PKG (repeatable); every other pin stays.",
 )
+@click.option(
+    "--build-wheels",
+    is_flag=True,
+    help="Build what is published only as source into the environment's wheels/ (on this "
+    "machine, for the image's target) and lock it from there.",
+)
 @pass_state
 def lock(
     state: State,
@@ -52,6 +58,7 @@ def lock(
     fail_if_changed: bool,
     upgrade_all: bool,
     upgrade: tuple[str, ...],
+    build_wheels: bool,
 ) -> int:
     """Write lock files for environments (NAMEs, --all, or --changed).
 
@@ -71,8 +78,8 @@ def lock(
     from envrepo.build.naming import registry_host
     from envrepo.lock.pip import Request
 
-    only_stale = not (names or every or upgrade_all or upgrade)
-    request = Request(upgrade_all, upgrade, registry_host(catalog.repo, None))
+    only_stale = not (names or every or upgrade_all or upgrade or build_wheels)
+    request = Request(upgrade_all, upgrade, registry_host(catalog.repo, None), build_wheels)
     outcome = runner.lock_all(catalog, names, only_stale, request, progress)
     for path in outcome.changed:
         click.echo(f"wrote {catalog.repo.display(path)}")

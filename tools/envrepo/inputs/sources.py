@@ -30,9 +30,9 @@ def lock_path(source: Path) -> Path:
 
 
 def wheel_files(spec: Spec) -> list[Path]:
-    if spec.wheels is None or not (spec.folder / spec.wheels).is_dir():
+    if spec.wheels_folder is None or not (spec.folder / spec.wheels_folder).is_dir():
         return []
-    return sorted((spec.folder / spec.wheels).glob("*.whl"))
+    return sorted((spec.folder / spec.wheels_folder).glob("*.whl"))
 
 
 def has_conda_pip(spec: Spec) -> bool:
@@ -60,7 +60,7 @@ def lock_inputs(spec: Spec) -> list[LockInput]:
         source = spec.folder / spec.pip
         inputs.append(LockInput("pip", source, lock_path(source)))
     elif wheel_files(spec) or has_conda_pip(spec):
-        source = spec.folder / (spec.wheels or spec.conda or "")
+        source = spec.folder / (spec.wheels_folder or spec.conda or "")
         inputs.append(LockInput("pip", source, spec.folder / PIP_LOCK))
     if spec.conda is not None:
         source = spec.folder / spec.conda

@@ -8,7 +8,7 @@ import os
 import subprocess
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from envrepo.inputs import conda as conda_input
 from envrepo.inputs import requirements
 from envrepo.inputs import wheels as wheelfile
 from envrepo.inputs.sources import LockInput, lock_inputs, pip_lock, wheel_files
+from envrepo.lock import sdists
 from envrepo.lock.files import split
 from envrepo.repo.paths import read_inside
 from envrepo.repo.platforms import PLATFORMS
@@ -40,6 +41,7 @@ class Request:
     upgrade_all: bool = False
     upgrade: tuple[str, ...] = ()
     registry: str | None = None  # the repository's own registry: its credentials go only there
+    build_wheels: bool = False  # build what is published only as source into private wheels
 
 
 @cache
@@ -164,6 +166,31 @@ def _target_options(spec: Spec) -> list[str]:
     return [*options, "--universal"]
 
 
+_QUIET = ["--quiet", "--color", "never"]
+
+
+def _only_source(
+    spec: Spec, pins: list[str], sources: list[str], work: Path
+) -> list[sdists.Source]:
+    """The pins that have no wheel for the image, from the files uv lists for each."""
+    listed = work / "pins.txt"
+    listed.write_text("".join(f"{pin}\n" for pin in pins), encoding="utf-8")
+    pylock = work / "pylock.toml"
+    command = [uv(), "pip", "compile", str(listed), "--no-deps", "-o", str(pylock)]
+    done = subprocess.run(
+        [*command, *sources, *_QUIET], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise EnvrepoError(
+            Problem(
+                spec.display,
+                "",
+                f"the files of the locked versions cannot be listed: {_reason(done.stderr)}",
+            )
+        )
+    return sdists.only_source(spec, pylock)
+
+
 def resolve(
     spec: Spec, item: LockInput, ancestors: Sequence[Spec], request: Request = Request()
 ) -> str:
@@ -191,21 +218,20 @@ def resolve(
             # uv prefers the versions in an existing output file: locking again keeps pins.
             kept = read_inside(item.lock, spec.folder, item.lock_display(spec))
             output.write_text(split(kept.decode("utf-8", errors="replace"))[1])
+        sources = _target_options(spec)
+        if wheels:
+            url = wheelfile.write_index(wheels, work / "private")
+            sources += ["--index", f"private-wheels={url}", "--index-strategy", "first-index"]
         command += [
             "-c",
             str(constraints),
             "-o",
             str(output),
-            *_target_options(spec),
+            *sources,
             "--generate-hashes",
             "--no-header",
-            "--quiet",
-            "--color",
-            "never",
+            *_QUIET,
         ]
-        if wheels:
-            url = wheelfile.write_index(wheels, work / "private")
-            command += ["--index", f"private-wheels={url}", "--index-strategy", "first-index"]
         for package in request.upgrade:
             command += ["--upgrade-package", package]
         done = subprocess.run(
@@ -228,6 +254,14 @@ def resolve(
                 )
             )
         body = output.read_text(encoding="utf-8")
+        source_only = _only_source(spec, [first for first, _ in entries(body)], sources, work)
+        if source_only and request.build_wheels:
+            sdists.build_wheels(spec, source_only, uv(), work, item.lock_display(spec))
+    if source_only and request.build_wheels:
+        # Once more, with the new wheels among the private ones (and no second build).
+        return resolve(spec, item, ancestors, replace(request, build_wheels=False))
+    if source_only:
+        raise sdists.remedy(spec, source_only, item.lock_display(spec))
     own = [
         text
         for first, text in entries(body)

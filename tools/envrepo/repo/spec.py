@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ BASE_KINDS: tuple[BaseKind, ...] = ("environment", "image", "dockerfile", "boots
 ENV_PREFIX = "/opt/env"
 VENV_INTERPRETER = f"{ENV_PREFIX}/bin/python"
 TESTS_DIR = "tests"  # an environment's smoke tests, run inside its image
+WHEELS_DIR = "wheels"  # an environment's private wheels, by convention when `wheels` is unset
 DEFAULT_TEST_TIMEOUT = 300  # seconds a smoke test may run before it is stopped, failed
 SYSTEM_INTERPRETER = "/usr/bin/python3"
 
@@ -76,9 +78,16 @@ class Spec:
     def parent(self) -> str | None:
         return self.base.value if self.base.kind == "environment" else None
 
+    @property
+    def wheels_folder(self) -> str | None:
+        """The private wheels' folder: as the spec names it, else wheels/ when there is one."""
+        if self.wheels is not None:
+            return self.wheels
+        return WHEELS_DIR if os.path.lexists(self.folder / WHEELS_DIR) else None
+
     def inputs(self) -> dict[str, str]:
         """The spec fields that name files or folders, by field name."""
-        named = {"pip": self.pip, "conda": self.conda, "wheels": self.wheels}
+        named = {"pip": self.pip, "conda": self.conda, "wheels": self.wheels_folder}
         if self.base.kind == "dockerfile":
             named["base.dockerfile"] = self.base.value
         return {key: value for key, value in named.items() if value is not None}
