@@ -170,7 +170,8 @@ def _unpinned(spec: Spec, unpinned: Mapping[str, list[str]]) -> list[Problem]:
     shown = ", ".join(names[:5]) + (", …" if len(names) > 5 else "")
     message = (
         f"{len(names)} input{'s are' if len(names) > 1 else ' is'} not pinned to one version "
-        f"({shown}); {where} pins them, and a re-lock may move them: review the lock's diff, "
+        f"({shown}); {where} {'pin' if ' and ' in where else 'pins'} them, and a re-lock may "
+        "move them: review the lock's diff, "
         "or pin them with == in the input"
     )
     return [Problem(spec.display, "", message, "warning")]

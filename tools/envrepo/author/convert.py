@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from packaging.markers import InvalidMarker, Marker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
 from rattler.exceptions import InvalidMatchSpecError
 from ruamel.yaml.error import YAMLError
 
@@ -33,6 +35,10 @@ _PYTHON_VERSION = re.compile(r"(3\.\d+)")
 # Azure ML's assets write `pkg=={{latest-pypi-version}}` for "the newest".
 _TEMPLATE = re.compile(r"\s*(?:===|==|>=|<=|~=|!=|>|<)?\s*(\{\{[^}]*\}\})")
 _VCS = re.compile(r"^(git|hg|svn|bzr)\+")
+# `numpy=1.26.4`: conda's spelling of a pin, which pip refuses.
+_CONDA_PIN = re.compile(
+    r"^([A-Za-z0-9][A-Za-z0-9._-]*(?:\[[^\]]*\])?)\s*=\s*([0-9][^\s;=<>!~,]*)(.*)$"
+)
 _WHEELS = "wheels"
 _LEFT_OUT_WHEEL = "build its wheel and put it in the environment's wheels/ folder"
 _MAX_WHEEL = 2 << 30
@@ -108,6 +114,15 @@ class _Taking:
             text = _TEMPLATE.sub("", text).strip()
         if requirements.URL.search(text):
             return self.direct(text, folder, shown, where)
+        conda_pin = _CONDA_PIN.match(text)
+        if conda_pin:
+            text = f"{conda_pin.group(1)}=={conda_pin.group(2)}{conda_pin.group(3)}"
+            self.warn(
+                shown,
+                where,
+                f"{conda_pin.group(1)}={conda_pin.group(2)} is conda's spelling of a pin; "
+                f"taken as {conda_pin.group(1)}=={conda_pin.group(2)}",
+            )
         try:
             requirement = Requirement(text)
         except InvalidRequirement as error:
@@ -313,7 +328,7 @@ def from_conda(path: Path) -> Inputs:
             del dependencies[index]
             continue
         if not isinstance(item, str):
-            taking.warn(shown, where, "is neither a match spec nor a pip: list; left out")
+            taking.warn(shown, where, f"{item!r} is neither a match spec nor a pip: list; left out")
             del dependencies[index]
             continue
         try:
@@ -375,30 +390,36 @@ def from_pyproject(path: Path, groups: tuple[str, ...]) -> Inputs:
                 f"has no optional dependency group {group!r} (known: {known}); pass one of them",
             )
     taking = _Taking()
-    lines: list[str] = []
     own = requirements.canonical(str(project.get("name", "")))
-    for section, entries in sections:
-        lines.append(f"# {section}")
+
+    def expanded(section: str, entries: list[Any], seen: frozenset[str]) -> list[str]:
+        """The entries' lines, with `{include-group = G}` (PEP 735) and the project's own
+        extras (`name[extra]`) taken in where they stand."""
+        lines = []
         for index, entry in enumerate(entries):
             where = f"{section}[{index}]"
-            if not isinstance(entry, str):
-                taking.warn(
-                    shown,
-                    where,
-                    f"{entry!r} is not a requirement string (an include-group?); left out",
-                )
+            group = entry.get("include-group") if isinstance(entry, dict) else None
+            if isinstance(group, str) and group in dependency_groups and group not in seen:
+                included = f"dependency-groups.{group}"
+                lines += expanded(included, dependency_groups[group], seen | {group})
                 continue
-            if (
-                own
-                and requirements.canonical(re.split(r"[\[\s;=<>!~@]", entry, maxsplit=1)[0]) == own
-            ):
-                taking.warn(
-                    shown,
-                    where,
-                    f"{entry}: the project itself is not a package of its environment; left out: {_LEFT_OUT_WHEEL}",
-                )
+            if not isinstance(entry, str):
+                taking.warn(shown, where, f"{entry!r} is not a requirement; left out")
+                continue
+            name = re.split(r"[\[\s;=<>!~@(]", entry, maxsplit=1)[0]
+            if own and requirements.canonical(name) == own:
+                extras = re.findall(r"[\w.-]+", entry[len(name) :].split("]")[0])
+                for extra in extras:
+                    if extra in optional and extra not in seen:
+                        section_name = f"project.optional-dependencies.{extra}"
+                        lines += expanded(section_name, optional[extra], seen | {extra})
                 continue
             lines += [line for line in taking.line(where, entry, "", path.parent, shown) if line]
+        return lines
+
+    lines: list[str] = []
+    for section, entries in sections:
+        lines += [f"# {section}", *expanded(section, entries, frozenset())]
     requires = str(project.get("requires-python", ""))
     found = _PYTHON_VERSION.search(requires) if requires.startswith(("==", "~=")) else None
     if found:
@@ -406,8 +427,27 @@ def from_pyproject(path: Path, groups: tuple[str, ...]) -> Inputs:
     return taking.inputs(pip=_text(lines, f"# from {path.name}"))
 
 
-def from_uv_lock(path: Path) -> Inputs:
-    """Every package uv.lock pins from a registry, at its exact version."""
+def _marker_holds(markers: list[str], python: str) -> bool:
+    """Whether one of uv's resolution markers holds for an image of `python` on Linux."""
+    environment = {
+        "python_version": python,
+        "python_full_version": f"{python}.0",
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "os_name": "posix",
+        "implementation_name": "cpython",
+        "platform_python_implementation": "CPython",
+        "platform_machine": "x86_64",
+    }
+    try:
+        return not markers or any(Marker(m).evaluate(environment) for m in markers)
+    except InvalidMarker:
+        return True
+
+
+def from_uv_lock(path: Path, python: str) -> Inputs:
+    """Every package uv.lock pins from a registry, at its exact version: where it pins two
+    (for different pythons or platforms), the one for a Linux image of `python`."""
     shown = str(path)
     document = _toml(path, "uv.lock")
     packages = document.get("package")
@@ -418,43 +458,31 @@ def from_uv_lock(path: Path) -> Inputs:
             "has no [[package]] tables, so it is not a uv.lock; pass the file uv lock wrote",
         )
     taking = _Taking()
+    requires = str(document.get("requires-python", ""))
+    found_python = _PYTHON_VERSION.search(requires) if requires.startswith(("==", "~=")) else None
+    if found_python:
+        taking.python = python = found_python.group(1)
     versions: dict[str, list[str]] = {}
     for index, package in enumerate(packages):
         name, version = str(package.get("name", "")), str(package.get("version", ""))
         source = package.get("source") or {}
         where = f"package[{index}] {name}"
-        if "registry" in source:
-            versions.setdefault(name, []).append(version)
-        elif "editable" in source or "virtual" in source:
+        if "editable" in source or "virtual" in source:
             continue
-        else:
+        if "registry" not in source:
             kind = next(iter(source), "unknown")
             taking.warn(
                 shown,
                 where,
                 f"comes from a {kind} source, not a registry; left out: {_LEFT_OUT_WHEEL}",
             )
-    lines = [f"# pinned as {path.name} locked them"]
-    for name in sorted(versions, key=requirements.canonical):
-        found = sorted(set(versions[name]), key=_version_key)
-        if len(found) > 1:
-            taking.warn(
-                shown,
-                name,
-                f"is locked at {len(found)} versions for different platforms or pythons "
-                f"({', '.join(found)}); kept {found[-1]}",
-            )
-        lines.append(f"{name}=={found[-1]}")
-    requires = str(document.get("requires-python", ""))
-    found_python = _PYTHON_VERSION.search(requires) if requires.startswith(("==", "~=")) else None
-    if found_python:
-        taking.python = found_python.group(1)
-    return taking.inputs(pip=_text(lines[1:], lines[0]))
+        elif _marker_holds(list(package.get("resolution-markers", [])), python):
+            versions.setdefault(name, []).append(version)
+    lines = [f"{name}=={max(versions[name], key=_version_key)}" for name in sorted(versions)]
+    return taking.inputs(pip=_text(lines, f"# pinned as {path.name} locked them"))
 
 
 def _version_key(version: str) -> Any:
-    from packaging.version import InvalidVersion, Version
-
     try:
         return (1, Version(version))
     except InvalidVersion:

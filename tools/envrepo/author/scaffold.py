@@ -326,7 +326,9 @@ def scaffold_environment(catalog: Catalog, request: Request) -> Scaffolded:
     elif request.pyproject is not None:
         inputs = convert.from_pyproject(request.pyproject, request.groups)
     elif request.uv_lock is not None:
-        inputs = convert.from_uv_lock(request.uv_lock)
+        inputs = convert.from_uv_lock(
+            request.uv_lock, request.python or catalog.repo.config.defaults.python
+        )
     elif request.prefix is not None:
         inputs = from_env(request.prefix)
     else:
