@@ -113,6 +113,9 @@ def test_adopters_file_scaffolds_as_it_is_and_locks(
     spec = yaml.safe_load((folder / "environment.yaml").read_text())
     assert spec["python"] == case["python"]
     assert spec.get("variables") == case.get("variables")
+    for file, key in (("requirements.txt", "requirements"), ("conda.yaml", "conda")):
+        if key in case:
+            assert (folder / file).read_text().splitlines() == case[key]
     assert sorted(
         p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()
     ) == sorted(["environment.yaml", *case["files"]])

@@ -558,3 +558,21 @@ def test_a_wheel_dropped_into_wheels_is_locked_without_naming_the_folder(
     assert result.code == 0, result.err
     assert "wrote environments/root/requirements.lock" in result.out
     assert "private-tool==0.1.0" in pins(repo / "environments/root/requirements.lock")
+
+
+def test_a_constraints_file_in_the_folder_is_honoured(repo: Path, uv_env: dict[str, str]) -> None:
+    write_files(
+        repo,
+        {
+            "environments/root/requirements.txt": "alpha\n-c constraints.txt\n",
+            "environments/root/constraints.txt": "alpha<2\ngamma==1.0.0\n",
+        },
+    )
+    result = run_envrepo("lock", "root", cwd=repo, env=uv_env)
+    assert result.code == 0, result.err
+    # The constraint limits alpha and asks for nothing: gamma is not installed.
+    assert pins(repo / "environments/root/requirements.lock") == ["alpha==1.0.0"]
+    (repo / "environments/root/constraints.txt").write_text("alpha>=2\n")
+    assert run_envrepo("lock", "--check", "root", cwd=repo).code == 1
+    assert run_envrepo("lock", "root", "-P", "alpha", cwd=repo, env=uv_env).code == 0
+    assert pins(repo / "environments/root/requirements.lock") == ["alpha==2.0.0"]
