@@ -9,13 +9,16 @@ index=()
 [[ -n "${ENVREPO_INDEX_URL:-}" ]] && index=(--index "$ENVREPO_INDEX_URL")
 case "${1:-}" in
     plan)
+        # What cannot be built, and why, goes into the summary too; then the step fails.
+        status=0
         {
             echo "### envrepo plan"
             echo
             echo '```'
-            .venv/bin/envrepo plan
+            .venv/bin/envrepo plan 2>&1 || status=$?
             echo '```'
         } >>"$out"
+        exit "$status"
         ;;
     changes)
         .venv/bin/envrepo diff --builds --markdown "${index[@]}" >>"$out"
