@@ -307,9 +307,9 @@ def from_conda(path: Path) -> Inputs:
     taking = _Taking()
     for key in ("name", "prefix"):
         document.pop(key, None)
-    raw_variables = document.pop("variables", None) or {}
-    variables = {str(k): str(v) for k, v in dict(raw_variables).items()}
-    dependencies = document.get("dependencies") or []
+    raw_variables = _shaped(shown, "variables", document.pop("variables", None) or {}, dict)
+    variables = {str(k): str(v) for k, v in raw_variables.items()}
+    dependencies = _shaped(shown, "dependencies", document.get("dependencies") or [], list)
     lines = conda_input.dependency_lines(text)
     pip_lines: list[str] = []
     pip_at: dict[str, str] = {}
@@ -359,6 +359,13 @@ def from_conda(path: Path) -> Inputs:
     return taking.inputs(conda=yamledit.dump(document), pip=pip, variables=variables)
 
 
+def _shaped(shown: str, key: str, value: Any, kind: type) -> Any:
+    """`value` when it is a `kind` (a mapping or a list), else one line saying what to fix."""
+    if not isinstance(value, kind):
+        raise fail(shown, key, f"must be a {'table' if kind is dict else 'list'}; fix it")
+    return value
+
+
 def _toml(path: Path, what: str) -> dict[str, Any]:
     shown = str(path)
     try:
@@ -371,17 +378,22 @@ def from_pyproject(path: Path, groups: tuple[str, ...]) -> Inputs:
     """PEP 621 `dependencies`, and the optional-dependencies or dependency groups named."""
     shown = str(path)
     document = _toml(path, "pyproject.toml")
-    project = document.get("project") or {}
-    optional = project.get("optional-dependencies") or {}
-    dependency_groups = document.get("dependency-groups") or {}
-    sections: list[tuple[str, list[Any]]] = [
-        ("project.dependencies", project.get("dependencies") or [])
-    ]
+    project = _shaped(shown, "project", document.get("project") or {}, dict)
+    optional = _shaped(
+        shown, "project.optional-dependencies", project.get("optional-dependencies") or {}, dict
+    )
+    dependencies = _shaped(shown, "project.dependencies", project.get("dependencies") or [], list)
+    dependency_groups = _shaped(
+        shown, "dependency-groups", document.get("dependency-groups") or {}, dict
+    )
+    sections: list[tuple[str, list[Any]]] = [("project.dependencies", dependencies)]
     for group in groups:
         if group in optional:
-            sections.append((f"project.optional-dependencies.{group}", optional[group]))
+            key = f"project.optional-dependencies.{group}"
+            sections.append((key, _shaped(shown, key, optional[group], list)))
         elif group in dependency_groups:
-            sections.append((f"dependency-groups.{group}", dependency_groups[group]))
+            key = f"dependency-groups.{group}"
+            sections.append((key, _shaped(shown, key, dependency_groups[group], list)))
         else:
             known = ", ".join(sorted({*optional, *dependency_groups})) or "none"
             raise fail(
@@ -464,6 +476,8 @@ def from_uv_lock(path: Path, python: str) -> Inputs:
         taking.python = python = found_python.group(1)
     versions: dict[str, list[str]] = {}
     for index, package in enumerate(packages):
+        if not isinstance(package, dict):
+            continue
         name, version = str(package.get("name", "")), str(package.get("version", ""))
         source = package.get("source") or {}
         where = f"package[{index}] {name}"

@@ -94,8 +94,17 @@ def build_wheels(
     made = []
     for source in sources:
         sdist = work / source.url.rsplit("/", 1)[-1]
-        with urllib.request.urlopen(source.url, timeout=300) as response, sdist.open("wb") as out:
-            shutil.copyfileobj(response, out)
+        try:
+            with (
+                urllib.request.urlopen(source.url, timeout=300) as response,
+                sdist.open("wb") as out,
+            ):
+                shutil.copyfileobj(response, out)
+        except OSError as error:
+            why = getattr(error, "reason", None) or error
+            raise EnvrepoError(
+                Problem(shown, "", f"{sdist.name} cannot be downloaded ({why}); lock again")
+            ) from None
         if hashlib.sha256(sdist.read_bytes()).hexdigest() != source.sha256:
             raise EnvrepoError(
                 Problem(shown, "", f"{sdist.name} does not match the sha256 its index gives")
@@ -133,7 +142,10 @@ def build_wheels(
             )
         folder.mkdir(exist_ok=True)
         partial = folder / f".{wheel.name}.{os.getpid()}.part"
-        shutil.copyfile(wheel, partial)
-        partial.replace(folder / wheel.name)
+        try:
+            shutil.copyfile(wheel, partial)
+            partial.replace(folder / wheel.name)
+        finally:
+            partial.unlink(missing_ok=True)
         made.append(folder / wheel.name)
     return made
