@@ -284,6 +284,28 @@ def test_python_must_match_the_base_environment(repo: Path) -> None:
     assert validate_lines(repo, "leaf") == []
 
 
+def test_a_files_python_the_base_cannot_give_is_a_warning_not_a_refusal(
+    repo: Path, tmp_path: Path
+) -> None:
+    assert run_envrepo("scaffold", "root", "--python", "3.11", cwd=repo).code == 0
+    source = tmp_path / "requirements.txt"
+    source.write_text("python==3.10.4\nnumpy==1.26.4\n")
+    result = run_envrepo(
+        "scaffold", "app", "--from-pip", source, "--base-environment", "root", cwd=repo
+    )
+    assert result.code == 0, result.err
+    assert result.err.splitlines()[:2] == [
+        f"{source}: line 1: warning: python==3.10.4: python is not a pip package; left out, "
+        "and taken as the environment's python (3.10)",
+        "environments/app: python: warning: the file asks for python 3.10, and the base "
+        "environment root has 3.11: the environment gets 3.11; to keep 3.10, scaffold again "
+        "with --base-image of a python 3.10 image",
+    ]
+    spec = yaml.safe_load((repo / "environments/app/environment.yaml").read_text())
+    assert spec["python"] == "3.11"
+    assert (repo / "environments/app/requirements.txt").read_text() == "numpy==1.26.4\n"
+
+
 def test_a_conda_file_gets_a_base_without_a_venv_and_keeps_its_python(
     make_repo: RepoMaker, tmp_path: Path
 ) -> None:

@@ -150,7 +150,8 @@ class _Taking:
             self.warn(shown, where, f"{option} {value} includes a file already included; left out")
             return []
         if not target.is_file():
-            self.warn(shown, where, f"{option} {value}: no such file; left out")
+            what = "not a regular file" if target.exists() else "no such file"
+            self.warn(shown, where, f"{option} {value}: {what}; left out")
             return []
         lines = self.requirements_file(target, _beside(shown, value))
         if option in ("-r", "--requirement"):
@@ -198,7 +199,7 @@ class _Taking:
         filename = path.rsplit("/", 1)[-1]
         try:
             parse_wheel_filename(filename)
-            data = _fetch(url if "://" in url else (folder / url).resolve().as_uri())
+            data = _fetch(url, folder)
         except (OSError, ValueError, InvalidWheelFilename) as error:
             why = getattr(error, "reason", None) or error
             self.warn(shown, where, f"{location} cannot be fetched ({why}); left out")
@@ -247,9 +248,22 @@ def _free_name(taken: Mapping[str, bytes], stem: str, suffix: str) -> str:
     return f"{stem}{'' if number == 1 else f'-{number}'}{suffix}"
 
 
-def _fetch(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=120) as response:
-        data: bytes = response.read(_MAX_WHEEL + 1)
+def _fetch(url: str, folder: Path) -> bytes:
+    """The file a line names: over HTTP(S), or a regular file on this machine (never a FIFO
+    or a device, which would hang or never end)."""
+    scheme = urllib.parse.urlparse(url).scheme
+    if scheme in ("http", "https"):
+        with urllib.request.urlopen(url, timeout=120) as response:
+            data: bytes = response.read(_MAX_WHEEL + 1)
+    elif scheme in ("", "file"):
+        local = Path(urllib.parse.unquote(urllib.parse.urlparse(url).path)) if scheme else Path(url)
+        local = folder / local
+        if not local.is_file():
+            raise ValueError("no such regular file" if not local.exists() else "not a regular file")
+        with local.open("rb") as source:
+            data = source.read(_MAX_WHEEL + 1)
+    else:
+        raise ValueError(f"{scheme}: is not a scheme envrepo fetches (http, https, file)")
     if len(data) > _MAX_WHEEL:
         raise ValueError("larger than 2 GiB")
     return data

@@ -189,9 +189,10 @@ def scaffold(
     python: str | None,
     description: str,
     curated: bool,
-) -> tuple[Path, str | None]:
+) -> tuple[Path, str | None, tuple[Problem, ...]]:
     """Create environments/NAME; refuses anything that would not validate or that exists.
-    Gives the folder and, when it chose the base itself for a conda environment, why."""
+    Gives the folder, why it chose the base when it did (for a conda environment), and what
+    it decided against the source."""
     repo = catalog.repo
     folder = repo.folder(name)
     shown = repo.display(folder)
@@ -227,6 +228,7 @@ def scaffold(
             ),
         )
     why = None
+    warnings: list[Problem] = []
     if inputs.conda is not None and base is None:
         chosen_base, why = conda_base(catalog, dict(chosen_base))
     version = python or inputs.python
@@ -254,13 +256,29 @@ def scaffold(
             )
         own_python = inputs.conda is not None
         if version is not None and version != parent.python and not own_python:
-            raise fail(
-                shown,
-                "",
-                (
-                    f"python {version} differs from {parent.python} of the base environment "
-                    f"{parent_name}; pass --base-image or another base, or --python {parent.python}"
-                ),
+            if python is not None:
+                raise fail(
+                    shown,
+                    "",
+                    (
+                        f"python {version} differs from {parent.python} of the base environment "
+                        f"{parent_name}; pass --base-image or another base, or --python "
+                        f"{parent.python}"
+                    ),
+                )
+            # Only the file asked for it: the base decides, and the file is taken whole.
+            warnings.append(
+                Problem(
+                    shown,
+                    "python",
+                    (
+                        f"the file asks for python {version}, and the base environment "
+                        f"{parent_name} has {parent.python}: the environment gets "
+                        f"{parent.python}; to keep {version}, scaffold again with --base-image "
+                        f"of a python {version} image"
+                    ),
+                    "warning",
+                )
             )
         version = version if own_python and version else parent.python
     document: dict[str, Any] = {"name": name}
@@ -285,7 +303,7 @@ def scaffold(
     files[SPEC_FILE] = render_spec(document, schema_comment(repo, folder))
     repo.environments_dir.mkdir(parents=True, exist_ok=True)
     create_folder(folder, files)
-    return folder, why
+    return folder, why, tuple(warnings)
 
 
 @dataclass(frozen=True)
@@ -340,7 +358,7 @@ def scaffold_environment(catalog: Catalog, request: Request) -> Scaffolded:
         if request.base_image
         else None
     )
-    folder, why = scaffold(
+    folder, why, decided = scaffold(
         catalog,
         request.name,
         inputs,
@@ -352,4 +370,4 @@ def scaffold_environment(catalog: Catalog, request: Request) -> Scaffolded:
     grown = load_catalog(catalog.repo)
     problems = environment_problems(grown.specs[request.name], grown)
     needs_lock = inputs.pip is not None or inputs.conda is not None or bool(inputs.files)
-    return Scaffolded(folder, inputs.warnings, why, problems, needs_lock)
+    return Scaffolded(folder, inputs.warnings + decided, why, problems, needs_lock)
