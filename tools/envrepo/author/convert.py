@@ -55,6 +55,8 @@ class Inputs:
     files: Mapping[str, bytes] = field(default_factory=dict)
     variables: Mapping[str, str] = field(default_factory=dict)
     warnings: tuple[Problem, ...] = ()
+    # The project's `requires-python`, which the environment's python must satisfy.
+    requires_python: str | None = None
 
 
 Row = tuple[int, str, str]  # (line number, content without comment, comment)
@@ -450,7 +452,8 @@ def from_pyproject(path: Path, groups: tuple[str, ...]) -> Inputs:
     found = _PYTHON_VERSION.search(requires) if requires.startswith(("==", "~=")) else None
     if found:
         taking.python = found.group(1)
-    return taking.inputs(pip=_text(lines, f"# from {path.name}"))
+    pip = _text(lines, f"# from {path.name}")
+    return taking.inputs(pip=pip, requires_python=requires or None)
 
 
 def _marker_holds(markers: list[str], python: str) -> bool:
@@ -507,7 +510,8 @@ def from_uv_lock(path: Path, python: str) -> Inputs:
         elif _marker_holds(list(package.get("resolution-markers", [])), python):
             versions.setdefault(name, []).append(version)
     lines = [f"{name}=={max(versions[name], key=_version_key)}" for name in sorted(versions)]
-    return taking.inputs(pip=_text(lines, f"# pinned as {path.name} locked them"))
+    pip = _text(lines, f"# pinned as {path.name} locked them")
+    return taking.inputs(pip=pip, requires_python=requires or None)
 
 
 def _version_key(version: str) -> Any:

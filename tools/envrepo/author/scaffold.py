@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from envrepo.author import convert
 from envrepo.author.convert import Inputs
@@ -181,6 +182,24 @@ def conda_base(catalog: Catalog, base: dict[str, str]) -> tuple[dict[str, str], 
     )
 
 
+def _requires_python(inputs: Inputs, python: str, shown: str) -> list[Problem]:
+    """A warning when the project's `requires-python` does not take the environment's python."""
+    try:
+        takes = inputs.requires_python is None or SpecifierSet(inputs.requires_python).contains(
+            python
+        )
+    except InvalidSpecifier:
+        takes = True
+    if takes:
+        return []
+    message = (
+        f"the project requires python {inputs.requires_python}, and the environment's python "
+        f"is {python}: its code would not run there; pass --python, or a base with a python "
+        "it takes"
+    )
+    return [Problem(shown, "python", message, "warning")]
+
+
 def scaffold(
     catalog: Catalog,
     name: str,
@@ -288,6 +307,7 @@ def scaffold(
         document["curated"] = True
     document["base"] = chosen_base
     document["python"] = version or repo.config.defaults.python
+    warnings += _requires_python(inputs, document["python"], shown)
     files: dict[str, str | bytes] = dict(inputs.files)
     if inputs.pip is not None:
         document["pip"] = "requirements.txt"
