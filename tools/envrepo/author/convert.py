@@ -29,6 +29,7 @@ from envrepo.errors import Problem, fail
 from envrepo.inputs import conda as conda_input
 from envrepo.inputs import requirements
 from envrepo.repo import yamledit
+from envrepo.repo.spec import WHEELS_DIR
 from envrepo.repo.yamlio import load_yaml, read_text
 
 _PYTHON_VERSION = re.compile(r"(3\.\d+)")
@@ -39,7 +40,6 @@ _VCS = re.compile(r"^(git|hg|svn|bzr)\+")
 _CONDA_PIN = re.compile(
     r"^([A-Za-z0-9][A-Za-z0-9._-]*(?:\[[^\]]*\])?)\s*=\s*([0-9][^\s;=<>!~,]*)(.*)$"
 )
-_WHEELS = "wheels"
 _LEFT_OUT_WHEEL = "build its wheel and put it in the environment's wheels/ folder"
 _MAX_WHEEL = 2 << 30
 
@@ -215,11 +215,11 @@ class _Taking:
                 f"{filename} has sha256 {digest[:12]}…, the line says {wanted[:12]}…; left out",
             )
             return []
-        self.files[f"{_WHEELS}/{filename}"] = data
+        self.files[f"{WHEELS_DIR}/{filename}"] = data
         self.warn(
             shown,
             where,
-            f"{name or filename}: the wheel is taken into {_WHEELS}/{filename} "
+            f"{name or filename}: the wheel is taken into {WHEELS_DIR}/{filename} "
             f"(sha256 {digest[:12]}…), and the lock pins it from there",
         )
         return []
