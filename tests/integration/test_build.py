@@ -464,6 +464,21 @@ def test_a_dockerfile_base_is_built_and_the_environment_goes_on_top(
     assert "test test_base.py: passed" in result.err
 
 
+def docker_built_and_run(context: Path, script: str) -> str:
+    """What `script` prints in the image `docker build` makes of `context` (then removed)."""
+    client = docker.from_env()
+    tag = f"envrepo-test-render-{context.parent.name.lower()}:1"
+    try:
+        client.images.build(path=str(context), tag=tag, rm=True, forcerm=True)
+        out: bytes = client.containers.run(
+            tag, ["sh", "-c", script], remove=True, network_disabled=True
+        )
+    finally:
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            client.images.remove(tag, force=True)
+    return out.decode()
+
+
 def test_a_conda_file_with_its_own_python_scaffolds_locks_and_renders_a_context_docker_builds(
     built: Built, scratch: Path, tmp_path: Path
 ) -> None:
@@ -519,19 +534,9 @@ def test_a_conda_file_with_its_own_python_scaffolds_locks_and_renders_a_context_
     )
     assert rendered.code == 0, rendered.err
     assert (context / "Dockerfile").read_text() == dockerfile
-    client = docker.from_env()
-    tag = f"envrepo-test-render-{tmp_path.name.lower()}:1"
-    try:
-        client.images.build(path=str(context), tag=tag, rm=True, forcerm=True)
-        out = client.containers.run(
-            tag,
-            ["sh", "-c", "/opt/env/bin/python3.10 && hello && ls /opt/env/conda-meta"],
-            remove=True,
-            network_disabled=True,
-        ).decode()
-    finally:
-        with contextlib.suppress(docker.errors.ImageNotFound):
-            client.images.remove(tag, force=True)
+    out = docker_built_and_run(
+        context, "/opt/env/bin/python3.10 && hello && ls /opt/env/conda-meta"
+    )
     assert out.splitlines()[:2] == ["3.10.14", "hello from conda"]
     assert "python-3.10.14-0.json" in out
     again = run_envrepo("render", "legacy", "--context", context, cwd=scratch)
@@ -563,3 +568,33 @@ def test_a_package_published_only_as_source_becomes_a_private_wheel_and_is_built
     result = run_envrepo("build", "dl", "--push", "--registry", built.registry.host, cwd=scratch)
     assert result.code == 0, result.err[-2000:]
     assert "test test_legacy.py: passed" in result.err
+
+
+def test_render_context_of_a_venv_environment_builds_with_docker_build(
+    built: Built, scratch: Path, tmp_path: Path
+) -> None:
+    from support import make_wheel
+
+    make_wheel(scratch / "environments/app/wheels", "inhouse", "0.2.0")
+    write_files(
+        scratch,
+        {
+            "environments/app/environment.yaml": CHILD.format(name="app")
+            + "variables: {MODE: a$b}\n"
+        },
+    )
+    locked = run_envrepo("lock", "app", cwd=scratch)
+    assert locked.code == 0, locked.err
+    context = tmp_path / "context"
+    rendered = run_envrepo(
+        "render", "app", "--context", context, "--registry", built.registry.host, cwd=scratch
+    )
+    assert rendered.code == 0, rendered.err
+    dockerfile = (context / "Dockerfile").read_text()
+    assert "COPY env/site-packages/ /opt/env/lib/python3.11/site-packages/" in dockerfile
+    assert (context / "env/site-packages/inhouse/__init__.py").is_file()
+    out = docker_built_and_run(
+        context,
+        'python -c "import inhouse, sys; print(inhouse.__version__, sys.prefix)"; echo "$MODE"',
+    )
+    assert out.splitlines() == ["0.2.0 /opt/env", "a$b"]
