@@ -4,6 +4,7 @@ the Debian archive up, tags, push (once with auth), pull by digest, and the fail
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -30,6 +31,7 @@ from support import (
     tags_of,
     with_private_wheel,
     write_files,
+    write_fresh_lock,
 )
 
 CURATED = ["envrepo-bookworm", "envrepo-minimal", "envrepo-tutorial"]
@@ -549,7 +551,8 @@ def test_a_package_published_only_as_source_becomes_a_private_wheel_and_is_built
 ) -> None:
     from support import make_index, make_sdist
 
-    url = make_index(tmp_path / "simple", [], (make_sdist(tmp_path / "files", "legacy", "3.2"),))
+    sdist = make_sdist(tmp_path / "files", "legacy", "3.2")
+    url = make_index(tmp_path / "simple", [], (sdist,))
     env = {"UV_DEFAULT_INDEX": url, "UV_CACHE_DIR": str(tmp_path / "uv-cache")}
     write_files(
         scratch,
@@ -562,6 +565,18 @@ def test_a_package_published_only_as_source_becomes_a_private_wheel_and_is_built
         },
     )
     assert run_envrepo("lock", "dl", cwd=scratch, env=env).code == 2
+    # A lock that pins the sdist (as one written before lock looked for wheels did): the
+    # build names the remedy.
+    digest = hashlib.sha256(sdist.read_bytes()).hexdigest()
+    write_fresh_lock(scratch, "dl", f"legacy==3.2 \\\n    --hash=sha256:{digest}\n")
+    commit(scratch, "dl, by hand")
+    old = run_envrepo("build", "dl", cwd=scratch, env=env)
+    assert old.code == 1
+    assert (
+        "legacy==3.2 is published only as source: run envrepo lock dl --build-wheels to build "
+        "its wheel into the environment's wheels/"
+    ) in old.err, old.err[-2000:]
+    (scratch / "environments/dl/requirements.lock").unlink()
     made = run_envrepo("lock", "dl", "--build-wheels", cwd=scratch, env=env)
     assert made.code == 0, made.err
     commit(scratch, "dl")

@@ -9,6 +9,7 @@ index, and no wheel file goes into a layer.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from envrepo.repo.platforms import PLATFORMS
 from envrepo.repo.spec import ENV_PREFIX
 
 UV_CACHE_INFO = "uv_cache.json"  # what uv writes beside a local wheel it installed
+# uv's words for a pin with no wheel, in a lock written before `lock` looked for them.
+_SOURCE_ONLY = re.compile(r"Because (\S+) has no usable wheels")
 
 
 @dataclass(frozen=True)
@@ -130,14 +133,18 @@ def stage(locked: Locked, context: Path, wanted: Sequence[Wanted]) -> Path:
         command += ["--find-links", str(spec.folder / spec.wheels_folder)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
+        source_only = _SOURCE_ONLY.search(done.stderr)
+        remedy = (
+            f"{source_only.group(1)} is published only as source: run envrepo lock {spec.name} "
+            "--build-wheels to build its wheel into the environment's wheels/"
+            if source_only
+            else f"run envrepo lock {spec.name} if the lock is out of date"
+        )
         raise EnvrepoError(
             Problem(
                 locked.pip_lock or spec.spec_display,
                 "",
-                (
-                    f"the locked files cannot be installed: {uv_error(done.stderr)}; "
-                    f"run envrepo lock {spec.name} if the lock is out of date"
-                ),
+                f"the locked files cannot be installed: {uv_error(done.stderr)}; {remedy}",
             )
         )
     if (target / "bin").is_dir():
