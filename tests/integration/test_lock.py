@@ -546,6 +546,14 @@ def test_a_package_published_only_as_source_is_said_at_lock_time_and_built_into_
         "into environments/cc/wheels/"
     )
     assert not (root / "environments/cc/wheels").exists()
+    # A lock that grows a source-only pin is looked at for the pins it adds.
+    (root / "environments/cc/requirements.txt").write_text("alpha==1.0.0\n")
+    assert run_envrepo("lock", "cc", cwd=root, env=env).code == 0
+    (root / "environments/cc/requirements.txt").write_text("alpha==1.0.0\nlegacy==3.2\n")
+    grown = run_envrepo("lock", "cc", cwd=root, env=env)
+    assert grown.code == 2
+    assert grown.err.startswith("environments/cc/requirements.lock: legacy 3.2 is published only")
+    assert pins(root / "environments/cc/requirements.lock") == ["alpha==1.0.0"]
 
 
 def test_a_wheel_dropped_into_wheels_is_locked_without_naming_the_folder(

@@ -214,10 +214,13 @@ def resolve(
         constraints = work / "base-pins.txt"
         constraints.write_text("".join(f"{p.name}=={p.version}\n" for p in pins.values()))
         output = work / "requirements.lock"
-        if item.lock.is_file() and not request.upgrade_all:
-            # uv prefers the versions in an existing output file: locking again keeps pins.
+        before = ""
+        if item.lock.is_file():
             kept = read_inside(item.lock, spec.folder, item.lock_display(spec))
-            output.write_text(split(kept.decode("utf-8", errors="replace"))[1])
+            before = split(kept.decode("utf-8", errors="replace"))[1]
+        if before and not request.upgrade_all:
+            # uv prefers the versions in an existing output file: locking again keeps pins.
+            output.write_text(before)
         sources = _target_options(spec)
         if wheels:
             url = wheelfile.write_index(wheels, work / "private")
@@ -254,7 +257,15 @@ def resolve(
                 )
             )
         body = output.read_text(encoding="utf-8")
-        source_only = _only_source(spec, [first for first, _ in entries(body)], sources, work)
+        # Only the pins this lock adds: the others were looked at when they were locked (the
+        # base's in the base's lock).
+        known = {first for first, _ in entries(before)}
+        added = [
+            first
+            for first, _ in entries(body)
+            if first not in known and requirements.canonical(Requirement(first).name) not in pins
+        ]
+        source_only = _only_source(spec, added, sources, work) if added else []
         if source_only and request.build_wheels:
             sdists.build_wheels(spec, source_only, uv(), work, item.lock_display(spec))
     if source_only and request.build_wheels:
