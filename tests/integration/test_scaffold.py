@@ -357,3 +357,22 @@ def test_a_conda_file_gets_a_base_without_a_venv_and_keeps_its_python(
     result = run_envrepo("scaffold", "on-image", "--from-conda", source, cwd=root)
     assert result.code == 0, result.err
     assert result.err.splitlines()[0] == f"chose base image {image}, the image under plain"
+
+
+@pytest.mark.parametrize(
+    "option", ["--from-pip", "--from-conda", "--from-pyproject", "--from-uv-lock"]
+)
+def test_a_fifo_or_a_device_as_the_source_is_one_line_and_no_folder(
+    repo: Path, tmp_path: Path, option: str
+) -> None:
+    import os
+
+    fifo = tmp_path / "source"
+    os.mkfifo(fifo)
+    for source, kind in ((fifo, "a FIFO"), (Path("/dev/zero"), "a device")):
+        result = run_envrepo("scaffold", "app", option, source, cwd=repo, timeout=30)
+        assert result.code == 2
+        [line] = result.err.splitlines()
+        assert line.startswith(f"{source}: is {kind}, expected a ")
+        assert line.endswith("; replace it with a file")
+        assert not (repo / "environments/app").exists()
