@@ -32,7 +32,7 @@ from envrepo.repo import yamledit
 from envrepo.repo.spec import WHEELS_DIR
 from envrepo.repo.yamlio import load_yaml, read_text
 
-_PYTHON_VERSION = re.compile(r"(3\.\d+)")
+PYTHON_VERSION = re.compile(r"(3\.\d+)")
 # Azure ML's assets write `pkg=={{latest-pypi-version}}` for "the newest".
 _TEMPLATE = re.compile(r"\s*(?:===|==|>=|<=|~=|!=|>|<)?\s*(\{\{[^}]*\}\})")
 _VCS = re.compile(r"^(git|hg|svn|bzr)\+")
@@ -164,7 +164,7 @@ class _Taking:
         return [*kept, f"-c {name}"]
 
     def take_python(self, requirement: Requirement, shown: str, where: str) -> None:
-        found = _PYTHON_VERSION.search(str(requirement.specifier))
+        found = PYTHON_VERSION.search(str(requirement.specifier))
         if found is None:
             self.warn(
                 shown,
@@ -360,7 +360,7 @@ def from_conda(path: Path) -> Inputs:
         name = spec.name.normalized if spec.name is not None else ""
         conda_names[requirements.canonical(name)] = where
         if name == "python":
-            found = _PYTHON_VERSION.search(str(spec.version or ""))
+            found = PYTHON_VERSION.search(str(spec.version or ""))
             taking.python = found.group(1) if found else None
     for name, where in sorted(pip_at.items()):
         if name in conda_names and name not in ("pip", "python"):
@@ -449,7 +449,7 @@ def from_pyproject(path: Path, groups: tuple[str, ...]) -> Inputs:
     for section, entries in sections:
         lines += [f"# {section}", *expanded(section, entries, frozenset())]
     requires = str(project.get("requires-python", ""))
-    found = _PYTHON_VERSION.search(requires) if requires.startswith(("==", "~=")) else None
+    found = PYTHON_VERSION.search(requires) if requires.startswith(("==", "~=")) else None
     if found:
         taking.python = found.group(1)
     pip = _text(lines, f"# from {path.name}")
@@ -488,7 +488,7 @@ def from_uv_lock(path: Path, python: str) -> Inputs:
         )
     taking = _Taking()
     requires = str(document.get("requires-python", ""))
-    found_python = _PYTHON_VERSION.search(requires) if requires.startswith(("==", "~=")) else None
+    found_python = PYTHON_VERSION.search(requires) if requires.startswith(("==", "~=")) else None
     if found_python:
         taking.python = python = found_python.group(1)
     versions: dict[str, list[str]] = {}
