@@ -281,3 +281,42 @@ def test_a_registry_that_is_gone_gets_one_line(fleet: Fleet, tmp_path: Path) -> 
     )
     assert gone in _one_line(process)
     assert not (tmp_path / "index/index.json").exists()
+
+
+def test_a_registry_that_lost_a_published_image_gets_one_line(fleet: Fleet, tmp_path: Path) -> None:
+    import urllib.request
+
+    records = fleet.next_generation()
+    index = tmp_path / "index"
+    _finished(fleet.publish(records, "--to", str(index)))
+    [path] = records.glob("env00-*.json")
+    record = json.loads(path.read_text())
+    lost = record["digest"]
+    request = urllib.request.Request(
+        f"http://{fleet.registry.host}/v2/env00/manifests/{lost}", method="DELETE"
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        assert answer.status == 202
+    # The same spec built again into the registry that lost it: another image.
+    registry = connect(fleet.registry.host, fleet.registry.host)
+    config = records / ".env00.rebuilt"
+    config.write_bytes(b'{"env": "env00", "rebuilt": true}')
+    blob = Upload(
+        "sha256:" + hashlib.sha256(config.read_bytes()).hexdigest(),
+        config.stat().st_size,
+        config,
+        "application/vnd.docker.container.image.v1+json",
+    )
+    registry.put_blobs("env00", [blob])
+    tag = record["image"].rsplit(":", 1)[1]
+    record["digest"] = registry.put_manifest(
+        "env00", blob, [], "application/vnd.docker.distribution.manifest.v2+json", [tag]
+    )
+    path.write_text(json.dumps(record))
+    said = _one_line(fleet.publish(records, "--to", str(index)))
+    assert said == (
+        f"{fleet.registry.host}/env00: version 1 of the index is the image {lost}, which the "
+        "registry no longer has: push that image again, or publish into a new index for this "
+        "registry"
+    )
+    assert index_problems(index) == []

@@ -261,6 +261,20 @@ def apply(
 
 def _tag(registry: Registry, outcome: Outcome) -> None:
     for name, digest, tags in outcome.tags:
+        if registry.manifest_digest(name, digest) is None:
+            # The index names this image for a version; a registry that lost it (reset, or
+            # replaced) cannot be told to tag it, and a new build of the same spec is not it.
+            raise EnvrepoError(
+                Problem(
+                    f"{registry.host}/{registry.path(name)}",
+                    "",
+                    (
+                        f"version {tags[0]} of the index is the image {digest}, which the "
+                        "registry no longer has: push that image again, or publish into a "
+                        "new index for this registry"
+                    ),
+                )
+            )
         registry.add_tags(name, digest, tags)
 
 
