@@ -156,6 +156,11 @@ def _inputs(spec: Spec) -> tuple[list[Problem], dict[str, Sequence[Path]]]:
                 continue
             problems.extend(shape)
             unpinned[field] = list(conda.unpinned)
+            # Its pip: list is locked with the pip input, in the pip lock.
+            listed = (requirements.check_entry(entry)[0] for entry in conda.pip)
+            unpinned.setdefault("pip", []).extend(
+                r.name for r in listed if r is not None and not requirements.is_exact(r)
+            )
     return problems + _unpinned(spec, unpinned), read
 
 
