@@ -424,7 +424,7 @@ def from_pyproject(path: Path, groups: tuple[str, ...]) -> Inputs:
         """The entries' lines, with `{include-group = G}` (PEP 735) and the project's own
         extras (`name[extra]`) taken in where they stand."""
         lines = []
-        for index, entry in enumerate(entries):
+        for index, entry in enumerate(_shaped(shown, section, entries, list)):
             where = f"{section}[{index}]"
             group = entry.get("include-group") if isinstance(entry, dict) else None
             if isinstance(group, str) and group in dependency_groups and group not in seen:
@@ -496,7 +496,9 @@ def from_uv_lock(path: Path, python: str) -> Inputs:
         if not isinstance(package, dict):
             continue
         name, version = str(package.get("name", "")), str(package.get("version", ""))
-        source = package.get("source") or {}
+        source = _shaped(shown, f"package[{index}].source", package.get("source") or {}, dict)
+        markers = package.get("resolution-markers", [])
+        markers = _shaped(shown, f"package[{index}].resolution-markers", markers, list)
         where = f"package[{index}] {name}"
         if "editable" in source or "virtual" in source:
             continue
@@ -507,7 +509,7 @@ def from_uv_lock(path: Path, python: str) -> Inputs:
                 where,
                 f"comes from a {kind} source, not a registry; left out: {_LEFT_OUT_WHEEL}",
             )
-        elif _marker_holds(list(package.get("resolution-markers", [])), python):
+        elif _marker_holds([str(m) for m in markers], python):
             versions.setdefault(name, []).append(version)
     lines = [f"{name}=={max(versions[name], key=_version_key)}" for name in sorted(versions)]
     pip = _text(lines, f"# pinned as {path.name} locked them")
