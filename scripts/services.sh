@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Makes the real services answer on a Debian 12 machine (as root): a Docker Engine (Debian's
-# docker.io; started when `docker info` fails, reused when it answers) and a registry (Debian's
-# docker-registry) on a loopback port with the project's own config.
+# Makes the real services answer on a Debian 12 or 13 machine (as root): a Docker Engine (one
+# that answers is reused; else an installed dockerd is started; else Debian's docker.io is
+# installed and started) and a registry (Debian's docker-registry) on a loopback port with the
+# project's own config.
 #
-#   scripts/services.sh         docker + the registry on 127.0.0.1:${ENVREPO_REGISTRY_PORT:-5000}
+#   scripts/services.sh                  docker + the registry on 127.0.0.1:${ENVREPO_REGISTRY_PORT:-5000}
+#   scripts/services.sh docker-decision  print use, start or install: what up does for Docker
 #
 # The tests start registries of their own from the same config template (tests/registries.py).
 set -euo pipefail
@@ -12,23 +14,51 @@ STATE="${ENVREPO_STATE:-$PWD/.state}"
 
 # shellcheck source=scripts/apt-packages.sh
 source scripts/apt-packages.sh
+# What it takes to get a Docker Engine that answers, decided by what answers and what is
+# installed, never by which client is first on PATH (a machine may carry a client alone):
+#   use      a daemon answers already (Docker CE on GitHub's runners, one started before)
+#   start    no daemon answers, but dockerd is installed: start it
+#   install  no dockerd on this machine: install Debian's docker.io, then start it
+docker_answers() {
+    command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1
+}
+
+find_dockerd() {
+    local candidate
+    for candidate in "$(command -v dockerd 2>/dev/null)" /usr/sbin/dockerd /usr/bin/dockerd; do
+        [[ -n "$candidate" && -x "$candidate" ]] && { echo "$candidate"; return 0; }
+    done
+    return 1
+}
+
+docker_decision() {
+    if docker_answers; then
+        echo use
+    elif find_dockerd >/dev/null; then
+        echo start
+    else
+        echo install
+    fi
+}
+
 need_packages() {
     local wanted=(docker-registry debootstrap debian-archive-keyring curl apache2-utils)
-    # A Docker Engine that is there already (Docker CE on GitHub's Ubuntu runners) is used as
-    # it is; Debian's docker.io comes only where there is none.
-    command -v docker >/dev/null || wanted+=(docker.io)
+    [[ "$(docker_decision)" == install ]] && wanted+=(docker.io)
     ensure_packages services "${wanted[@]}"
 }
 
 start_docker() {
-    if docker info >/dev/null 2>&1; then
-        return
+    docker_answers && return
+    local dockerd
+    if ! dockerd="$(find_dockerd)"; then
+        echo "services: no dockerd after installing docker.io; install a Docker Engine and run this again" >&2
+        exit 1
     fi
     mkdir -p "$STATE"
-    echo "services: starting dockerd (log: $STATE/dockerd.log)" >&2
-    nohup /usr/sbin/dockerd >"$STATE/dockerd.log" 2>&1 &
+    echo "services: starting $dockerd (log: $STATE/dockerd.log)" >&2
+    nohup "$dockerd" >"$STATE/dockerd.log" 2>&1 &
     for _ in $(seq 1 60); do
-        docker info >/dev/null 2>&1 && return
+        docker_answers && return
         sleep 1
     done
     echo "services: dockerd did not answer within 60 s; see $STATE/dockerd.log" >&2
@@ -68,8 +98,12 @@ case "${1:-up}" in
         start_registry "${ENVREPO_REGISTRY_PORT:-5000}" "$STATE/registry"
         echo "services: docker and the registry on 127.0.0.1:${ENVREPO_REGISTRY_PORT:-5000} answer" >&2
         ;;
+    docker-decision)
+        # What `up` would do to get a Docker Engine, without doing it (the tests read it).
+        docker_decision
+        ;;
     *)
-        echo "usage: scripts/services.sh [up]" >&2
+        echo "usage: scripts/services.sh [up|docker-decision]" >&2
         exit 2
         ;;
 esac
