@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from envrepo import __version__
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.repo import git
 from envrepo.repo.files import write_text
@@ -109,6 +110,7 @@ def run(engine: Any, environment: Environment, request: Request, echo: Log) -> i
     output.mkdir(parents=True, exist_ok=True)
     source = request.source.resolve()
     record: dict[str, Any] = {
+        "envrepo": __version__,
         "environment": asdict(environment),
         "command": list(request.command),
         "source": {

@@ -19,6 +19,7 @@ from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
+from envrepo import __version__
 from envrepo.build import bases, blobs, naming, package_listing, shared_layers
 from envrepo.build import plan as planning
 from envrepo.build.assemble import environment, image_config, load_image, present_chains
@@ -80,6 +81,8 @@ class BuildRecord:
     durations: dict[str, float]
     created: str
     size: int | None
+    # The version of envrepo that wrote the record.
+    envrepo: str = __version__
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from envrepo import __version__
 from envrepo.publish.diff import Diff, Packages, diff, summary
 
 FORMAT = 1
@@ -196,6 +197,7 @@ def merge(
         index["environments"][release.name] = summary_entry(document)
     index["format"] = FORMAT
     index["updated"] = now
+    index["envrepo"] = __version__
     documents[INDEX] = index
     return Outcome(documents, files, tags, versions)
 
