@@ -2,6 +2,6 @@
 
 try:
     # Written by setuptools-scm from the git tag when the package is built or installed.
-    from envrepo._version import __version__
+    from envrepo._version import __version__ as __version__
 except ImportError:  # a source tree that was never built or installed
     __version__ = "0+unknown"

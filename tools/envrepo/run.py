@@ -182,13 +182,21 @@ def info(folder: Path) -> tuple[dict[str, Any], str]:
         ) from None
     except (ValueError, KeyError, TypeError):
         raise EnvrepoError(Problem(str(path), "", "is not a run record envrepo wrote")) from None
-    image = environment["image"]
+    image = str(environment["image"])
+    digest = environment.get("digest")
+    if "@" in image:
+        again_image = f"# or, by digest: docker run --rm {shlex.quote(image)}"
+    elif digest:
+        repository = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
+        again_image = f"# or, by digest: docker run --rm {shlex.quote(f'{repository}@{digest}')}"
+    else:
+        again_image = f"# or, on this machine only: docker run --rm {shlex.quote(image)}"
     reference = environment["name"] + (
         f"@{environment['version']}" if environment.get("version") else ""
     )
     again = (
         f"envrepo run {reference} --source-dir {shlex.quote(record['source']['folder'])} -- "
         + shlex.join(command)
-        + f"\n# or, by digest: docker run --rm {shlex.quote(image)} {shlex.join(command)}"
+        + f"\n{again_image} {shlex.join(command)}"
     )
     return record, again

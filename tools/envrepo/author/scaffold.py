@@ -14,22 +14,12 @@ from envrepo.author import convert, prefixes
 from envrepo.author.convert import Inputs
 from envrepo.errors import EnvrepoError, Problem, fail
 from envrepo.repo import schema
-from envrepo.repo.config import SPEC_FILE, Repository
+from envrepo.repo.config import SPEC_FILE
 from envrepo.repo.files import create_folder
+from envrepo.repo.schema_copy import schema_comment
 from envrepo.repo.schemas import ENVIRONMENT
 from envrepo.repo.spec import Catalog, load_catalog
-from envrepo.validate import NAME, environment_problems
-
-
-def schema_comment(repo: Repository, folder: Path) -> str | None:
-    """The editor's schema hint, when the schema ships inside this repository."""
-    shipped = repo.root / "tools" / "envrepo" / "repo" / "schemas" / ENVIRONMENT
-    if not shipped.is_file():
-        return None
-    depth = len(folder.relative_to(repo.root).parts)
-    return (
-        f"# yaml-language-server: $schema={'../' * depth}tools/envrepo/repo/schemas/{ENVIRONMENT}"
-    )
+from envrepo.validate import DEBIAN_PYTHON, NAME, environment_problems
 
 
 def render_spec(document: dict[str, Any], comment: str | None) -> str:
@@ -90,7 +80,7 @@ def scaffold(
     catalog: Catalog,
     name: str,
     inputs: Inputs,
-    base: dict[str, str] | None,
+    base: dict[str, Any] | None,
     python: str | None,
     description: str,
     curated: bool,
@@ -193,6 +183,10 @@ def scaffold(
         document["curated"] = True
     document["base"] = chosen_base
     document["python"] = version or repo.config.defaults.python
+    if "bootstrap" in chosen_base:
+        # A root from the Debian archive: its python is the suite's own, used as it is.
+        document["user_managed"] = True
+        document["interpreter"] = "/usr/bin/python3"
     warnings += _requires_python(inputs, document["python"], shown)
     files: dict[str, str | bytes] = dict(inputs.files)
     if inputs.pip is not None:
@@ -228,6 +222,22 @@ class Request:
     python: str | None = None
     description: str = ""
     curated: bool = False
+    # A root of one's own: the Debian suite to build it from (debootstrap).
+    bootstrap: str | None = None
+
+
+def bootstrap_base(suite: str) -> tuple[dict[str, Any], str]:
+    """The base of a root environment made from the Debian archive, and its python."""
+    if suite not in DEBIAN_PYTHON:
+        raise fail(
+            suite,
+            "",
+            f"is not a Debian suite envrepo knows the python of; use one of {', '.join(DEBIAN_PYTHON)}",
+        )
+    packages = ["python3", "python3-venv", "ca-certificates"]
+    return {"bootstrap": {"suite": suite, "variant": "minbase", "packages": packages}}, (
+        DEBIAN_PYTHON[suite]
+    )
 
 
 @dataclass(frozen=True)
@@ -257,19 +267,30 @@ def scaffold_environment(catalog: Catalog, request: Request) -> Scaffolded:
         inputs = prefixes.from_env(request.prefix)
     else:
         inputs = Inputs()
-    base = (
+    python = request.python
+    base: dict[str, Any] | None = (
         {"environment": request.base_environment}
         if request.base_environment
         else {"image": request.base_image}
         if request.base_image
         else None
     )
+    if request.bootstrap is not None:
+        base, suite_python = bootstrap_base(request.bootstrap)
+        if python is not None and python != suite_python:
+            raise fail(
+                request.name,
+                "python",
+                f"{python} differs from {suite_python}, the python3 of Debian "
+                f"{request.bootstrap}; leave --python out for a root",
+            )
+        python = suite_python
     folder, why, decided = scaffold(
         catalog,
         request.name,
         inputs,
         base,
-        request.python,
+        python,
         request.description,
         request.curated,
     )

@@ -96,8 +96,8 @@ def build_root_image(engine: Docker, boot: Bootstrap, log: Log) -> str:
         return tag
     if shutil.which("debootstrap") is None:
         raise EnvrepoError(
-            "debootstrap is not installed; install it (apt-get install debootstrap) or run "
-            "scripts/services.sh"
+            "debootstrap is not installed; install it (apt-get install debootstrap "
+            "debian-archive-keyring) to build a base.bootstrap root"
         )
     source = mirror(boot)
     with tempfile.TemporaryDirectory(prefix="envrepo-bootstrap-") as scratch:

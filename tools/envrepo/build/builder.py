@@ -609,7 +609,11 @@ def build_environments(catalog: Catalog, request: Request, echo: Log) -> Outcome
     """Build what `request` chooses, parents first; a failure skips what is built on it, not
     the others. Nothing is built while an environment it takes on (all of them, unless NAMEs
     are given) does not validate: a stale lock, a folder that does not load included."""
-    host = naming.required_registry(catalog.repo, request.registry)
+    host = (
+        naming.required_registry(catalog.repo, request.registry)
+        if request.push
+        else naming.local_or_registry(catalog.repo, request.registry)
+    )
     registry = connect(host, host)
     named = None
     if request.names and not request.changed:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import re
 
+from envrepo.engine.registry import LOCAL as LOCAL
+from envrepo.engine.registry import NO_REGISTRY
 from envrepo.errors import EnvrepoError
 from envrepo.hashing import SpecHash
 from envrepo.repo import schemas
@@ -21,11 +23,17 @@ def registry_host(repo: Repository, given: str | None) -> str | None:
     return given or os.environ.get("ENVREPO_REGISTRY") or repo.config.registry
 
 
+def local_or_registry(repo: Repository, given: str | None) -> str:
+    """The registry by the rule above, else `LOCAL`: what builds and runs on this machine's
+    daemon alone need, where a repository has no registry of its own."""
+    return required_registry(repo, given) if registry_host(repo, given) else LOCAL
+
+
 def required_registry(repo: Repository, given: str | None) -> str:
     """The registry by the rule above; an error when there is none or it is no host."""
     host = registry_host(repo, given)
     if not host:
-        raise EnvrepoError("no registry: set registry in envrepo.yaml or pass --registry")
+        raise EnvrepoError(NO_REGISTRY)
     # The rule envrepo.yaml's schema gives `registry`, for hosts from --registry too.
     pattern = schemas.load(schemas.CONFIG)["properties"]["registry"]["pattern"]
     if not re.match(pattern, host):

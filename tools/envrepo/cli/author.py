@@ -51,6 +51,11 @@ from envrepo.errors import ExitCode
 )
 @click.option("--base-environment", help="Base it on this environment of the repository.")
 @click.option("--base-image", help="Base it on this image reference.")
+@click.option(
+    "--bootstrap",
+    metavar="SUITE",
+    help="Make a root: Debian SUITE (such as bookworm) from the Debian archive, by debootstrap.",
+)
 @click.option("--python", help='Python version, such as "3.11".')
 @click.option("--description", default="", help="What the environment is for.")
 @click.option("--curated", is_flag=True, help="A curated environment (reserved prefix).")
@@ -66,6 +71,7 @@ def scaffold(
     prefix: Path | None,
     base_environment: str | None,
     base_image: str | None,
+    bootstrap: str | None,
     python: str | None,
     description: str,
     curated: bool,
@@ -80,8 +86,14 @@ def scaffold(
         )
     if groups and pyproject is None:
         raise click.UsageError("--group goes with --from-pyproject")
-    if base_environment and base_image:
-        raise click.UsageError("give at most one of --base-environment, --base-image")
+    if sum(b is not None for b in (base_environment, base_image, bootstrap)) > 1:
+        raise click.UsageError("give at most one of --base-environment, --base-image, --bootstrap")
+    if bootstrap is not None and any(
+        s is not None for s in (conda_file, pip_file, pyproject, uv_lock, prefix)
+    ):
+        raise click.UsageError(
+            "--bootstrap makes a bare root; scaffold the packages as an environment on it"
+        )
     catalog = state.catalog()
     request = Request(
         name,
@@ -96,6 +108,7 @@ def scaffold(
         python,
         description,
         curated,
+        bootstrap,
     )
     made = scaffold_environment(catalog, request)
     for warning in made.warnings:
@@ -142,32 +155,68 @@ def add(state: State, name: str, packages: tuple[str, ...], to_conda: bool) -> i
 )
 @click.option("--registry", default=None, help="Platform: where images are pushed.")
 @click.option("--index", "index", default=None, help="The index URL (published, or read).")
-@click.option("--hooks-repo", default=None, help="Where envrepo's pre-commit hooks come from.")
-@click.option("--hooks-rev", default=None, help="The hooks' revision (default: this version).")
+@click.option(
+    "--index-branch",
+    default="gh-pages",
+    show_default=True,
+    help="Platform: the branch its CI publishes the index to.",
+)
+@click.option(
+    "--root",
+    default=None,
+    help="Platform: the name of its root environment (default: the Debian suite's name).",
+)
+@click.option(
+    "--suite",
+    default="bookworm",
+    show_default=True,
+    help="Platform: the Debian suite its root is made from.",
+)
+@click.option(
+    "--hooks-repo",
+    default=None,
+    help="Where envrepo's hooks and reusable workflows come from (a git URL).",
+)
+@click.option(
+    "--hooks-rev",
+    default=None,
+    help="Their revision (default: this envrepo's release tag, or the commit it was built from).",
+)
 @click.argument("folder", type=click.Path(path_type=Path, file_okay=False), default=".")
 def init(
     kind: str,
     registry: str | None,
     index: str | None,
+    index_branch: str,
+    root: str | None,
+    suite: str,
     hooks_repo: str | None,
     hooks_rev: str | None,
     folder: Path,
 ) -> int:
-    """Start a repository that uses envrepo: its config, hooks and .gitignore."""
+    """Start a repository that uses envrepo: config, hooks, CI workflows, a root environment."""
     from envrepo import __version__
     from envrepo.author import init as starting
 
     folder.mkdir(parents=True, exist_ok=True)
+    pin = starting.pinned(__version__, hooks_rev)
     request = starting.Request(
         "platform" if kind == "platform" else "consumer",
         registry,
         index,
         hooks_repo or starting.HOOKS_REPO,
-        hooks_rev or f"v{__version__}",
+        pin,
+        index_branch,
+        root or suite,
+        suite,
     )
     written, kept = starting.init(folder, request)
     for name in written:
         click.echo(f"wrote {folder / name}")
     if kept:
         note(f"left as they were: {', '.join(kept)}")
+    if pin.version is None:
+        note(f"envrepo {__version__} is not a release: hooks and workflows pinned at {pin.rev}")
+    if kind == "platform":
+        note("next: envrepo scaffold NAME (on the root), then git add -A && pre-commit install")
     return ExitCode.OK

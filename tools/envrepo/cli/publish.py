@@ -51,6 +51,11 @@ def publish(
     published = publisher.publish(state.catalog(), request, note)
     if published.skipped:
         note(f"records left out: {', '.join(published.skipped)}")
+    if published.where is None:
+        shown = records or ".envrepo/builds"
+        note(
+            f"nothing to publish: no build records in {shown} and no deprecations; index unchanged"
+        )
     if as_json:
         emit_json(
             {
@@ -61,7 +66,7 @@ def publish(
                 ],
             }
         )
-    else:
+    elif published.where is not None:
         click.echo(f"published to {published.where}")
         if branch is None:
             click.echo(f"open {Path(published.where).resolve() / 'index.html'}")

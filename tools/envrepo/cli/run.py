@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from envrepo.cli.options import State, json_option, pass_state
+from envrepo.cli.options import State, json_option, pass_state, registry_option
 from envrepo.cli.publish import index_location, index_option
 from envrepo.cli.report import emit_json, fields, note
 from envrepo.errors import EnvrepoError, ExitCode
@@ -19,7 +19,9 @@ if TYPE_CHECKING:
     from envrepo.run import Environment
 
 
-def environment(state: State, reference: str, location: str | None, engine: Docker) -> Environment:
+def environment(
+    state: State, reference: str, location: str | None, registry: str | None, engine: Docker
+) -> Environment:
     """The image a run or a service uses. NAME@VERSION: the pin in envrepo.lock, else the
     index, pulled by digest. NAME: this repository's environment at its current spec hash,
     from this machine, else the registry, else built now."""
@@ -54,16 +56,17 @@ def environment(state: State, reference: str, location: str | None, engine: Dock
     catalog = state.catalog()
     spec = get(catalog, name)
     spec_hash = hash_environments(catalog, [spec.name])[spec.name]
-    host = naming.required_registry(catalog.repo, None)
+    host = naming.local_or_registry(catalog.repo, registry)
     image = naming.by_hash(host, spec.name, spec_hash)
     if engine.image(image) is None:
         from envrepo.build.builder import Request, build_environments
 
         note(f"{image} is not on this machine: building it")
-        outcome = build_environments(catalog, Request(names=(spec.name,)), note)
+        outcome = build_environments(catalog, Request(names=(spec.name,), registry=registry), note)
         if outcome.failed:
             raise EnvrepoError(*[line for error in outcome.failed for line in error.lines])
-    return Environment(spec.name, None, spec_hash.value, image, _digest(host, spec.name, spec_hash))
+    digest = None if host == naming.LOCAL else _digest(host, spec.name, spec_hash)
+    return Environment(spec.name, None, spec_hash.value, image, digest)
 
 
 def _digest(host: str, name: str, spec_hash: SpecHash) -> str | None:
@@ -97,6 +100,7 @@ def _digest(host: str, name: str, spec_hash: SpecHash) -> str | None:
 @click.option("--shm-size", default=None, help="Shared memory, such as 2g.")
 @click.option("--gpus", default=None, help="GPUs: a count, or all.")
 @index_option
+@registry_option
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="-- CMD...")
 @pass_state
 def run(
@@ -109,6 +113,7 @@ def run(
     shm_size: str | None,
     gpus: str | None,
     location: str | None,
+    registry: str | None,
     command: tuple[str, ...],
 ) -> int:
     """Run a command in an environment's image, with the source folder as a snapshot."""
@@ -116,7 +121,7 @@ def run(
     from envrepo.engine.docker import Docker
 
     engine = Docker()
-    found = environment(state, reference, location, engine)
+    found = environment(state, reference, location, registry, engine)
     request = running.Request(command, source_dir, output_dir, variables, mounts, shm_size, gpus)
     code = running.run(engine, found, request, lambda line: click.echo(line))
     note(f"exit {code}; the record is {output_dir / running.RECORD}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from envrepo.cli.options import State, pass_state
+from envrepo.cli.options import State, pass_state, registry_option
 from envrepo.cli.publish import index_option
 from envrepo.cli.report import note
 from envrepo.errors import EnvrepoError, ExitCode
@@ -37,6 +37,7 @@ from envrepo.errors import EnvrepoError, ExitCode
 )
 @click.option("--stop", "stop_name", default=None, metavar="NAME", help="Stop the service NAME.")
 @index_option
+@registry_option
 @pass_state
 def serve(
     state: State,
@@ -53,6 +54,7 @@ def serve(
     scoring_timeout: float,
     stop_name: str | None,
     location: str | None,
+    registry: str | None,
 ) -> int:
     """Serve a model with an entry script (Azure ML's init()/run()) in an environment's image."""
     from envrepo.cli.run import environment
@@ -67,7 +69,7 @@ def serve(
         raise EnvrepoError(f"--stop {stop_name}: no such service is running")
     if reference is None or model is None or entry_script is None:
         raise EnvrepoError("give NAME[@VERSION], --model and --entry-script (or --stop NAME)")
-    found = environment(state, reference, location, engine)
+    found = environment(state, reference, location, registry, engine)
     source = source_dir or entry_script.resolve().parent
     built = image.build(engine, found, entry_script, source, model, note)
     service_name = name or found.name

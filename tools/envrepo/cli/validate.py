@@ -20,9 +20,15 @@ from envrepo.errors import ExitCode
 @pass_state
 def validate(state: State, paths: tuple[Path, ...], strict: bool, verbose: bool) -> int:
     """Check envrepo.yaml and environments (all, or those named or that PATHS are in)."""
+    from envrepo import __version__
+    from envrepo.repo import schema_copy
     from envrepo.validate import validate_repository
 
-    report = validate_repository(*state.opened(), paths)
+    repo, problems = state.opened()
+    report = validate_repository(repo, problems, paths)
+    if not problems:
+        for path in schema_copy.refresh(repo.root):
+            note(f"{repo.display(path)}: updated to envrepo {__version__}'s schema; commit it")
     for problem in report.problems:
         click.echo(problem.line())
     errors = sum(p.is_error for p in report.problems)

@@ -83,8 +83,8 @@ class Docker:
             self.client.ping()
         except docker.errors.DockerException as error:
             raise EnvrepoError(
-                f"Docker does not answer ({error.__class__.__name__}); start it "
-                "(scripts/services.sh) or set DOCKER_HOST"
+                f"Docker does not answer ({error.__class__.__name__}); start the Docker Engine "
+                "(dockerd, or `systemctl start docker`) or set DOCKER_HOST to one that answers"
             ) from None
 
     def image(self, reference: str) -> ImageInfo | None:

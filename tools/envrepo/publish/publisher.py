@@ -68,7 +68,8 @@ class Request:
 
 @dataclass(frozen=True)
 class Published:
-    where: str
+    # None when there was nothing to publish: no build records and no deprecations.
+    where: str | None
     versions: list[tuple[str, int, bool]]
     skipped: list[str]
 
@@ -283,9 +284,13 @@ def publish(catalog: Catalog, request: Request, log: Log) -> Published:
     host = naming.required_registry(catalog.repo, request.registry)
     registry = connect(host, host)
     records = request.records or root / ".envrepo" / "builds"
-    if request.records is not None and not records.is_dir():
+    if records.exists() and not records.is_dir():
         raise EnvrepoError(f"--records {records}: is not a folder; give the build records' folder")
-    chosen, skipped = _chosen(catalog, _read_records(records))
+    # No folder is no build: a CI run where the registry held every hash hands nothing over.
+    chosen, skipped = _chosen(catalog, _read_records(records) if records.is_dir() else [])
+    notices = deprecations.read_all(catalog.repo)
+    if not chosen and not notices:
+        return Published(None, [], skipped)
     hashes = hash_environments(catalog, sorted(graph.with_ancestors(chosen, catalog.specs)))
     with git.Repo(root) as repo:
         releases = [
@@ -296,7 +301,7 @@ def publish(catalog: Catalog, request: Request, log: Log) -> Published:
     change = partial(
         apply,
         releases=releases,
-        notices=deprecations.read_all(catalog.repo),
+        notices=notices,
         now=_now(),
         index_url=index_url,
     )

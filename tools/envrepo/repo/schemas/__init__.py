@@ -19,6 +19,16 @@ CONSUMER_LOCK = "consumer-lock.schema.json"
 
 @cache
 def load(name: str) -> dict[str, Any]:
-    text = resources.files(__name__).joinpath(name).read_text(encoding="utf-8")
-    schema: dict[str, Any] = json.loads(text)
+    schema: dict[str, Any] = json.loads(text(name))
     return schema
+
+
+# Where `envrepo init` puts a copy of the schemas an editor reads for a repository's own files
+# (its specs' and envrepo.yaml's `$schema` comments point here); `envrepo validate` keeps the
+# copy at the installed envrepo's schemas.
+COPY_FOLDER = ".envrepo-schemas"
+COPIED = (ENVIRONMENT, CONFIG)
+
+
+def text(name: str) -> str:
+    return resources.files(__name__).joinpath(name).read_text(encoding="utf-8")
