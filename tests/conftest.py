@@ -19,10 +19,12 @@ from registries import RunningRegistry, start_registry
 from support import (
     PROJECT,
     Built,
+    Released,
     RepoMaker,
     curated_repo,
     forget_images,
     git,
+    release_envrepo,
     run_envrepo,
     services_script,
 )
@@ -170,3 +172,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "docker_ready" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.docker)
+
+
+@pytest.fixture(scope="session")
+def released(tmp_path_factory: pytest.TempPathFactory) -> Released:
+    """envrepo as a release: tagged, built into a wheel and an sdist, installed outside."""
+    return release_envrepo(tmp_path_factory.mktemp("release"))

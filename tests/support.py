@@ -13,6 +13,7 @@ import io
 import json
 import os
 import pty
+import secrets
 import select
 import shutil
 import subprocess
@@ -36,7 +37,14 @@ from rattler.index import index_fs
 from envrepo.publish.index import Release
 from envrepo.repo import schemas
 from envrepo.repo.spec import Spec
-from registries import RunningRegistry
+from registries import (
+    Certificate,
+    RunningRegistry,
+    TokenIssuer,
+    serving,
+    start_registry,
+    token_block,
+)
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -567,3 +575,128 @@ def release(name: str, number: int, commit: str = "c" * 40, **pins: str) -> Rele
         folder=b"folder",
         folder_sha256="f" * 64,
     )
+
+
+@dataclass(frozen=True)
+class TokenRegistry:
+    registry: RunningRegistry
+    issuer: TokenIssuer
+    user: str
+    password: str
+
+    @property
+    def host(self) -> str:
+        return self.registry.host
+
+    def env(self, password: str | None = None) -> dict[str, str]:
+        return {
+            "ENVREPO_REGISTRY_USERNAME": self.user,
+            "ENVREPO_REGISTRY_PASSWORD": self.password if password is None else password,
+        }
+
+    def push(self, image: str, repository: str, tag: str) -> None:
+        """`image` into this registry as `repository:tag`, pushed by the daemon with this
+        registry's user, and then gone from the daemon by name and by digest, so that using it
+        means pulling it."""
+        client = docker.from_env()
+        reference = f"{self.host}/{repository}"
+        client.images.get(image).tag(reference, tag)
+        for chunk in client.images.push(
+            reference,
+            tag=tag,
+            auth_config={"username": self.user, "password": self.password},
+            stream=True,
+            decode=True,
+        ):
+            assert "error" not in chunk, chunk
+        for name in client.images.get(f"{reference}:{tag}").attrs["RepoDigests"]:
+            if name.startswith(f"{reference}@"):
+                client.images.remove(name)
+        client.images.remove(f"{reference}:{tag}")
+
+
+@contextmanager
+def token_mode(folder: Path, user: str, public: tuple[str, ...]) -> Iterator[TokenRegistry]:
+    """The distribution registry in token mode over TLS; its token issuer grants `user` pull
+    and push everywhere, and anyone pull on the repositories under `public`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    signer = Certificate.make(folder, "signer")
+    tls = Certificate.make(folder, "tls")
+    password = f"pw-{secrets.token_hex(12)}"
+    issuer = TokenIssuer(signer, {user: password}, public)
+    with serving(issuer.handler(), tls) as realm:
+        running = start_registry(folder, token_block(realm, signer), tls)
+        try:
+            yield TokenRegistry(running, issuer, user, password)
+        finally:
+            running.stop()
+            forget_images(running.host)
+
+
+# The version the tests release envrepo as: a tag in a clone of this checkout, whose wheel and
+# sdist the tests build and install as another repository would.
+RELEASE = "0.2.0"
+
+
+@dataclass(frozen=True)
+class Released:
+    """envrepo released from a clone of this checkout (tagged `v<version>`): its wheel and
+    sdist, a wheelhouse with every package they need (so that installs are offline and fast),
+    and the wheel installed into a virtual environment outside any checkout."""
+
+    version: str
+    source: Path
+    wheel: Path
+    sdist: Path
+    wheelhouse: Path
+    envrepo: Path
+
+    def pip_env(self) -> dict[str, str]:
+        """What makes pip install from the wheelhouse alone (a runner's, pre-commit's)."""
+        return {"PIP_FIND_LINKS": str(self.wheelhouse), "PIP_NO_INDEX": "1"}
+
+    def run(self, *args: str | Path, cwd: Path, env: dict[str, str] | None = None) -> Result:
+        done = subprocess.run(
+            [str(self.envrepo), *map(str, args)],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            timeout=1200,
+            check=False,
+        )
+        return Result(done.returncode, done.stdout, done.stderr)
+
+
+def release_envrepo(folder: Path) -> Released:
+    """Clone, tag, build (no build isolation: the project's .venv has the build backend),
+    check with twine, gather the wheelhouse and install the wheel into a new venv."""
+    source = folder / "envrepo"
+    git("clone", "-q", str(PROJECT), str(source), cwd=folder)
+    git(*IDENTITY, "tag", "-f", "-a", f"v{RELEASE}", "-m", f"envrepo {RELEASE}", cwd=source)
+    python = Path(sys.executable)
+    dist = folder / "dist"
+
+    def step(*command: str | Path, cwd: Path = folder) -> None:
+        done = subprocess.run(
+            [str(c) for c in command], cwd=cwd, capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, f"{command}:\n{done.stdout[-2000:]}{done.stderr[-3000:]}"
+
+    step(python, "-m", "build", "--no-isolation", "--outdir", dist, source, cwd=source)
+    [wheel] = dist.glob("*.whl")
+    [sdist] = dist.glob("*.tar.gz")
+    step(python.parent / "twine", "check", "--strict", wheel, sdist)
+    wheelhouse = folder / "wheelhouse"
+    step(
+        python, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
+        "--wheel-dir", wheelhouse, wheel, "setuptools>=77", "setuptools-scm>=8", "wheel",
+    )  # fmt: skip
+    tool = folder / "tool"
+    step("/usr/bin/python3", "-m", "venv", tool)
+    step(
+        tool / "bin/pip", "install", "--quiet", "--disable-pip-version-check", "--no-index",
+        "--find-links", wheelhouse, f"envrepo=={RELEASE}",
+    )  # fmt: skip
+    return Released(RELEASE, source, wheel, sdist, wheelhouse, tool / "bin/envrepo")

@@ -61,7 +61,11 @@ def consumer(tmp_path: Path, platform: Platform, *extra: str) -> Path:
     root = tmp_path / "consumer"
     root.mkdir()
     git("init", "-q", "-b", "main", cwd=root)
-    done = run_envrepo("init", "--consumer", "--index", platform.url, *extra, cwd=root)
+    # A checkout between releases has no tag to pin the hooks at: its commit is given.
+    rev = git("rev-parse", "HEAD", cwd=PROJECT)
+    done = run_envrepo(
+        "init", "--consumer", "--index", platform.url, "--hooks-rev", rev, *extra, cwd=root
+    )
     assert done.code == 0, done.err
     return root
 

@@ -8,8 +8,6 @@ import json
 import os
 import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import docker
@@ -18,81 +16,24 @@ import pytest
 from registries import (
     Certificate,
     RecordingProxy,
-    RunningRegistry,
-    TokenIssuer,
     htpasswd_block,
     serving,
     start_registry,
-    token_block,
 )
 from support import (
     CHILD,
     Built,
     RepoMaker,
+    TokenRegistry,
     forget_images,
     local_tags,
     run_envrepo,
     tags_of,
+    token_mode,
     write_files,
 )
 
 USER = "builder"
-
-
-@dataclass(frozen=True)
-class TokenRegistry:
-    registry: RunningRegistry
-    issuer: TokenIssuer
-    user: str
-    password: str
-
-    @property
-    def host(self) -> str:
-        return self.registry.host
-
-    def env(self, password: str | None = None) -> dict[str, str]:
-        return {
-            "ENVREPO_REGISTRY_USERNAME": self.user,
-            "ENVREPO_REGISTRY_PASSWORD": self.password if password is None else password,
-        }
-
-    def push(self, image: str, repository: str, tag: str) -> None:
-        """`image` into this registry as `repository:tag`, pushed by the daemon with this
-        registry's user, and then gone from the daemon by name and by digest, so that using it
-        means pulling it."""
-        client = docker.from_env()
-        reference = f"{self.host}/{repository}"
-        client.images.get(image).tag(reference, tag)
-        for chunk in client.images.push(
-            reference,
-            tag=tag,
-            auth_config={"username": self.user, "password": self.password},
-            stream=True,
-            decode=True,
-        ):
-            assert "error" not in chunk, chunk
-        for name in client.images.get(f"{reference}:{tag}").attrs["RepoDigests"]:
-            if name.startswith(f"{reference}@"):
-                client.images.remove(name)
-        client.images.remove(f"{reference}:{tag}")
-
-
-@contextmanager
-def token_mode(folder: Path, user: str, public: tuple[str, ...]) -> Iterator[TokenRegistry]:
-    """The distribution registry in token mode over TLS; its token issuer grants `user` pull
-    and push everywhere, and anyone pull on the repositories under `public`."""
-    folder.mkdir(parents=True, exist_ok=True)
-    signer = Certificate.make(folder, "signer")
-    tls = Certificate.make(folder, "tls")
-    password = f"pw-{secrets.token_hex(12)}"
-    issuer = TokenIssuer(signer, {user: password}, public)
-    with serving(issuer.handler(), tls) as realm:
-        running = start_registry(folder, token_block(realm, signer), tls)
-        try:
-            yield TokenRegistry(running, issuer, user, password)
-        finally:
-            running.stop()
-            forget_images(running.host)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,5 @@
-"""What CI runs is what these tests run: the steps of the workflow files, read from them and
-run in order on this machine. A pull request's job builds what changed without pushing and
+"""What CI runs is what these tests run: the steps of this repository's workflow files and the
+reusable ones they call, read from them and run in order on this machine. A pull request's job builds what changed without pushing and
 writes its summary; on main, the plan's waves run on two runners (two clones with caches of
 their own) that hand their build records over as files, and the publish job merges them into
 the index on the gh-pages branch."""
@@ -7,16 +7,11 @@ the index on the gh-pages branch."""
 from __future__ import annotations
 
 import json
-import os
-import re
 import shutil
-import subprocess
 from pathlib import Path
-from typing import Any
 
-import yaml
-
-from support import PROJECT, Built, commit, git, write_files
+from support import PROJECT, Built, Released, commit, git, write_files
+from workflows import Runner, call, load
 
 EXTRA = (
     "name: envrepo-extra\ndescription: a second environment of the first wave\ncurated: true\n"
@@ -24,117 +19,70 @@ EXTRA = (
 )
 
 
-def workflow(name: str) -> dict[str, Any]:
-    document: dict[str, Any] = yaml.safe_load((PROJECT / ".github/workflows" / name).read_text())
-    return document
+def runner(source: Path, home: Path, released: Released) -> Runner:
+    """A runner: its own clone of `source`, home and caches; pip installs from the release's
+    wheelhouse (envrepo itself from the checkout, as this repository's workflows ask)."""
+    checkout = home / "checkout"
+    git("clone", "-q", str(source), str(checkout), cwd=source)
+    env = {**released.pip_env(), "XDG_CACHE_HOME": str(home / "cache")}
+    return Runner(checkout, home, env)
 
 
-def runner(source: Path, folder: Path) -> Path:
-    """A runner's checkout of `source`, with the project's .venv as its setup made it (the
-    stamp of the same pyproject.toml lets scripts/setup.sh keep it)."""
-    git("clone", "-q", str(source), str(folder), cwd=source)
-    (folder / ".venv").symlink_to(PROJECT / ".venv")
-    return folder
-
-
-def run_steps(
-    job: dict[str, Any], checkout: Path, env: dict[str, str], matrix: dict[str, str] | None = None
-) -> None:
-    """A job's steps on this machine: `run:` steps in bash as GitHub runs them (root here, so
-    sudo is dropped), `uses:` steps as what they stand for (the checkout is `checkout`)."""
-    for step in job["steps"]:
-        if "run" not in step:
-            assert step["uses"].split("@")[0] in {
-                "actions/checkout",
-                "actions/upload-artifact",
-                "actions/download-artifact",
-            }, step
-            continue
-        command = step["run"]
-        for key, value in (matrix or {}).items():
-            command = command.replace(f"${{{{ matrix.{key} }}}}", value)
-        assert "${{" not in command, command
-        command = re.sub(r"\bsudo (-E )?", "", command)
-        done = subprocess.run(
-            ["bash", "-eo", "pipefail", "-c", command],
-            cwd=checkout,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=1200,
-            check=False,
-        )
-        assert done.returncode == 0, f"{command}:\n{done.stdout[-2000:]}{done.stderr[-3000:]}"
-
-
-def test_the_workflows_steps_run_here(built: Built, tmp_path: Path) -> None:
+def test_the_workflows_steps_run_here(built: Built, released: Released, tmp_path: Path) -> None:
     # The repository as a pull request changes it: the tutorial changes, an environment is new.
-    origin = runner(PROJECT, tmp_path / "origin")
-    (origin / ".venv").unlink()
+    origin = tmp_path / "origin"
+    git("clone", "-q", str(PROJECT), str(origin), cwd=tmp_path)
     spec = origin / "environments/envrepo-tutorial/environment.yaml"
     spec.write_text(spec.read_text().replace('OMP_NUM_THREADS: "1"', 'OMP_NUM_THREADS: "2"'))
     write_files(origin, {"environments/envrepo-extra/environment.yaml": EXTRA})
     commit(origin, "tutorial: two threads; an extra environment")
+    variables = {"ENVREPO_REGISTRY": built.registry.host}
 
-    def env_for(name: str) -> dict[str, str]:
-        home = tmp_path / f"home-{name}"
-        home.mkdir(exist_ok=True)
-        return {
-            **os.environ,
-            "ENVREPO_REGISTRY": built.registry.host,
-            "XDG_CACHE_HOME": str(tmp_path / f"cache-{name}"),
-            "GITHUB_OUTPUT": str(home / "output"),
-            "GITHUB_STEP_SUMMARY": str(home / "summary.md"),
-        }
+    def make(name: str) -> Runner:
+        return runner(origin, tmp_path / name, released)
 
     # The pull request: build without push, and the summary.
-    pull = runner(origin, tmp_path / "pull")
-    run_steps(workflow("pr.yml")["jobs"]["environments"], pull, env_for("a"))
-    summary = Path(env_for("a")["GITHUB_STEP_SUMMARY"]).read_text()
+    pull = make("pull")
+    caller = load(pull.checkout / ".github/workflows/pr.yml")
+    assert set(caller[True]) == {"pull_request"}  # not on pushes to main as well
+    called = call(caller, "environments", pull.checkout, variables=variables)
+    pull.run(called, "environments")
+    summary = pull.summary.read_text()
     print(summary)  # what the pull request's job summary shows (pytest -s)
     assert "### envrepo plan" in summary and "envrepo-extra" in summary
     assert "**envrepo-tutorial** (against nothing published yet)" in summary
     assert tags(built, "envrepo-extra") == []  # a pull request pushes nothing
 
     # main: the plan, its waves on two runners, the records handed over, the publish.
-    jobs = workflow("build.yml")["jobs"]
-    plan = runner(origin, tmp_path / "plan")
-    run_steps(jobs["plan"], plan, env_for("plan"))
-    outputs = dict(
-        line.split("=", 1)
-        for line in Path(env_for("plan")["GITHUB_OUTPUT"]).read_text().splitlines()
-    )
-    waves = [json.loads(outputs[f"wave{n}"])["include"] for n in range(4)]
+    plan = make("plan")
+    called = call(
+        load(plan.checkout / ".github/workflows/build.yml"), "environments", plan.checkout,
+        variables=variables,
+    )  # fmt: skip
+    plan.run(called, "plan")
+    outputs = plan.outputs()
+    waves = [json.loads(outputs[f"wave{n}"])["include"] for n in range(8)]
     assert [sorted(e["environment"] for e in wave) for wave in waves if wave] == [
         ["envrepo-extra", "envrepo-tutorial"]
     ]
     artifacts = tmp_path / "artifacts"
-    runners = {
-        "a": runner(origin, tmp_path / "runner-a"),
-        "b": runner(origin, tmp_path / "runner-b"),
-    }
+    runners = {"a": make("runner-a"), "b": make("runner-b")}
     for number, wave in enumerate(waves):
         for turn, entry in enumerate(sorted(wave, key=lambda e: e["environment"])):
-            name = "ab"[turn % 2]
-            checkout = runners[name]
-            run_steps(
-                jobs[f"wave{number}"],
-                checkout,
-                env_for(name),
-                {"environment": entry["environment"]},
-            )
+            checkout = runners["ab"[turn % 2]]
+            checkout.run(called, f"wave{number}", {"environment": entry["environment"]})
             # upload-artifact: the job's .envrepo/ under the artifact's name
             shutil.copytree(
-                checkout / ".envrepo",
+                checkout.checkout / ".envrepo",
                 artifacts / f"build-{entry['environment']}",
                 ignore=shutil.ignore_patterns("publish"),
             )
-            shutil.rmtree(checkout / ".envrepo")
-    publisher = runner(origin, tmp_path / "publisher")
+            shutil.rmtree(checkout.checkout / ".envrepo")
+    publisher = make("publisher")
     # download-artifact, merge-multiple: every artifact's files in one folder
     for artifact in artifacts.iterdir():
-        shutil.copytree(artifact, publisher / "artifacts", dirs_exist_ok=True)
-    run_steps(jobs["publish"], publisher, env_for("publisher"))
+        shutil.copytree(artifact, publisher.checkout / "artifacts", dirs_exist_ok=True)
+    publisher.run(called, "publish")
 
     index = tmp_path / "index"
     git("clone", "-q", "--branch", "gh-pages", str(origin), str(index), cwd=tmp_path)
