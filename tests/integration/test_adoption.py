@@ -65,6 +65,14 @@ def test_a_company_repository_from_nothing(
         hooks = yaml.safe_load((company / ".pre-commit-config.yaml").read_text())
         assert hooks["repos"][0]["rev"] == f"v{released.version}"
         assert (company / "environments/bookworm/environment.yaml").is_file()
+        linted = subprocess.run(
+            [str(Path(sys.executable).parent / "actionlint")],
+            cwd=company,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert linted.returncode == 0, linted.stdout + linted.stderr
 
         # The documented commands: scaffold on the default base (the root), add, scaffold a
         # child, a smoke test in the child's tests/.
@@ -96,7 +104,7 @@ def test_a_company_repository_from_nothing(
         subprocess.run([str(pre_commit), "install"], cwd=company, check=True, capture_output=True)
         first = committed(company, "environments: a root, a base and an app", hook_env)
         assert first.returncode == 1, first.stdout + first.stderr
-        assert "files were modified by this hook" in first.stdout
+        assert "envrepo lock: 2 locks changed" in first.stdout + first.stderr
         assert (company / "environments/app/requirements.lock").is_file()
         second = committed(company, "environments: a root, a base and an app", hook_env)
         assert second.returncode == 0, second.stdout + second.stderr
