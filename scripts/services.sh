@@ -23,12 +23,11 @@ docker_answers() {
     command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1
 }
 
+# dockerd is looked for on PATH and in the folders where packages put it (root's PATH may
+# lack the sbin folders under sudo or in CI); ENVREPO_DOCKERD_PATH replaces those folders.
 find_dockerd() {
-    local candidate
-    for candidate in "$(command -v dockerd 2>/dev/null)" /usr/sbin/dockerd /usr/bin/dockerd; do
-        [[ -n "$candidate" && -x "$candidate" ]] && { echo "$candidate"; return 0; }
-    done
-    return 1
+    local folders="${ENVREPO_DOCKERD_PATH-/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin}"
+    PATH="$PATH${folders:+:$folders}" command -v dockerd
 }
 
 docker_decision() {
