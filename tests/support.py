@@ -692,6 +692,7 @@ def release_envrepo(folder: Path) -> Released:
     step(
         python, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
         "--wheel-dir", wheelhouse, wheel, "setuptools>=77", "setuptools-scm>=8", "wheel",
+        "build", "twine",
     )  # fmt: skip
     tool = folder / "tool"
     step("/usr/bin/python3", "-m", "venv", tool)

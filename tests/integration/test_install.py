@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from support import Released
+from support import Released, git
+from workflows import Called, Runner, load
 
 
 def installed(command: list[str], env: dict[str, str], cwd: Path) -> None:
@@ -72,3 +73,31 @@ def test_the_release_installs_and_runs(
     )
     assert checked.returncode == 0, checked.stderr
     assert "0 errors, 0 warnings in 1 environment" in checked.stderr
+
+
+def test_the_release_workflow_builds_checks_and_runs_the_tag(
+    released: Released, tmp_path: Path
+) -> None:
+    """The release workflow's build job, step by step, on a clone at the release's tag."""
+    checkout = tmp_path / "checkout"
+    git(
+        "clone",
+        "-q",
+        "--branch",
+        f"v{released.version}",
+        str(released.source),
+        str(checkout),
+        cwd=tmp_path,
+    )
+    jobs = load(checkout / ".github/workflows/release.yml")["jobs"]
+    runner = Runner(
+        checkout,
+        tmp_path / "runner",
+        {**released.pip_env(), "GITHUB_REF_NAME": f"v{released.version}"},
+    )
+    runner.run(Called(jobs, {}), "dist")
+    built = sorted(p.name for p in (checkout / "dist").iterdir())
+    assert built == [
+        f"envrepo-{released.version}-py3-none-any.whl",
+        f"envrepo-{released.version}.tar.gz",
+    ]
