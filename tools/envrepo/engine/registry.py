@@ -93,6 +93,13 @@ def _speaks_tls(host: str) -> bool:
         return False
 
 
+# The address of images that live only in the local daemon: a repository with no registry
+# (a consumer's own environments) builds and runs them there. `.local` is never a host that
+# a registry answers on, so nothing by this name is pulled or pushed by mistake.
+LOCAL = "envrepo.local"
+NO_REGISTRY = "no registry to push to: set registry in envrepo.yaml or pass --registry"
+
+
 @dataclass
 class Registry:
     """One registry address, spoken to over one connection with the credentials meant for
@@ -118,6 +125,8 @@ class Registry:
         return f"{prefix}/{name}" if prefix else name
 
     def _repo(self, name: str) -> DXF:
+        if self.address == LOCAL:
+            raise EnvrepoError(NO_REGISTRY)
         with self._opening:
             return self._open(name)
 
@@ -188,7 +197,9 @@ class Registry:
             ) from None
 
     def _absent(self, what: str, call: Callable[[], Any]) -> Any:
-        """`call`'s result; None when the registry answers 404."""
+        """`call`'s result; None when the registry answers 404 (or there is none)."""
+        if self.address == LOCAL:
+            return None
         with self._answers(what):
             try:
                 return _again(call)
@@ -408,54 +419,8 @@ def _reason(error: Exception) -> str:
     return text.rsplit(": ", 1)[-1] if len(text) > 120 else text
 
 
-# The address of images that live only in the local daemon: a repository with no registry
-# (a consumer's own environments) builds and runs them there. `.local` is never a host that
-# a registry answers on, so nothing by this name is pulled or pushed by mistake.
-LOCAL = "envrepo.local"
-NO_REGISTRY = "no registry to push to: set registry in envrepo.yaml or pass --registry"
-
-
-@dataclass
-class LocalOnly(Registry):
-    """No registry: it holds nothing, and nothing can be put in it."""
-
-    def manifest_digest(self, name: str, tag: str) -> str | None:
-        return None
-
-    def manifest(self, name: str, reference: str) -> dict[str, Any] | None:
-        return None
-
-    def blob(self, name: str, digest: str) -> Iterator[bytes]:
-        raise EnvrepoError(NO_REGISTRY)
-
-    def put_blobs(
-        self,
-        name: str,
-        blobs: Sequence[Upload],
-        sources: Sequence[str] = (),
-        stop: threading.Event | None = None,
-    ) -> int:
-        raise EnvrepoError(NO_REGISTRY)
-
-    def put_manifest(
-        self,
-        name: str,
-        config: Upload,
-        layers: Sequence[Upload],
-        media_type: str,
-        tags: Sequence[str],
-        annotations: Mapping[str, str] | None = None,
-    ) -> str:
-        raise EnvrepoError(NO_REGISTRY)
-
-    def add_tags(self, name: str, existing: str, tags: list[str]) -> str:
-        raise EnvrepoError(NO_REGISTRY)
-
-
 def connect(address: str, configured: str | None) -> Registry:
     """The registry at `address`, with the credentials meant for its host; `configured` is
     the repository's own registry (see `credentials`)."""
-    if address == LOCAL:
-        return LocalOnly(address)
     own = configured is not None and host_of(address) == host_of(configured)
     return Registry(address, credentials(host_of(address), configured), own)
