@@ -193,6 +193,11 @@ def test_a_company_repository_from_nothing(
         git("push", "-q", "origin", "main", cwd=company)
         assert not any(main_branch("third").values())
         assert git("rev-parse", "envs", cwd=remote) == published_at
+        quiet = runner("pull-third")
+        caller = workflow("envrepo-pull-request.yml", quiet.checkout)
+        quiet.run(
+            call(caller, "environments", quiet.checkout, sources, secrets=secrets), "environments"
+        )
 
         # A consumer: pins the app, builds an environment of its own on it, runs a script in
         # it; no registry of its own.
