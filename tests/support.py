@@ -307,6 +307,9 @@ _BACKEND = """\
 import base64, hashlib, os, zipfile
 
 NAME, VERSION, TAG = {name!r}, {version!r}, {tag!r}
+# A test sees whether this code ran, and where: a marker in ENVREPO_TEST_MARKERS.
+if os.environ.get("ENVREPO_TEST_MARKERS"):
+    open(os.path.join(os.environ["ENVREPO_TEST_MARKERS"], NAME + "-ran"), "w").close()
 DIST = f"{{NAME}}-{{VERSION}}.dist-info"
 METADATA = f"Metadata-Version: 2.1\\nName: {{NAME}}\\nVersion: {{VERSION}}\\n".encode()
 

@@ -506,7 +506,13 @@ def test_a_package_published_only_as_source_is_said_at_lock_time_and_built_into_
             make_sdist(files, "native", "2.0", "cp311-cp311-linux_x86_64"),
         ),
     )
-    env = {"UV_DEFAULT_INDEX": url, "UV_CACHE_DIR": str(tmp_path / "uv-cache")}
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    env = {
+        "UV_DEFAULT_INDEX": url,
+        "UV_CACHE_DIR": str(tmp_path / "uv-cache"),
+        "ENVREPO_TEST_MARKERS": str(markers),
+    }
     root = make_repo("")
     write_files(
         root,
@@ -525,6 +531,8 @@ def test_a_package_published_only_as_source_is_said_at_lock_time_and_built_into_
         "here into environments/dl/wheels/, or require a version with wheels"
     )
     assert not (root / "environments/dl/requirements.lock").exists()
+    # Locking never ran the package's build code on this machine.
+    assert list(markers.iterdir()) == []
     built = run_envrepo("lock", "dl", "--build-wheels", cwd=root, env=env)
     assert built.code == 0, built.err
     wheel = root / "environments/dl/wheels/legacy-3.2-py3-none-any.whl"

@@ -222,6 +222,10 @@ def resolve(
             # uv prefers the versions in an existing output file: locking again keeps pins.
             output.write_text(before)
         sources = _target_options(spec)
+        if not request.build_wheels:
+            # Resolving never runs a package's code on this machine: what has only source is
+            # named with the --build-wheels line below.
+            sources.append("--no-build")
         if wheels:
             url = wheelfile.write_index(wheels, work / "private")
             sources += ["--index", f"private-wheels={url}", "--index-strategy", "first-index"]
@@ -245,6 +249,9 @@ def resolve(
             text=True,
             check=False,
         )
+        unbuilt = sdists.refused(done.stderr) if done.returncode != 0 else []
+        if unbuilt:
+            raise sdists.remedy(spec, unbuilt, item.lock_display(spec))
         if done.returncode != 0:
             raise EnvrepoError(
                 Problem(

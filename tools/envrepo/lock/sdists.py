@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tomllib
@@ -66,6 +67,17 @@ def only_source(spec: Spec, pylock: Path) -> list[Source]:
         digest = str(sdist.get("hashes", {}).get("sha256", ""))
         found.append(Source(package["name"], package["version"], str(sdist.get("url", "")), digest))
     return found
+
+
+# uv's words for a pin that would need building while building is off.
+_NO_WHEELS = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s,]+) has no usable wheels")
+
+
+def refused(stderr: str) -> list[Source]:
+    """The pins a --no-build resolution refused for having only source, from uv's error."""
+    text = " ".join(stderr.split())
+    found = dict.fromkeys(_NO_WHEELS.findall(text))
+    return [Source(name, version, "", "") for name, version in found]
 
 
 def remedy(spec: Spec, sources: Sequence[Source], shown: str) -> EnvrepoError:
