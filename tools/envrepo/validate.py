@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.inputs import conda as conda_input
@@ -109,7 +109,7 @@ def _wheels(spec: Spec, folder: Path, field: str) -> list[Problem]:
     return problems
 
 
-def _inputs(spec: Spec) -> tuple[list[Problem], dict[str, Sequence[Path]]]:
+def _inputs(spec: Spec, private: set[str]) -> tuple[list[Problem], dict[str, Sequence[Path]]]:
     """Problems with the files the spec names and what is in them; the files each input reads."""
     problems: list[Problem] = []
     read: dict[str, Sequence[Path]] = {}
@@ -161,7 +161,11 @@ def _inputs(spec: Spec) -> tuple[list[Problem], dict[str, Sequence[Path]]]:
             unpinned.setdefault("pip", []).extend(
                 r.name for r in listed if r is not None and not requirements.is_exact(r)
             )
-    return problems + _unpinned(spec, unpinned), read
+    ranged = {
+        field: [name for name in names if canonicalize_name(name) not in private]
+        for field, names in unpinned.items()
+    }
+    return problems + _unpinned(spec, ranged), read
 
 
 def _unpinned(spec: Spec, unpinned: Mapping[str, list[str]]) -> list[Problem]:
@@ -299,12 +303,12 @@ def environment_problems(
     spec: Spec, catalog: Catalog, parent_of: Mapping[str, str | None] | None = None
 ) -> list[Problem]:
     """Every rule for one environment that loaded; locks are checked once its inputs are usable."""
-    input_problems, read = _inputs(spec)
+    ancestors = graph.ancestors(spec.name, catalog.specs, parent_of)
+    input_problems, read = _inputs(spec, sources.private_names([spec, *ancestors]))
     problems = (
         _names(spec, catalog.repo) + _consistency(spec, catalog) + input_problems + _confined(spec)
     )
     if not any(p.is_error for p in problems):
-        ancestors = graph.ancestors(spec.name, catalog.specs, parent_of)
         try:
             problems += lock.stale_locks(spec, ancestors, read)
         except EnvrepoError as error:

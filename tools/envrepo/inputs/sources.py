@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from packaging.utils import canonicalize_name
 
 from envrepo.errors import EnvrepoError
 from envrepo.repo.spec import Spec
@@ -33,6 +36,16 @@ def wheel_files(spec: Spec) -> list[Path]:
     if spec.wheels_folder is None or not (spec.folder / spec.wheels_folder).is_dir():
         return []
     return sorted((spec.folder / spec.wheels_folder).glob("*.whl"))
+
+
+def private_names(specs: Iterable[Spec]) -> set[str]:
+    """The canonical names the environments' own wheels provide: exact files, never asked of an
+    index, so never a range to pin."""
+    return {
+        canonicalize_name(wheel.name.split("-", 1)[0])
+        for spec in specs
+        for wheel in wheel_files(spec)
+    }
 
 
 def has_conda_pip(spec: Spec) -> bool:
