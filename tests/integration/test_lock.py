@@ -260,6 +260,62 @@ def test_private_wheels_take_part_and_shadow_the_index(
     assert str(tmp_path) not in lock_text
 
 
+def test_a_childs_private_name_resolves_to_its_bases_file_never_to_an_index(
+    make_repo: RepoMaker, tmp_path: Path
+) -> None:
+    # Both indexes offer the private name: one a higher version, the other the same version
+    # as a source distribution whose build code leaves a marker.
+    files = tmp_path / "files"
+    higher = make_index(tmp_path / "higher", [make_wheel(files / "h", "acme", "9.0.0")])
+    same = make_index(tmp_path / "same", [], (make_sdist(files / "s", "acme", "0.1.0"),))
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    private = make_wheel(tmp_path / "private", "acme", "0.1.0")
+    root = make_repo("")
+    write_files(
+        root,
+        {
+            "environments/priv/environment.yaml": env_spec("priv", extra="pip: requirements.txt\n"),
+            "environments/priv/requirements.txt": "acme\n",
+            f"environments/priv/wheels/{private.name}": private.read_bytes(),
+            "environments/child/environment.yaml": (
+                'name: child\nbase:\n  environment: priv\npython: "3.11"\npip: requirements.txt\n'
+            ),
+            "environments/child/requirements.txt": "acme\n",
+            "environments/grandchild/environment.yaml": (
+                'name: grandchild\nbase:\n  environment: child\npython: "3.11"\n'
+                "pip: requirements.txt\n"
+            ),
+            "environments/grandchild/requirements.txt": "Acme==0.1.0\n",
+        },
+    )
+    env = {
+        "UV_DEFAULT_INDEX": higher,
+        "UV_INDEX": same,
+        "UV_INDEX_STRATEGY": "unsafe-best-match",
+        "UV_CACHE_DIR": str(tmp_path / "uv-cache"),
+        "ENVREPO_TEST_MARKERS": str(markers),
+    }
+    result = run_envrepo("lock", "--all", cwd=root, env=env)
+    assert result.code == 0, result.err
+    digest = hashlib.sha256(private.read_bytes()).hexdigest()
+    owner = (root / "environments/priv/requirements.lock").read_text()
+    assert f"acme==0.1.0 \\\n    --hash=sha256:{digest}\n" in owner
+    # The children add nothing of their own: acme is the base's file, in the base's image.
+    for name in ("child", "grandchild"):
+        assert pins(root / f"environments/{name}/requirements.lock") == []
+    assert list(markers.iterdir()) == []
+    (root / "environments/grandchild/requirements.txt").write_text("acme==9.0.0\n")
+    other = run_envrepo("lock", "grandchild", cwd=root, env=env)
+    assert other.code == 2
+    assert other.err.splitlines()[0] == (
+        "environments/grandchild/requirements.txt: line 1: acme: grandchild asks for "
+        "acme==9.0.0 but its base environment priv pinned acme==0.1.0 "
+        "(environments/priv/requirements.lock); a derived environment keeps its base's pins: "
+        "change the requirement, or change and re-lock priv"
+    )
+
+
 @pytest.mark.parametrize("kind", ["mismatch", "corrupt"])
 def test_bad_private_wheels_are_one_line_and_keep_the_lock(
     make_repo: RepoMaker, uv_env: dict[str, str], tmp_path: Path, kind: str

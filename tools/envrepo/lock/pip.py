@@ -201,6 +201,13 @@ def resolve(
         wheelfile.inspect(path, f"{spec.display}/{path.relative_to(spec.folder).as_posix()}")
         for path in wheel_files(spec)
     ]
+    # The base environments' private names resolve to exactly their files, from the same
+    # first index: never asked of a package index, where anyone may register them.
+    inherited = [
+        wheelfile.inspect(path, f"{base.display}/{path.relative_to(base.folder).as_posix()}")
+        for base in ancestors
+        for path in wheel_files(base)
+    ]
     pins = base_pins(ancestors) | published_pins(spec)
     _conflicts(spec, direct, pins)
     extra += [wheel.requirement for wheel in wheels]
@@ -226,8 +233,8 @@ def resolve(
             # Resolving never runs a package's code on this machine: what has only source is
             # named with the --build-wheels line below.
             sources.append("--no-build")
-        if wheels:
-            url = wheelfile.write_index(wheels, work / "private")
+        if wheels or inherited:
+            url = wheelfile.write_index([*wheels, *inherited], work / "private")
             sources += ["--index", f"private-wheels={url}", "--index-strategy", "first-index"]
         command += [
             "-c",
