@@ -182,6 +182,34 @@ def test_the_sbom_is_valid_cyclonedx_with_purls_hashes_and_licences(tmp_path: Pa
     assert components["base:image:debian"]["type"] == "container"
 
 
+def test_a_private_wheel_is_its_file_in_the_sbom_never_the_public_project_of_its_name(
+    tmp_path: Path,
+) -> None:
+    private = "c" * 64
+    locked = _locked(tmp_path, PipEntry("acme", "0.1.0", (f"sha256:{private}",), ""))
+    listing = {
+        "apt": {},
+        "conda": {"acme": ["0.1.0", "MIT"]},
+        "pip": {"acme": ["0.1.0", None], "six": ["1.17.0", "MIT"]},
+    }
+    found = from_listing(listing, locked, private={"acme": private})
+    assert found["pip"]["acme"]["purl"] == f"pkg:generic/acme@0.1.0?checksum=sha256:{private}"
+    assert found["pip"]["six"]["purl"] == "pkg:pypi/six@1.17.0"
+    # A base's private wheel in a child's image: the child's lock has no hash of it.
+    inherited = from_listing(listing, _locked(tmp_path), private={"acme": private})
+    assert inherited["pip"]["acme"]["hashes"] == [f"sha256:{private}"]
+    entry = replace(release("env", 1), packages=found)
+    publish(tmp_path, entry)
+    text = (tmp_path / "environments/env/1/sbom.cdx.json").read_text()
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(text) is None
+    acmes = [c for c in json.loads(text)["components"] if c["name"] == "acme"]
+    assert sorted(c["purl"] for c in acmes) == [
+        "pkg:conda/acme@0.1.0",
+        f"pkg:generic/acme@0.1.0?checksum=sha256:{private}",
+    ]
+    assert "pkg:pypi/acme" not in text
+
+
 PAYLOAD = '<script>document.title="pwned"</script><img src=x onerror="alert(1)">'
 
 

@@ -304,7 +304,7 @@ def environment_problems(
 ) -> list[Problem]:
     """Every rule for one environment that loaded; locks are checked once its inputs are usable."""
     ancestors = graph.ancestors(spec.name, catalog.specs, parent_of)
-    input_problems, read = _inputs(spec, sources.private_names([spec, *ancestors]))
+    input_problems, read = _inputs(spec, set(sources.private_files([spec, *ancestors])))
     problems = (
         _names(spec, catalog.repo) + _consistency(spec, catalog) + input_problems + _confined(spec)
     )

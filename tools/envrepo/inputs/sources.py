@@ -38,11 +38,11 @@ def wheel_files(spec: Spec) -> list[Path]:
     return sorted((spec.folder / spec.wheels_folder).glob("*.whl"))
 
 
-def private_names(specs: Iterable[Spec]) -> set[str]:
-    """The canonical names the environments' own wheels provide: exact files, never asked of an
-    index, so never a range to pin."""
+def private_files(specs: Iterable[Spec]) -> dict[str, Path]:
+    """The wheel file of each canonical name the environments' own wheels provide: exact
+    files, never asked of an index, so never a range to pin nor a public package's name."""
     return {
-        canonicalize_name(wheel.name.split("-", 1)[0])
+        canonicalize_name(wheel.name.split("-", 1)[0]): wheel
         for spec in specs
         for wheel in wheel_files(spec)
     }

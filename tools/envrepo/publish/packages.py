@@ -16,7 +16,14 @@ from envrepo.lock.locked import Locked
 from envrepo.publish.diff import ECOSYSTEMS, Packages
 
 
-def purl(ecosystem: str, name: str, version: str, distro: str | None = None) -> str:
+def purl(
+    ecosystem: str, name: str, version: str, distro: str | None = None, private: str | None = None
+) -> str:
+    """The package URL of an installed package; a private wheel (`private`: its file's
+    sha256) is a generic package of that file, never the PyPI project that may share its name."""
+    if private is not None:
+        checksum = {"checksum": f"sha256:{private}"}
+        return PackageURL("generic", None, canonicalize_name(name), version, checksum).to_string()
     if ecosystem == "apt":
         package, _, arch = name.partition(":")
         qualifiers = {"arch": arch} if arch else {}
@@ -32,24 +39,31 @@ def from_listing(
     listing: Mapping[str, Mapping[str, list[str | None]]],
     locked: Locked,
     distro: str | None = None,
+    private: Mapping[str, str] | None = None,
 ) -> Packages:
     """The index's package list of one image from what its tests read (`listing`) and its
     locks: every pip and conda package the locks name must be installed at the locked
-    version, or publishing stops with a line naming it (apt has no lock: taken as read)."""
+    version, or publishing stops with a line naming it (apt has no lock: taken as read).
+    `private` maps the canonical names of the private wheels it is built with to their
+    sha256."""
+    private = private or {}
     hashes = _locked_hashes(listing, locked)
     packages: Packages = {}
     for ecosystem in ECOSYSTEMS:
         found: dict[str, dict[str, Any]] = {}
         for name, (version, licence) in sorted((listing.get(ecosystem) or {}).items()):
+            key = (ecosystem, _key(ecosystem, name))
+            own = private.get(key[1]) if ecosystem == "pip" else None
             entry: dict[str, Any] = {
                 "version": version,
-                "purl": purl(ecosystem, name, str(version), distro),
+                "purl": purl(ecosystem, name, str(version), distro, own),
             }
             if licence:
                 entry["license"] = licence
-            key = (ecosystem, _key(ecosystem, name))
             if key in hashes:
                 entry["hashes"] = hashes[key]
+            elif own is not None:
+                entry["hashes"] = [f"sha256:{own}"]
             found[name] = entry
         packages[ecosystem] = found
     return packages

@@ -25,6 +25,8 @@ from envrepo.build import naming
 from envrepo.engine.registry import Registry, connect
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.hashing import hash_environments
+from envrepo.inputs import sources
+from envrepo.inputs import wheels as wheelfile
 from envrepo.lock.locked import read_locked
 from envrepo.publish import branch, deprecations, html
 from envrepo.publish.diff import Diff, summary
@@ -189,7 +191,12 @@ def _release(
         )
     parent = catalog.specs.get(spec.parent or "")
     locked = read_locked(spec, hashes[name], parent)
-    packages = from_listing(record["packages"], locked)
+    own = sources.private_files([spec, *graph.ancestors(name, catalog.specs)])
+    private = {
+        package: wheelfile.inspect(path, path.relative_to(catalog.repo.root).as_posix()).sha256
+        for package, path in own.items()
+    }
+    packages = from_listing(record["packages"], locked, private=private)
     try:
         found = repo.commit(commit)
     except (ValueError, git.BadName):
