@@ -6,11 +6,15 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from envrepo.publish import publisher
+from envrepo.publish.store import IndexFolder
 from support import (
+    NOW,
     PROJECT,
     RepoMaker,
     git,
@@ -19,6 +23,8 @@ from support import (
     make_index,
     make_sdist,
     make_wheel,
+    release,
+    release_packages,
     run_envrepo,
     write_files,
 )
@@ -260,17 +266,29 @@ def test_private_wheels_take_part_and_shadow_the_index(
     assert str(tmp_path) not in lock_text
 
 
-def test_a_childs_private_name_resolves_to_its_bases_file_never_to_an_index(
-    make_repo: RepoMaker, tmp_path: Path
-) -> None:
-    # Both indexes offer the private name: one a higher version, the other the same version
-    # as a source distribution whose build code leaves a marker.
+def hostile_indexes(tmp_path: Path) -> tuple[dict[str, str], Path, Path]:
+    """A user's environment with two indexes that offer the private name `acme`: one a higher
+    version, the other the same version as a source distribution whose build code leaves a
+    marker; the private wheel, and the markers' folder."""
     files = tmp_path / "files"
     higher = make_index(tmp_path / "higher", [make_wheel(files / "h", "acme", "9.0.0")])
     same = make_index(tmp_path / "same", [], (make_sdist(files / "s", "acme", "0.1.0"),))
     markers = tmp_path / "markers"
     markers.mkdir()
-    private = make_wheel(tmp_path / "private", "acme", "0.1.0")
+    env = {
+        "UV_DEFAULT_INDEX": higher,
+        "UV_INDEX": same,
+        "UV_INDEX_STRATEGY": "unsafe-best-match",
+        "UV_CACHE_DIR": str(tmp_path / "uv-cache"),
+        "ENVREPO_TEST_MARKERS": str(markers),
+    }
+    return env, make_wheel(tmp_path / "private", "acme", "0.1.0"), markers
+
+
+def test_a_childs_private_name_resolves_to_its_bases_file_never_to_an_index(
+    make_repo: RepoMaker, tmp_path: Path
+) -> None:
+    env, private, markers = hostile_indexes(tmp_path)
     root = make_repo("")
     write_files(
         root,
@@ -289,13 +307,6 @@ def test_a_childs_private_name_resolves_to_its_bases_file_never_to_an_index(
             "environments/grandchild/requirements.txt": "Acme==0.1.0\n",
         },
     )
-    env = {
-        "UV_DEFAULT_INDEX": higher,
-        "UV_INDEX": same,
-        "UV_INDEX_STRATEGY": "unsafe-best-match",
-        "UV_CACHE_DIR": str(tmp_path / "uv-cache"),
-        "ENVREPO_TEST_MARKERS": str(markers),
-    }
     result = run_envrepo("lock", "--all", cwd=root, env=env)
     assert result.code == 0, result.err
     digest = hashlib.sha256(private.read_bytes()).hexdigest()
@@ -314,6 +325,38 @@ def test_a_childs_private_name_resolves_to_its_bases_file_never_to_an_index(
         "(environments/priv/requirements.lock); a derived environment keeps its base's pins: "
         "change the requirement, or change and re-lock priv"
     )
+
+
+def test_a_published_bases_private_name_is_never_asked_of_an_index(
+    make_repo: RepoMaker, tmp_path: Path
+) -> None:
+    env, private, markers = hostile_indexes(tmp_path)
+    digest = hashlib.sha256(private.read_bytes()).hexdigest()
+    packages = release_packages(alpha="1.0.0")
+    packages["pip"]["acme"] = {
+        "version": "0.1.0",
+        "purl": f"pkg:generic/acme@0.1.0?checksum=sha256:{digest}",
+        "hashes": [f"sha256:{digest}"],
+    }
+    index = tmp_path / "index"
+    publisher.apply(IndexFolder(index), [replace(release("priv", 1), packages=packages)], (), NOW)
+    root = make_repo("")
+    write_files(
+        root,
+        {
+            "environments/report/environment.yaml": (
+                "name: report\nbase:\n  published:\n    environment: priv@1\n"
+                f'    index: {index}\npython: "3.11"\npip: requirements.txt\n'
+            ),
+            "environments/report/requirements.txt": "acme\n",
+        },
+    )
+    result = run_envrepo("lock", "report", cwd=root, env=env)
+    assert result.code == 0, result.err
+    base_lock = (root / "environments/report/published-base.lock").read_text()
+    assert f"# private: acme==0.1.0 sha256:{digest}\n" in base_lock
+    assert pins(root / "environments/report/requirements.lock") == []
+    assert list(markers.iterdir()) == []
 
 
 @pytest.mark.parametrize("kind", ["mismatch", "corrupt"])

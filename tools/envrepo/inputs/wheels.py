@@ -97,3 +97,21 @@ def write_index(wheels: list[Wheel], root: Path) -> str:
         page.parent.mkdir(parents=True, exist_ok=True)
         page.write_text(f"<!DOCTYPE html>\n<html><body>\n{links}</body></html>\n")
     return root.resolve().as_uri()
+
+
+def placeholder(name: str, version: str, folder: Path) -> Wheel:
+    """A wheel of metadata only, standing for a published base's private wheel while an
+    environment built on it is resolved: the base image holds the file, and its name must
+    resolve without asking a package index. It never reaches a lock (the base pins it)."""
+    dist = f"{name.replace('-', '_')}-{version}.dist-info"
+    files = {
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{dist}/WHEEL": "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        f"{dist}/RECORD": "",
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name.replace('-', '_')}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, text in files.items():
+            archive.writestr(member, text)
+    return inspect(path, path.name)

@@ -106,6 +106,14 @@ def published_pins(spec: Spec) -> dict[str, Pin]:
     return found
 
 
+def _published_private(spec: Spec) -> list[tuple[str, str]]:
+    if spec.base.kind != "published":
+        return []
+    from envrepo.lock import published
+
+    return published.private(spec, next(i for i in lock_inputs(spec) if i.field == "published"))
+
+
 def _conflicts(spec: Spec, direct: list[tuple[str, Requirement]], pins: dict[str, Pin]) -> None:
     for where, requirement in direct:
         pin = pins.get(requirements.canonical(requirement.name))
@@ -210,6 +218,7 @@ def resolve(
     ]
     pins = base_pins(ancestors) | published_pins(spec)
     _conflicts(spec, direct, pins)
+    published_private = _published_private(spec)
     extra += [wheel.requirement for wheel in wheels]
     with tempfile.TemporaryDirectory(prefix="envrepo-lock-") as scratch:
         work = Path(scratch)
@@ -233,8 +242,12 @@ def resolve(
             # Resolving never runs a package's code on this machine: what has only source is
             # named with the --build-wheels line below.
             sources.append("--no-build")
-        if wheels or inherited:
-            url = wheelfile.write_index([*wheels, *inherited], work / "private")
+        stand_ins = [
+            wheelfile.placeholder(name, version, work / "published-private")
+            for name, version in published_private
+        ]
+        if wheels or inherited or stand_ins:
+            url = wheelfile.write_index([*wheels, *inherited, *stand_ins], work / "private")
             sources += ["--index", f"private-wheels={url}", "--index-strategy", "first-index"]
         command += [
             "-c",

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from packageurl import PackageURL
+
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.inputs.sources import PUBLISHED_LOCK, LockInput
 from envrepo.lock.files import split
@@ -16,6 +18,16 @@ from envrepo.repo.paths import read_inside
 from envrepo.repo.spec import Spec, python_agrees
 
 VERSION_LINE = "# published: "
+PRIVATE_LINE = "# private: "
+
+
+def _private_checksum(purl: str) -> str | None:
+    try:
+        parsed = PackageURL.from_string(purl)
+    except ValueError:
+        return None
+    checksum = (parsed.qualifiers or {}).get("checksum") if parsed.type == "generic" else None
+    return str(checksum) if isinstance(checksum, str) and checksum.startswith("sha256:") else None
 
 
 def tool_version() -> str:
@@ -45,9 +57,14 @@ def resolve(spec: Spec, item: LockInput, ancestors: Sequence[Spec], request: Req
                 "make them the same",
             )
         )
-    pins = sorted(
-        f"{name}=={package['version']}\n"
-        for name, package in ((version or {}).get("packages") or {}).get("pip", {}).items()
+    installed = ((version or {}).get("packages") or {}).get("pip", {})
+    pins = sorted(f"{name}=={package['version']}\n" for name, package in installed.items())
+    # Its private wheels, as the index names them (a generic package of the file): their names
+    # are never asked of a package index when this environment is locked.
+    pins += sorted(
+        f"{PRIVATE_LINE}{name}=={package['version']} {checksum}\n"
+        for name, package in installed.items()
+        if (checksum := _private_checksum(str(package.get("purl", "")))) is not None
     )
     return (
         f"{entry['image']}\n"
@@ -78,6 +95,16 @@ def recorded(spec: Spec, lock: LockInput) -> tuple[str, int]:
 def pins(spec: Spec, lock: LockInput) -> list[str]:
     """The published base's pip packages as `name==version` lines."""
     return [line for line in _body(spec, lock).splitlines()[1:] if line and line[0] != "#"]
+
+
+def private(spec: Spec, lock: LockInput) -> list[tuple[str, str]]:
+    """The published base's private wheels as (name, version)."""
+    found = []
+    for line in _body(spec, lock).splitlines():
+        if line.startswith(PRIVATE_LINE):
+            name, _, version = line.removeprefix(PRIVATE_LINE).split()[0].partition("==")
+            found.append((name, version))
+    return found
 
 
 def _body(spec: Spec, lock: LockInput) -> str:
