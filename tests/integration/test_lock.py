@@ -296,14 +296,15 @@ def test_a_childs_private_name_resolves_to_its_bases_file_never_to_an_index(
             "environments/priv/environment.yaml": env_spec("priv", extra="pip: requirements.txt\n"),
             "environments/priv/requirements.txt": "acme\n",
             f"environments/priv/wheels/{private.name}": private.read_bytes(),
-            "environments/child/environment.yaml": (
-                'name: child\nbase:\n  environment: priv\npython: "3.11"\npip: requirements.txt\n'
-            ),
+            "environments/child/environment.yaml": SPEC.format(
+                name="child", base="environment: priv"
+            )
+            + "pip: requirements.txt\n",
             "environments/child/requirements.txt": "acme\n",
-            "environments/grandchild/environment.yaml": (
-                'name: grandchild\nbase:\n  environment: child\npython: "3.11"\n'
-                "pip: requirements.txt\n"
-            ),
+            "environments/grandchild/environment.yaml": SPEC.format(
+                name="grandchild", base="environment: child"
+            )
+            + "pip: requirements.txt\n",
             "environments/grandchild/requirements.txt": "Acme==0.1.0\n",
         },
     )
@@ -316,15 +317,11 @@ def test_a_childs_private_name_resolves_to_its_bases_file_never_to_an_index(
     for name in ("child", "grandchild"):
         assert pins(root / f"environments/{name}/requirements.lock") == []
     assert list(markers.iterdir()) == []
+    # Another version of a private name is the base-pin line, naming the owner.
     (root / "environments/grandchild/requirements.txt").write_text("acme==9.0.0\n")
     other = run_envrepo("lock", "grandchild", cwd=root, env=env)
     assert other.code == 2
-    assert other.err.splitlines()[0] == (
-        "environments/grandchild/requirements.txt: line 1: acme: grandchild asks for "
-        "acme==9.0.0 but its base environment priv pinned acme==0.1.0 "
-        "(environments/priv/requirements.lock); a derived environment keeps its base's pins: "
-        "change the requirement, or change and re-lock priv"
-    )
+    assert "base environment priv pinned acme==0.1.0" in other.err.splitlines()[0]
 
 
 def test_a_published_bases_private_name_is_never_asked_of_an_index(

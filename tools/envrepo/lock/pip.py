@@ -106,6 +106,13 @@ def published_pins(spec: Spec) -> dict[str, Pin]:
     return found
 
 
+def _private_wheels(spec: Spec) -> list[wheelfile.Wheel]:
+    return [
+        wheelfile.inspect(path, f"{spec.display}/{path.relative_to(spec.folder).as_posix()}")
+        for path in wheel_files(spec)
+    ]
+
+
 def _published_private(spec: Spec) -> list[tuple[str, str]]:
     if spec.base.kind != "published":
         return []
@@ -205,17 +212,10 @@ def resolve(
     """The lock body: exact versions and sha256 hashes of every distribution the target can
     install, less what the base environments already pinned."""
     direct, extra = _direct(spec)
-    wheels = [
-        wheelfile.inspect(path, f"{spec.display}/{path.relative_to(spec.folder).as_posix()}")
-        for path in wheel_files(spec)
-    ]
+    wheels = _private_wheels(spec)
     # The base environments' private names resolve to exactly their files, from the same
     # first index: never asked of a package index, where anyone may register them.
-    inherited = [
-        wheelfile.inspect(path, f"{base.display}/{path.relative_to(base.folder).as_posix()}")
-        for base in ancestors
-        for path in wheel_files(base)
-    ]
+    inherited = [wheel for base in ancestors for wheel in _private_wheels(base)]
     pins = base_pins(ancestors) | published_pins(spec)
     _conflicts(spec, direct, pins)
     published_private = _published_private(spec)

@@ -101,8 +101,10 @@ def private(spec: Spec, lock: LockInput) -> list[tuple[str, str]]:
     """The published base's private wheels as (name, version)."""
     found = []
     for line in _body(spec, lock).splitlines():
-        if line.startswith(PRIVATE_LINE):
-            name, _, version = line.removeprefix(PRIVATE_LINE).split()[0].partition("==")
+        # A line edited by hand to something else is no pin: the lock is stale, and
+        # `lock --check` says so.
+        name, equals, version = line.removeprefix(PRIVATE_LINE).partition(" ")[0].partition("==")
+        if line.startswith(PRIVATE_LINE) and name and equals and version:
             found.append((name, version))
     return found
 
