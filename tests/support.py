@@ -325,10 +325,16 @@ def prepare_metadata_for_build_wheel(directory, config_settings=None):
     return DIST
 
 
+def _where():
+    # Who built the wheel, and which network interfaces the build could see.
+    net = "/sys/class/net"
+    return {{"uid": os.getuid(), "interfaces": sorted(os.listdir(net)) if os.path.isdir(net) else []}}
+
+
 def build_wheel(directory, config_settings=None, metadata_directory=None):
     pure = TAG.endswith("none-any")
     files = {{
-        f"{{NAME}}/__init__.py": f"__version__ = {{VERSION!r}}\\n".encode(),
+        f"{{NAME}}/__init__.py": f"__version__ = {{VERSION!r}}\\nBUILT = {{_where()!r}}\\n".encode(),
         f"{{DIST}}/METADATA": METADATA,
         f"{{DIST}}/WHEEL": f"Wheel-Version: 1.0\\nRoot-Is-Purelib: {{str(pure).lower()}}\\nTag: {{TAG}}\\n".encode(),
     }}

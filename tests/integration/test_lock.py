@@ -6,25 +6,18 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from envrepo.publish import publisher
-from envrepo.publish.store import IndexFolder
 from support import (
-    NOW,
     PROJECT,
     RepoMaker,
     git,
     index_channel,
     make_conda_package,
     make_index,
-    make_sdist,
     make_wheel,
-    release,
-    release_packages,
     run_envrepo,
     write_files,
 )
@@ -260,100 +253,9 @@ def test_private_wheels_take_part_and_shadow_the_index(
         "alpha==1.0.0",
         "internal-tools==1.0.0",
     ]
-    import hashlib
 
     assert f"--hash=sha256:{hashlib.sha256(wheel.read_bytes()).hexdigest()}" in lock_text
     assert str(tmp_path) not in lock_text
-
-
-def hostile_indexes(tmp_path: Path) -> tuple[dict[str, str], Path, Path]:
-    """A user's environment with two indexes that offer the private name `acme`: one a higher
-    version, the other the same version as a source distribution whose build code leaves a
-    marker; the private wheel, and the markers' folder."""
-    files = tmp_path / "files"
-    higher = make_index(tmp_path / "higher", [make_wheel(files / "h", "acme", "9.0.0")])
-    same = make_index(tmp_path / "same", [], (make_sdist(files / "s", "acme", "0.1.0"),))
-    markers = tmp_path / "markers"
-    markers.mkdir()
-    env = {
-        "UV_DEFAULT_INDEX": higher,
-        "UV_INDEX": same,
-        "UV_INDEX_STRATEGY": "unsafe-best-match",
-        "UV_CACHE_DIR": str(tmp_path / "uv-cache"),
-        "ENVREPO_TEST_MARKERS": str(markers),
-    }
-    return env, make_wheel(tmp_path / "private", "acme", "0.1.0"), markers
-
-
-def test_a_childs_private_name_resolves_to_its_bases_file_never_to_an_index(
-    make_repo: RepoMaker, tmp_path: Path
-) -> None:
-    env, private, markers = hostile_indexes(tmp_path)
-    root = make_repo("")
-    write_files(
-        root,
-        {
-            "environments/priv/environment.yaml": env_spec("priv", extra="pip: requirements.txt\n"),
-            "environments/priv/requirements.txt": "acme\n",
-            f"environments/priv/wheels/{private.name}": private.read_bytes(),
-            "environments/child/environment.yaml": SPEC.format(
-                name="child", base="environment: priv"
-            )
-            + "pip: requirements.txt\n",
-            "environments/child/requirements.txt": "acme\n",
-            "environments/grandchild/environment.yaml": SPEC.format(
-                name="grandchild", base="environment: child"
-            )
-            + "pip: requirements.txt\n",
-            "environments/grandchild/requirements.txt": "Acme==0.1.0\n",
-        },
-    )
-    result = run_envrepo("lock", "--all", cwd=root, env=env)
-    assert result.code == 0, result.err
-    digest = hashlib.sha256(private.read_bytes()).hexdigest()
-    owner = (root / "environments/priv/requirements.lock").read_text()
-    assert f"acme==0.1.0 \\\n    --hash=sha256:{digest}\n" in owner
-    # The children add nothing of their own: acme is the base's file, in the base's image.
-    for name in ("child", "grandchild"):
-        assert pins(root / f"environments/{name}/requirements.lock") == []
-    assert list(markers.iterdir()) == []
-    # Another version of a private name is the base-pin line, naming the owner.
-    (root / "environments/grandchild/requirements.txt").write_text("acme==9.0.0\n")
-    other = run_envrepo("lock", "grandchild", cwd=root, env=env)
-    assert other.code == 2
-    assert "base environment priv pinned acme==0.1.0" in other.err.splitlines()[0]
-
-
-def test_a_published_bases_private_name_is_never_asked_of_an_index(
-    make_repo: RepoMaker, tmp_path: Path
-) -> None:
-    env, private, markers = hostile_indexes(tmp_path)
-    digest = hashlib.sha256(private.read_bytes()).hexdigest()
-    packages = release_packages(alpha="1.0.0")
-    packages["pip"]["acme"] = {
-        "version": "0.1.0",
-        "purl": f"pkg:generic/acme@0.1.0?checksum=sha256:{digest}",
-        "hashes": [f"sha256:{digest}"],
-    }
-    index = tmp_path / "index"
-    publisher.apply(IndexFolder(index), [replace(release("priv", 1), packages=packages)], (), NOW)
-    root = make_repo("")
-    write_files(
-        root,
-        {
-            "environments/report/environment.yaml": (
-                "name: report\nbase:\n  published:\n    environment: priv@1\n"
-                f'    index: {index}\npython: "3.11"\npip: requirements.txt\n'
-            ),
-            "environments/report/requirements.txt": "acme\n",
-        },
-    )
-    result = run_envrepo("lock", "report", cwd=root, env=env)
-    assert result.code == 0, result.err
-    base_lock = (root / "environments/report/published-base.lock").read_text()
-    assert f"# private: acme==0.1.0 sha256:{digest}\n" in base_lock
-    assert pins(root / "environments/report/requirements.lock") == []
-    assert list(markers.iterdir()) == []
 
 
 @pytest.mark.parametrize("kind", ["mismatch", "corrupt"])
@@ -411,7 +313,6 @@ def test_private_wheel_never_resolves_to_the_same_name_on_pypi(
     )
     result = run_envrepo("lock", "app", cwd=root)
     assert result.code == 0, result.err
-    import hashlib
 
     text = (root / "environments/app/requirements.lock").read_text()
     assert pins(root / "environments/app/requirements.lock") == ["six==1.16.0"]
@@ -588,76 +489,6 @@ def test_lock_on_a_terminal_shows_progress_and_a_summary(
     assert code == 0, screen
     assert "locking" in screen
     assert "envrepo lock: 2 locks changed" in screen
-
-
-def test_a_package_published_only_as_source_is_said_at_lock_time_and_built_into_wheels(
-    make_repo: RepoMaker, tmp_path: Path
-) -> None:
-    files = tmp_path / "files"
-    url = make_index(
-        tmp_path / "simple",
-        [make_wheel(files, "alpha", "1.0.0")],
-        (
-            make_sdist(files, "legacy", "3.2"),
-            make_sdist(files, "native", "2.0", "cp311-cp311-linux_x86_64"),
-        ),
-    )
-    markers = tmp_path / "markers"
-    markers.mkdir()
-    env = {
-        "UV_DEFAULT_INDEX": url,
-        "UV_CACHE_DIR": str(tmp_path / "uv-cache"),
-        "ENVREPO_TEST_MARKERS": str(markers),
-    }
-    root = make_repo("")
-    write_files(
-        root,
-        {
-            "environments/dl/environment.yaml": env_spec("dl", extra="pip: requirements.txt\n"),
-            "environments/dl/requirements.txt": "legacy==3.2\nalpha==1.0.0\n",
-            "environments/cc/environment.yaml": env_spec("cc", extra="pip: requirements.txt\n"),
-            "environments/cc/requirements.txt": "native==2.0\n",
-        },
-    )
-    said = run_envrepo("lock", "dl", cwd=root, env=env)
-    assert said.code == 2, said.err
-    assert said.err.splitlines()[0] == (
-        "environments/dl/requirements.lock: legacy 3.2 is published only as source, and an "
-        "image installs wheels only; run envrepo lock dl --build-wheels to build its wheel "
-        "here into environments/dl/wheels/, or require a version with wheels"
-    )
-    assert not (root / "environments/dl/requirements.lock").exists()
-    # Locking never ran the package's build code on this machine.
-    assert list(markers.iterdir()) == []
-    built = run_envrepo("lock", "dl", "--build-wheels", cwd=root, env=env)
-    assert built.code == 0, built.err
-    wheel = root / "environments/dl/wheels/legacy-3.2-py3-none-any.whl"
-    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
-    lock = (root / "environments/dl/requirements.lock").read_text()
-    assert f"legacy==3.2 \\\n    --hash=sha256:{digest}\n" in lock
-    assert pins(root / "environments/dl/requirements.lock") == ["alpha==1.0.0", "legacy==3.2"]
-    # The wheels/ folder is taken by convention: the spec does not name it.
-    assert "wheels" not in (root / "environments/dl/environment.yaml").read_text()
-    assert run_envrepo("validate", "dl", cwd=root).out == ""
-    again = run_envrepo("lock", "dl", cwd=root, env=env)
-    assert again.code == 0 and "1 unchanged" in again.err, again.err
-    native = run_envrepo("lock", "cc", "--build-wheels", cwd=root, env=env)
-    assert native.code == 2
-    assert native.err.splitlines()[0] == (
-        "environments/cc/requirements.lock: native 2.0 builds here as "
-        "native-2.0-cp311-cp311-linux_x86_64.whl, which the image (python 3.11, linux/amd64) "
-        "cannot install: it is not pure Python; build it for the image's target and put it "
-        "into environments/cc/wheels/"
-    )
-    assert not (root / "environments/cc/wheels").exists()
-    # A lock that grows a source-only pin is looked at for the pins it adds.
-    (root / "environments/cc/requirements.txt").write_text("alpha==1.0.0\n")
-    assert run_envrepo("lock", "cc", cwd=root, env=env).code == 0
-    (root / "environments/cc/requirements.txt").write_text("alpha==1.0.0\nlegacy==3.2\n")
-    grown = run_envrepo("lock", "cc", cwd=root, env=env)
-    assert grown.code == 2
-    assert grown.err.startswith("environments/cc/requirements.lock: legacy 3.2 is published only")
-    assert pins(root / "environments/cc/requirements.lock") == ["alpha==1.0.0"]
 
 
 def test_a_wheel_dropped_into_wheels_is_locked_without_naming_the_folder(

@@ -22,7 +22,7 @@ from envrepo.build.checks import Installed
 from envrepo.build.layers import LAYER_FORMAT, Package, image_path, in_site
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.lock.locked import Locked, PipEntry
-from envrepo.lock.pip import tool_version, uv
+from envrepo.lock.pip import install_command, tool_version
 from envrepo.repo.digest import json_sha256
 from envrepo.repo.platforms import PLATFORMS
 from envrepo.repo.spec import ENV_PREFIX
@@ -94,31 +94,6 @@ def _rewrite_shebangs(folder: Path) -> None:
         if data.startswith(b"#!") and b"python" in data.split(b"\n", 1)[0]:
             rest = data.split(b"\n", 1)[1] if b"\n" in data else b""
             script.write_bytes(f"#!{ENV_PREFIX}/bin/python\n".encode() + rest)
-
-
-def install_command(target: Path, python: str, platform: str, lock: Path) -> list[str]:
-    """uv installing the entries of `lock` (hash-checked wheels, no resolution) into `target`
-    for an image's python and platform, never for this machine."""
-    return [
-        uv(),
-        "pip",
-        "install",
-        "--target",
-        str(target),
-        "--python-version",
-        python,
-        "--python-platform",
-        platform,
-        "--only-binary",
-        ":all:",
-        "--require-hashes",
-        "--no-deps",
-        "--quiet",
-        "--color",
-        "never",
-        "-r",
-        str(lock),
-    ]
 
 
 def stage(locked: Locked, context: Path, wanted: Sequence[Wanted]) -> Path:

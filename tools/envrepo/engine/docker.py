@@ -98,6 +98,13 @@ class Docker:
         """The IDs of the images tagged in `repository`."""
         return [str(found.id) for found in self.client.images.list(name=repository)]
 
+    def tagged(self, name: str, tag: str) -> str | None:
+        """A reference of the daemon's for `name:tag` under any registry host, if it has one."""
+        wanted = f"/{name}:{tag}"
+        for found in self.client.images.list(filters={"reference": f"*{wanted}"}):
+            return next((t for t in found.tags if t.endswith(wanted)), str(found.id))
+        return None
+
     def forget(self, image: str) -> None:
         """Remove `image` (and its layers no other image uses) when nothing else needs it."""
         with suppress(docker.errors.NotFound, docker.errors.APIError):

@@ -8,7 +8,7 @@ import os
 import subprocess
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -164,7 +164,7 @@ def _direct(spec: Spec) -> tuple[list[tuple[str, Requirement]], list[str]]:
     return direct, extra
 
 
-def _reason(stderr: str) -> str:
+def reason(stderr: str) -> str:
     lines = [line.strip(" ╰─▶×│") for line in stderr.splitlines()]
     text = " ".join(line for line in lines if line and not line.startswith("hint:"))
     return text.removeprefix("error: ").strip()
@@ -181,36 +181,92 @@ def _target_options(spec: Spec) -> list[str]:
     return [*options, "--universal"]
 
 
-_QUIET = ["--quiet", "--color", "never"]
+QUIET = ["--quiet", "--color", "never"]
 
 
-def _only_source(
-    spec: Spec, pins: list[str], sources: list[str], work: Path
-) -> list[sdists.Source]:
-    """The pins that have no wheel for the image, from the files uv lists for each."""
+def install_command(target: Path, python: str, platform: str, lock: Path) -> list[str]:
+    """uv installing the entries of `lock` (hash-checked wheels, no resolution) into `target`
+    for an image's python and platform, never for this machine."""
+    return [
+        uv(),
+        "pip",
+        "install",
+        "--target",
+        str(target),
+        "--python-version",
+        python,
+        "--python-platform",
+        platform,
+        "--only-binary",
+        ":all:",
+        "--require-hashes",
+        "--no-deps",
+        "--quiet",
+        "--color",
+        "never",
+        "-r",
+        str(lock),
+    ]
+
+
+def _files(spec: Spec, pins: Sequence[str], sources: list[str], work: Path) -> list[sdists.Source]:
+    """The pins that have no wheel for the image, with their sdists, from the files uv lists
+    for each. Pinned and without dependencies, uv needs no package's metadata for this."""
     listed = work / "pins.txt"
     listed.write_text("".join(f"{pin}\n" for pin in pins), encoding="utf-8")
     pylock = work / "pylock.toml"
     command = [uv(), "pip", "compile", str(listed), "--no-deps", "-o", str(pylock)]
-    done = subprocess.run(
-        [*command, *sources, *_QUIET], capture_output=True, text=True, check=False
-    )
+    done = subprocess.run([*command, *sources, *QUIET], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise EnvrepoError(
             Problem(
                 spec.display,
                 "",
-                f"the files of the locked versions cannot be listed: {_reason(done.stderr)}",
+                f"the files of the locked versions cannot be listed: {reason(done.stderr)}",
             )
         )
     return sdists.only_source(spec, pylock)
+
+
+# More rounds than any real chain of source-only dependencies: each round builds at least one.
+_BUILD_ROUNDS = 20
 
 
 def resolve(
     spec: Spec, item: LockInput, ancestors: Sequence[Spec], request: Request = Request()
 ) -> str:
     """The lock body: exact versions and sha256 hashes of every distribution the target can
-    install, less what the base environments already pinned."""
+    install, less what the base environments already pinned. Nothing is ever built here: a
+    pin that has only source is named, or with --build-wheels built in the base image into a
+    private wheel and resolved again, until every pin has a wheel."""
+    for _ in range(_BUILD_ROUNDS):
+        with tempfile.TemporaryDirectory(prefix="envrepo-lock-") as scratch:
+            work = Path(scratch)
+            body, sources, options = _resolve_once(spec, item, ancestors, request, work)
+            if not sources:
+                return body
+            if not request.build_wheels:
+                raise sdists.remedy(spec, sources, item.lock_display(spec))
+            from envrepo.lock import sdist_build
+
+            sdist_build.build_wheels(
+                spec, ancestors, sources, options, request.registry, work, item.lock_display(spec)
+            )
+    raise EnvrepoError(
+        Problem(
+            item.lock_display(spec),
+            "",
+            f"more than {_BUILD_ROUNDS} rounds of source-only packages were built and more "
+            "remain; build their wheels into the environment's wheels folder",
+        )
+    )
+
+
+def _resolve_once(
+    spec: Spec, item: LockInput, ancestors: Sequence[Spec], request: Request, work: Path
+) -> tuple[str, list[sdists.Source], list[str]]:
+    """(the lock body, the pins with only source, the options that find files for the
+    target) of one resolution that builds nothing."""
     direct, extra = _direct(spec)
     wheels = _private_wheels(spec)
     # The base environments' private names resolve to exactly their files, from the same
@@ -220,89 +276,72 @@ def resolve(
     _conflicts(spec, direct, pins)
     published_private = _published_private(spec)
     extra += [wheel.requirement for wheel in wheels]
-    with tempfile.TemporaryDirectory(prefix="envrepo-lock-") as scratch:
-        work = Path(scratch)
-        command = [uv(), "pip", "compile"]
-        if spec.pip is not None:
-            command.append(Path(spec.pip).as_posix())
-        if extra:
-            command.append("-")
-        constraints = work / "base-pins.txt"
-        constraints.write_text("".join(f"{p.name}=={p.version}\n" for p in pins.values()))
-        output = work / "requirements.lock"
-        before = ""
-        if item.lock.is_file():
-            kept = read_inside(item.lock, spec.folder, item.lock_display(spec))
-            before = split(kept.decode("utf-8", errors="replace"))[1]
-        if before and not request.upgrade_all:
-            # uv prefers the versions in an existing output file: locking again keeps pins.
-            output.write_text(before)
-        sources = _target_options(spec)
-        if not request.build_wheels:
-            # Resolving never runs a package's code on this machine: what has only source is
-            # named with the --build-wheels line below.
-            sources.append("--no-build")
-        stand_ins = [
-            wheelfile.placeholder(name, version, work / "published-private")
-            for name, version in published_private
-        ]
-        if wheels or inherited or stand_ins:
-            url = wheelfile.write_index([*wheels, *inherited, *stand_ins], work / "private")
-            sources += ["--index", f"private-wheels={url}", "--index-strategy", "first-index"]
-        command += [
-            "-c",
-            str(constraints),
-            "-o",
-            str(output),
-            *sources,
-            "--generate-hashes",
-            "--no-header",
-            *_QUIET,
-        ]
-        for package in request.upgrade:
-            command += ["--upgrade-package", package]
-        done = subprocess.run(
-            command,
-            cwd=spec.folder,
-            input="".join(f"{line}\n" for line in extra),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        unbuilt = sdists.refused(done.stderr) if done.returncode != 0 else []
-        if unbuilt:
-            raise sdists.remedy(spec, unbuilt, item.lock_display(spec))
-        if done.returncode != 0:
-            raise EnvrepoError(
-                Problem(
-                    item.lock_display(spec),
-                    "",
-                    (
-                        f"{spec.name} cannot be locked for python {spec.python} on "
-                        f"{', '.join(spec.platforms)}: {_reason(done.stderr)}; fix the requirement"
-                    ),
-                )
+    command = [uv(), "pip", "compile"]
+    if spec.pip is not None:
+        command.append(Path(spec.pip).as_posix())
+    if extra:
+        command.append("-")
+    constraints = work / "base-pins.txt"
+    constraints.write_text("".join(f"{p.name}=={p.version}\n" for p in pins.values()))
+    output = work / "requirements.lock"
+    before = ""
+    if item.lock.is_file():
+        kept = read_inside(item.lock, spec.folder, item.lock_display(spec))
+        before = split(kept.decode("utf-8", errors="replace"))[1]
+    if before and not request.upgrade_all:
+        # uv prefers the versions in an existing output file: locking again keeps pins.
+        output.write_text(before)
+    sources = _target_options(spec)
+    stand_ins = [
+        wheelfile.placeholder(name, version, work / "published-private")
+        for name, version in published_private
+    ]
+    if wheels or inherited or stand_ins:
+        url = wheelfile.write_index([*wheels, *inherited, *stand_ins], work / "private")
+        sources += ["--index", f"private-wheels={url}", "--index-strategy", "first-index"]
+    command += ["-c", str(constraints), "-o", str(output), *sources]
+    # Resolving never runs a package's code on this machine.
+    command += ["--no-build", "--generate-hashes", "--no-header", *QUIET]
+    for package in request.upgrade:
+        command += ["--upgrade-package", package]
+    done = subprocess.run(
+        command,
+        cwd=spec.folder,
+        input="".join(f"{line}\n" for line in extra),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        refused = sdists.refused(done.stderr)
+        if refused:
+            pinned = [f"{s.name}=={s.version}" for s in refused]
+            return "", _files(spec, pinned, sources, work) or refused, sources
+        raise EnvrepoError(
+            Problem(
+                item.lock_display(spec),
+                "",
+                (
+                    f"{spec.name} cannot be locked for python {spec.python} on "
+                    f"{', '.join(spec.platforms)}: {reason(done.stderr)}; fix the requirement"
+                ),
             )
-        body = output.read_text(encoding="utf-8")
-        # Only the pins this lock adds: the others were looked at when they were locked (the
-        # base's in the base's lock).
-        known = {first for first, _ in entries(before)}
-        added = [
-            first
-            for first, _ in entries(body)
-            if first not in known and requirements.canonical(Requirement(first).name) not in pins
-        ]
-        source_only = _only_source(spec, added, sources, work) if added else []
-        if source_only and request.build_wheels:
-            sdists.build_wheels(spec, source_only, uv(), work, item.lock_display(spec))
-    if source_only and request.build_wheels:
-        # Once more, with the new wheels among the private ones (and no second build).
-        return resolve(spec, item, ancestors, replace(request, build_wheels=False))
+        )
+    body = output.read_text(encoding="utf-8")
+    # Only the pins this lock adds: the others were looked at when they were locked (the
+    # base's in the base's lock).
+    known = {first for first, _ in entries(before)}
+    added = [
+        first
+        for first, _ in entries(body)
+        if first not in known and requirements.canonical(Requirement(first).name) not in pins
+    ]
+    source_only = _files(spec, added, sources, work) if added else []
     if source_only:
-        raise sdists.remedy(spec, source_only, item.lock_display(spec))
+        return "", source_only, sources
     own = [
         text
         for first, text in entries(body)
         if requirements.canonical(Requirement(first).name) not in pins
     ]
-    return "".join(own).replace(str(constraints), "base environments' pins")
+    return "".join(own).replace(str(constraints), "base environments' pins"), [], sources

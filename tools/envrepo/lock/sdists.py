@@ -1,18 +1,12 @@
 """Packages published only as source: an image installs wheels only (no compiler, no index in
-the build), so a resolution that needs an sdist is found at lock time, from the files uv's
-pylock.toml lists for each pin, and the wheel is built on the host for the image's target
-into the environment's private wheels where that can be done (a pure-Python package, or one
-whose wheel here fits the target)."""
+the build), so a resolution that needs an sdist is found at lock time, from uv's refusal to
+build or from the files uv's pylock.toml lists for each pin, and named with the line that
+builds its wheel (lock --build-wheels, in the base image: see sdist_build)."""
 
 from __future__ import annotations
 
-import hashlib
-import os
 import re
-import shutil
-import subprocess
 import tomllib
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,13 +32,17 @@ class Source:
     sha256: str
 
 
-def target_tags(spec: Spec) -> set[Tag]:
-    """The wheel tags the image's python and platform install."""
+def target_tags(spec: Spec, built_in_image: bool = False) -> set[Tag]:
+    """The wheel tags the image's python and platform install; with `built_in_image`, also
+    the plain linux_<arch> tag a wheel built in the image itself gets (it was linked against
+    that image's own libraries, and uv installs it for the target)."""
     platform = PLATFORMS[spec.platforms[0]].pip_tag  # such as x86_64-manylinux_2_28
     arch, _, policy = platform.partition("-")
     newest = int(policy.rsplit("_", 1)[-1]) if policy.startswith("manylinux_2_") else 17
     platforms = [f"manylinux_2_{minor}_{arch}" for minor in range(newest, 4, -1)]
     platforms += [f"{alias}_{arch}" for alias, minor in _LEGACY.items() if minor <= newest]
+    if built_in_image:
+        platforms.append(f"linux_{arch}")
     version = tuple(int(part) for part in spec.python.split(".")[:2])
     return set(cpython_tags(version, platforms=platforms)) | set(
         compatible_tags(version, platforms=platforms)
@@ -89,75 +87,8 @@ def remedy(spec: Spec, sources: Sequence[Source], shown: str) -> EnvrepoError:
             (
                 f"{names} {'is' if len(sources) == 1 else 'are'} published only as source, and an "
                 f"image installs wheels only; run envrepo lock {spec.name} --build-wheels to "
-                f"build {'its wheel' if len(sources) == 1 else 'their wheels'} here into "
+                f"build {'its wheel' if len(sources) == 1 else 'their wheels'} in its base image into "
                 f"{spec.display}/{spec.wheels or WHEELS_DIR}/, or require a version with wheels"
             ),
         )
     )
-
-
-def build_wheels(
-    spec: Spec, sources: Sequence[Source], uv: str, work: Path, shown: str
-) -> list[Path]:
-    """Each source's wheel, built on the host from its hash-checked sdist, into the
-    environment's wheels folder; an error naming the package when it does not fit the image."""
-    tags = target_tags(spec)
-    folder = spec.folder / (spec.wheels or WHEELS_DIR)
-    made = []
-    for source in sources:
-        sdist = work / source.url.rsplit("/", 1)[-1]
-        try:
-            with (
-                urllib.request.urlopen(source.url, timeout=300) as response,
-                sdist.open("wb") as out,
-            ):
-                shutil.copyfileobj(response, out)
-        except OSError as error:
-            why = getattr(error, "reason", None) or error
-            raise EnvrepoError(
-                Problem(shown, "", f"{sdist.name} cannot be downloaded ({why}); lock again")
-            ) from None
-        if hashlib.sha256(sdist.read_bytes()).hexdigest() != source.sha256:
-            raise EnvrepoError(
-                Problem(shown, "", f"{sdist.name} does not match the sha256 its index gives")
-            )
-        out_dir = work / f"built-{source.name}"
-        done = subprocess.run(
-            [uv, "build", "--wheel", "--out-dir", str(out_dir), "--quiet", str(sdist)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        wheels = sorted(out_dir.glob("*.whl")) if done.returncode == 0 else []
-        if not wheels:
-            why = " ".join(done.stderr.split())[-300:] or "no wheel came out"
-            raise EnvrepoError(
-                Problem(
-                    shown,
-                    "",
-                    f"{source.name} {source.version} cannot be built into a wheel here ({why}); "
-                    f"build it for the image's target and put it into {spec.display}/"
-                    f"{spec.wheels or WHEELS_DIR}/",
-                )
-            )
-        wheel = wheels[0]
-        if not fits(wheel.name, tags):
-            raise EnvrepoError(
-                Problem(
-                    shown,
-                    "",
-                    f"{source.name} {source.version} builds here as {wheel.name}, which the "
-                    f"image (python {spec.python}, {spec.platforms[0]}) cannot install: it "
-                    "is not pure Python; build it for the image's target and put it into "
-                    f"{spec.display}/{spec.wheels or WHEELS_DIR}/",
-                )
-            )
-        folder.mkdir(exist_ok=True)
-        partial = folder / f".{wheel.name}.{os.getpid()}.part"
-        try:
-            shutil.copyfile(wheel, partial)
-            partial.replace(folder / wheel.name)
-        finally:
-            partial.unlink(missing_ok=True)
-        made.append(folder / wheel.name)
-    return made

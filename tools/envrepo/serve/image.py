@@ -19,9 +19,9 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from envrepo.build.checks import listing, probe_python
-from envrepo.build.stage import install_command, uv_error
+from envrepo.build.stage import uv_error
 from envrepo.errors import EnvrepoError, Problem
-from envrepo.lock.pip import entries, uv
+from envrepo.lock.pip import entries, install_command, uv
 from envrepo.repo.digest import json_sha256
 from envrepo.repo.files import cache_dir, write_text
 from envrepo.repo.paths import confined_tree
