@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,7 +48,9 @@ class Certificate:
     key: Path
 
     @classmethod
-    def make(cls, folder: Path, name: str) -> Certificate:
+    def make(cls, folder: Path, name: str, issuer: Certificate | None = None) -> Certificate:
+        """Signed by itself, or with `issuer` a server's certificate that `issuer` signed
+        (what a client such as uv, which refuses a CA as a server's certificate, trusts)."""
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes, serialization
         from cryptography.hazmat.primitives.asymmetric import rsa
@@ -57,18 +60,29 @@ class Certificate:
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
         now = datetime.datetime.now(datetime.UTC)
         names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-        cert = (
+        signer: Any = key
+        issued_by = subject
+        if issuer is not None:
+            signer = serialization.load_pem_private_key(issuer.key.read_bytes(), None)
+            issued_by = x509.load_pem_x509_certificate(issuer.cert.read_bytes()).subject
+        builder = (
             x509.CertificateBuilder()
             .subject_name(subject)
-            .issuer_name(subject)
+            .issuer_name(issued_by)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(hours=1))
             .not_valid_after(now + datetime.timedelta(days=2))
             .add_extension(x509.SubjectAlternativeName(names), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256())
+            .add_extension(
+                x509.BasicConstraints(ca=issuer is None, path_length=None), critical=True
+            )
         )
+        if issuer is not None:
+            builder = builder.add_extension(
+                x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+            )
+        cert = builder.sign(signer, hashes.SHA256())
         made = cls(folder / f"{name}.crt", folder / f"{name}.key")
         made.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         made.key.write_bytes(
@@ -174,10 +188,13 @@ class _Server(http.server.ThreadingHTTPServer):
 
 @contextmanager
 def serving(
-    handler: type[http.server.BaseHTTPRequestHandler], tls: Certificate | None
+    handler: type[http.server.BaseHTTPRequestHandler],
+    tls: Certificate | None,
+    address: str = "127.0.0.1",
 ) -> Iterator[str]:
-    """`handler` on a free loopback port (over TLS with `tls`) in a thread; its host:port."""
-    server = _Server(("127.0.0.1", 0), handler)
+    """`handler` on a free port of a loopback `address` (over TLS with `tls`) in a thread;
+    its host:port."""
+    server = _Server((address, 0), handler)
     if tls is not None:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(tls.cert, tls.key)
@@ -185,7 +202,7 @@ def serving(
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"127.0.0.1:{server.server_address[1]}"
+        yield f"{address}:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()

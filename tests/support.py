@@ -262,13 +262,15 @@ def make_wheel(
     version: str,
     requires: tuple[str, ...] = (),
     metadata_name: str | None = None,
+    module_text: str = "",
 ) -> Path:
-    """A pure-Python wheel holding one module `name` that knows its version."""
+    """A pure-Python wheel holding one module `name` that knows its version (and holds
+    `module_text`)."""
     folder.mkdir(parents=True, exist_ok=True)
     module = name.replace("-", "_")
     dist_info = f"{module}-{version}.dist-info"
     files = {
-        f"{module}/__init__.py": f'__version__ = "{version}"\n'.encode(),
+        f"{module}/__init__.py": f'__version__ = "{version}"\n{module_text}'.encode(),
         f"{dist_info}/METADATA": (
             "Metadata-Version: 2.1\n"
             f"Name: {metadata_name or name}\n"

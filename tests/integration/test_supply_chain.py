@@ -7,6 +7,7 @@ image with the network off."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.server
 import io
@@ -26,7 +27,9 @@ from registries import Certificate, serving
 from support import (
     CHILD,
     NOW,
+    Built,
     RepoMaker,
+    commit,
     make_sdist,
     make_wheel,
     release,
@@ -74,8 +77,9 @@ def package_index(
     files: list[Path],
     tls: Certificate | None = None,
     authorization: str | None = None,
+    address: str = "127.0.0.1",
 ) -> Iterator[PackageIndex]:
-    """`files` as a package index on loopback (over TLS with `tls`, asking for
+    """`files` as a package index on a loopback `address` (over TLS with `tls`, asking for
     `authorization` when given)."""
     _page(root, files)
     index = PackageIndex(root)
@@ -97,7 +101,7 @@ def package_index(
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    with serving(Handler, tls) as host:
+    with serving(Handler, tls, address) as host:
         index.url = f"{'https' if tls else 'http'}://{host}/simple"
         yield index
 
@@ -341,3 +345,127 @@ def test_a_source_only_dependency_is_refused_then_built_in_the_base_image_offlin
         ), line
         assert "gcc" in line and "a native package needs a compiler there" in line, line
         assert not (scratch / "environments/ext/wheels").exists()
+
+
+def _flavoured(root: Path, spec: str, flavour: str) -> dict[str, str]:
+    return {
+        f"environments/{flavour}/environment.yaml": spec,
+        f"environments/{flavour}/requirements.txt": "torchy==2.0.0\n",
+        f"environments/{flavour}/tests/test_flavour.py": (
+            f"import torchy\nassert torchy.FLAVOUR == {flavour!r}, torchy.FLAVOUR\n"
+        ),
+    }
+
+
+def test_one_package_from_two_indexes_one_per_environment_and_credentials_reach_one_host(
+    built: Built, scratch: Path, tmp_path: Path
+) -> None:
+    authority = Certificate.make(tmp_path, "authority")
+    cert = Certificate.make(tmp_path, "index", authority)
+    files = tmp_path / "files"
+    cpu_wheel = make_wheel(
+        files / "cpu", "torchy", "2.0.0", ("alpha",), module_text='FLAVOUR = "cpu"\n'
+    )
+    cuda_wheel = make_wheel(
+        files / "cuda", "torchy", "2.0.0", ("alpha",), module_text='FLAVOUR = "cuda"\n'
+    )
+    public = [make_wheel(files / "public", "alpha", "1.0.0"), cpu_wheel]
+    password = "s3cret-only-for-the-cpu-index"
+    basic = "Basic " + base64.b64encode(f"team:{password}".encode()).decode()
+    with (
+        package_index(tmp_path / "cpu", [cpu_wheel], cert, basic) as cpu,
+        package_index(tmp_path / "cuda", [cuda_wheel], address="127.0.0.2") as cuda,
+        package_index(tmp_path / "default", public, address="127.0.0.2") as default,
+    ):
+        write_files(
+            scratch,
+            {
+                **_flavoured(
+                    scratch,
+                    CHILD.format(name="cpu")
+                    + "pip: requirements.txt\n"
+                    + f"indexes:\n  - name: cpu\n    url: {cpu.url}\n    explicit: true\n"
+                    + "    packages: [torchy]\n",
+                    "cpu",
+                ),
+                **_flavoured(
+                    scratch,
+                    CHILD.format(name="cuda")
+                    + "pip: requirements.txt\n"
+                    + f"indexes:\n  - name: cuda\n    url: {cuda.url}\n    packages: [torchy]\n",
+                    "cuda",
+                ),
+            },
+        )
+        env = {
+            "UV_DEFAULT_INDEX": default.url,
+            "UV_CACHE_DIR": str(tmp_path / "uv-cache"),
+            "SSL_CERT_FILE": str(authority.cert),
+            "UV_INDEX_CPU_USERNAME": "team",
+            "UV_INDEX_CPU_PASSWORD": password,
+        }
+        locked = run_envrepo("lock", "cpu", "cuda", cwd=scratch, env=env)
+        assert locked.code == 0, locked.err
+        locks = {
+            flavour: (scratch / f"environments/{flavour}/requirements.lock").read_text()
+            for flavour in ("cpu", "cuda")
+        }
+        for flavour, wheel in (("cpu", cpu_wheel), ("cuda", cuda_wheel)):
+            digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+            assert (
+                f"torchy==2.0.0 \\\n    --hash=sha256:{digest}\n    # via -r requirements.txt\n"
+                f"    # from index {flavour}\n"
+            ) in locks[flavour], locks[flavour]
+            assert pins(scratch / f"environments/{flavour}/requirements.lock") == [
+                "alpha==1.0.0",
+                "torchy==2.0.0",
+            ]
+        # The default index is the user's: its URL is nowhere in the repository.
+        assert "127.0.0.2" not in locks["cpu"] and default.url not in locks["cuda"]
+        # The explicit index was asked for its package alone.
+        assert cpu.names() == {"torchy"}
+        commit(scratch, "two flavours")
+        result = run_envrepo(
+            "build",
+            "cpu",
+            "cuda",
+            "--push",
+            "--registry",
+            built.registry.host,
+            cwd=scratch,
+            env=env,
+        )
+        assert result.code == 0, result.err[-3000:]
+        assert result.err.count("test test_flavour.py: passed") == 2, result.err[-3000:]
+
+        # ~/.netrc is per host: the same credentials from there reach the cpu index alone.
+        (scratch / "environments/cpu/requirements.lock").unlink()
+        netrc = tmp_path / "netrc"
+        netrc.write_text(f"machine 127.0.0.1 login team password {password}\n")
+        netrc.chmod(0o600)
+        # A fresh cache each time: what uv fetched with credentials before says nothing.
+        by_host = {k: v for k, v in env.items() if not k.startswith("UV_INDEX_CPU_")}
+        by_host["UV_CACHE_DIR"] = str(tmp_path / "netrc-cache")
+        again = run_envrepo("lock", "cpu", cwd=scratch, env={**by_host, "NETRC": str(netrc)})
+        assert again.code == 0, again.err
+        assert (scratch / "environments/cpu/requirements.lock").read_text() == locks["cpu"]
+        # Without credentials, the index's refusal is one line.
+        (scratch / "environments/cpu/requirements.lock").unlink()
+        by_host["UV_CACHE_DIR"] = str(tmp_path / "bare-cache")
+        refused = run_envrepo("lock", "cpu", cwd=scratch, env=by_host)
+        assert refused.code == 2
+        assert refused.err.splitlines()[0].startswith(
+            "environments/cpu/requirements.lock: cpu cannot be locked"
+        ), refused.err
+    # lock --check reads files alone: it holds with every index gone.
+    assert run_envrepo("lock", "--check", "cuda", cwd=scratch).code == 0
+    assert any(given == basic for _, given in cpu.asked)
+    assert all(given is None for _, given in cuda.asked + default.asked)
+    outputs = locked.out + locked.err + result.out + result.err + again.err + refused.err
+    assert password not in outputs
+    leaked = [
+        str(path)
+        for path in [*scratch.rglob("*"), *Path.home().rglob("*")]
+        if path.is_file() and password.encode() in path.read_bytes() and path != netrc
+    ]
+    assert leaked == []

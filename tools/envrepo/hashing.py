@@ -18,7 +18,7 @@ from envrepo.inputs import sources
 from envrepo.repo import graph
 from envrepo.repo.config import SPEC_FILE
 from envrepo.repo.digest import file_sha256, json_sha256
-from envrepo.repo.spec import TESTS_DIR, Catalog, Spec, get
+from envrepo.repo.spec import TESTS_DIR, Catalog, Spec, get, indexes_document
 
 # 2: per-package layers, roots without .deb files; 3: packages' bytecode; 4: an image's
 # created time and labels depend only on its hash
@@ -76,6 +76,8 @@ def normalized(spec: Spec) -> dict[str, Any]:
         "user_managed": spec.user_managed,
         "interpreter": spec.interpreter,
         "platforms": sorted(set(spec.platforms)),
+        # Where packages come from (the URLs), never how to log in there.
+        "indexes": indexes_document(spec) or None,
     }
     return {key: value for key, value in document.items() if value is not None}
 

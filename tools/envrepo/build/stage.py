@@ -98,34 +98,50 @@ def _rewrite_shebangs(folder: Path) -> None:
 
 def stage(locked: Locked, context: Path, wanted: Sequence[Wanted]) -> Path:
     """Install the `wanted` entries of the pip lock into a folder under `context` (uv's
-    --target layout: packages, bin/, share/)."""
+    --target layout: packages, bin/, share/). Each entry is fetched from the index its lock
+    names (one of the spec's, by name, so that its credentials go there alone), the others
+    from the default index."""
     spec = locked.spec
-    subset = context / "wanted.lock"
-    subset.write_text("".join(package.entry.text for package in wanted), encoding="utf-8")
     target = context / "target"
-    command = install_command(target, spec.python, PLATFORMS[spec.platforms[0]].pip_tag, subset)
-    if spec.wheels_folder is not None:
-        command += ["--find-links", str(spec.folder / spec.wheels_folder)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        source_only = _SOURCE_ONLY.search(done.stderr)
-        remedy = (
-            f"{source_only.group(1)} is published only as source: run envrepo lock {spec.name} "
-            "--build-wheels to build its wheel into the environment's wheels/"
-            if source_only
-            else f"run envrepo lock {spec.name} if the lock is out of date"
-        )
-        raise EnvrepoError(
-            Problem(
-                locked.pip_lock or spec.spec_display,
-                "",
-                f"the locked files cannot be installed: {uv_error(done.stderr)}; {remedy}",
-            )
-        )
+    by_index: dict[str | None, list[Wanted]] = {}
+    for package in wanted:
+        by_index.setdefault(package.entry.index, []).append(package)
+    for index, group in by_index.items():
+        subset = context / f"wanted-{index or 'default'}.lock"
+        subset.write_text("".join(package.entry.text for package in group), encoding="utf-8")
+        platform = PLATFORMS[spec.platforms[0]].pip_tag
+        command = install_command(target, spec.python, platform, subset)
+        if spec.wheels_folder is not None:
+            command += ["--find-links", str(spec.folder / spec.wheels_folder)]
+        url = next((i.url for i in spec.indexes if i.name == index), None)
+        if url is not None:
+            command += ["--default-index", f"{index}={url}"]
+        _install(locked, command)
     if (target / "bin").is_dir():
         _rewrite_shebangs(target / "bin")
     _forget_uv_cache_info(target)
     return target
+
+
+def _install(locked: Locked, command: list[str]) -> None:
+    spec = locked.spec
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode == 0:
+        return
+    source_only = _SOURCE_ONLY.search(done.stderr)
+    remedy = (
+        f"{source_only.group(1)} is published only as source: run envrepo lock {spec.name} "
+        "--build-wheels to build its wheel into the environment's wheels/"
+        if source_only
+        else f"run envrepo lock {spec.name} if the lock is out of date"
+    )
+    raise EnvrepoError(
+        Problem(
+            locked.pip_lock or spec.spec_display,
+            "",
+            f"the locked files cannot be installed: {uv_error(done.stderr)}; {remedy}",
+        )
+    )
 
 
 def _forget_uv_cache_info(target: Path) -> None:

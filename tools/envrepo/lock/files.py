@@ -19,7 +19,7 @@ from envrepo.errors import EnvrepoError, Problem
 from envrepo.inputs.sources import LockInput, has_conda_pip, lock_inputs, wheel_files
 from envrepo.repo.digest import canonical_bytes, file_sha256, json_sha256
 from envrepo.repo.paths import confinement, read_inside
-from envrepo.repo.spec import Spec
+from envrepo.repo.spec import Spec, indexes_document
 
 FORMAT = "2"  # 2: the header records the body's digest
 _HEADER_KEYS = ("envrepo-lock-format", "input-digest", "body-digest", "target", "tools")
@@ -52,11 +52,14 @@ def input_files(spec: Spec, item: LockInput, parsed: Parsed | None = None) -> Se
 
 
 def target(spec: Spec) -> dict[str, object]:
-    return {
+    found: dict[str, object] = {
         "python": spec.python,
         "platforms": sorted(spec.platforms),
         "exclude_newer": spec.exclude_newer,
     }
+    if spec.indexes:
+        found["indexes"] = indexes_document(spec)
+    return found
 
 
 def target_line(spec: Spec) -> str:

@@ -17,7 +17,7 @@ from envrepo.hashing import SpecHash
 from envrepo.inputs import requirements
 from envrepo.inputs.sources import lock_inputs
 from envrepo.lock.files import split
-from envrepo.lock.pip import entries
+from envrepo.lock.pip import FROM_INDEX, entries
 from envrepo.repo.paths import read_inside
 from envrepo.repo.platforms import PLATFORMS
 from envrepo.repo.spec import Spec
@@ -27,13 +27,15 @@ _HASH = re.compile(r"--hash=(\S+)")
 
 @dataclass(frozen=True)
 class PipEntry:
-    """One distribution of the pip lock: its exact pin, sorted hashes, and the entry as the
-    lock writes it (what the installer is given)."""
+    """One distribution of the pip lock: its exact pin, sorted hashes, the entry as the
+    lock writes it (what the installer is given), and the spec's index it came from (None:
+    the default index, or the private wheels)."""
 
     name: str
     version: str
     hashes: tuple[str, ...]
     text: str
+    index: str | None = None
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,20 @@ def _pip_entries(spec: Spec, body: str, shown: str) -> tuple[PipEntry, ...]:
             continue
         version = str(next(iter(requirement.specifier)).version)
         hashes = tuple(sorted(_HASH.findall(text)))
-        found.append(PipEntry(requirement.name, version, hashes, text))
+        index = next(
+            (x.removeprefix(FROM_INDEX) for x in text.splitlines() if x.startswith(FROM_INDEX)),
+            None,
+        )
+        if index is not None and all(i.name != index for i in spec.indexes):
+            raise EnvrepoError(
+                Problem(
+                    shown,
+                    requirement.name,
+                    f"comes from index {index}, which {spec.spec_display} does not name; "
+                    f"run envrepo lock {spec.name}",
+                )
+            )
+        found.append(PipEntry(requirement.name, version, hashes, text, index))
     return tuple(found)
 
 

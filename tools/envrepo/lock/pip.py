@@ -4,6 +4,7 @@ of the environments it is built on."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import tempfile
@@ -228,6 +229,82 @@ def _files(spec: Spec, pins: Sequence[str], sources: list[str], work: Path) -> l
     return sdists.only_source(spec, pylock)
 
 
+# The project uv is given beside the requirements when the spec names indexes: uv pins a
+# package to an index (and keeps an explicit index to its packages) for a project only.
+_INDEX_PROJECT = "envrepo-index-pins"
+FROM_INDEX = "    # from index "
+
+
+def _index_project(spec: Spec, direct: Sequence[tuple[str, Requirement]], work: Path) -> Path:
+    """A pyproject.toml declaring the spec's indexes, and each pinned package as a
+    dependency (with no version: the requirements give it) whose source is its index."""
+    named = {requirements.canonical(r.name) for _, r in direct}
+    pinned: dict[str, str] = {}
+    for number, index in enumerate(spec.indexes):
+        for package in index.packages:
+            if requirements.canonical(package) not in named:
+                raise EnvrepoError(
+                    Problem(
+                        spec.spec_display,
+                        f"indexes[{number}].packages",
+                        f"{package} is not a requirement of {spec.name}, and an index serves "
+                        "the packages an environment names itself; add it to the "
+                        "requirements, or drop it here",
+                    )
+                )
+            pinned[package] = index.name
+    lines = [
+        "[project]",
+        f'name = "{_INDEX_PROJECT}"',
+        'version = "0"',
+        f"dependencies = {json.dumps(sorted(pinned))}",
+    ]
+    for index in spec.indexes:
+        lines += [
+            "[[tool.uv.index]]",
+            f"name = {json.dumps(index.name)}",
+            f"url = {json.dumps(index.url)}",
+            f"explicit = {'true' if index.explicit else 'false'}",
+        ]
+    lines.append("[tool.uv.sources]")
+    lines += [f"{json.dumps(name)} = {{ index = {json.dumps(i)} }}" for name, i in pinned.items()]
+    project = work / "indexes" / "pyproject.toml"
+    project.parent.mkdir()
+    project.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return project
+
+
+def _sources_noted(body: str, spec: Spec) -> str:
+    """The lock body with each pin from one of the spec's indexes noted by the index's name,
+    and nothing else of uv's index annotations: the URLs of a user's own indexes (a mirror,
+    a PyPI proxy, the private wheels' scratch folder) do not belong in the repository."""
+    names = {index.url.rstrip("/"): index.name for index in spec.indexes}
+    kept: list[str] = []
+    for line in body.splitlines(keepends=True):
+        text = line.strip()
+        if text.startswith("# from "):
+            name = names.get(text.removeprefix("# from ").rstrip("/"))
+            if name is not None:
+                kept.append(f"{FROM_INDEX}{name}\n")
+            continue
+        if f"{_INDEX_PROJECT} (" in text:
+            continue
+        kept.append(line)
+    # A "# via" block left with one line reads as uv writes a single one.
+    merged: list[str] = []
+    number = 0
+    while number < len(kept):
+        line, follows = kept[number], [*kept[number + 1 : number + 3], ""]
+        listed = [x.startswith("    #   ") for x in follows]
+        if line.strip() == "# via" and listed[0] and not listed[1]:
+            merged.append(f"    # via {follows[0].strip().removeprefix('#').strip()}\n")
+            number += 2
+            continue
+        merged.append(line)
+        number += 1
+    return "".join(merged)
+
+
 # More rounds than any real chain of source-only dependencies: each round builds at least one.
 _BUILD_ROUNDS = 20
 
@@ -281,6 +358,8 @@ def _resolve_once(
         command.append(Path(spec.pip).as_posix())
     if extra:
         command.append("-")
+    if spec.indexes:
+        command += [str(_index_project(spec, direct, work)), "--emit-index-annotation"]
     constraints = work / "base-pins.txt"
     constraints.write_text("".join(f"{p.name}=={p.version}\n" for p in pins.values()))
     output = work / "requirements.lock"
@@ -316,7 +395,8 @@ def _resolve_once(
         refused = sdists.refused(done.stderr)
         if refused:
             pinned = [f"{s.name}=={s.version}" for s in refused]
-            return "", _files(spec, pinned, sources, work) or refused, sources
+            lookup = [*sources, *(f"--index={i.name}={i.url}" for i in spec.indexes)]
+            return "", _files(spec, pinned, lookup, work) or refused, sources
         raise EnvrepoError(
             Problem(
                 item.lock_display(spec),
@@ -327,7 +407,7 @@ def _resolve_once(
                 ),
             )
         )
-    body = output.read_text(encoding="utf-8")
+    body = _sources_noted(output.read_text(encoding="utf-8"), spec)
     # Only the pins this lock adds: the others were looked at when they were locked (the
     # base's in the base's lock).
     known = {first for first, _ in entries(before)}

@@ -49,6 +49,21 @@ class Base:
 
 
 @dataclass(frozen=True)
+class PackageIndex:
+    """A package index the spec names: uv's named index, explicit when it serves only the
+    packages pinned to it."""
+
+    name: str
+    url: str
+    explicit: bool = False
+    packages: tuple[str, ...] = ()
+
+
+# The index name envrepo gives the private wheels while it resolves.
+PRIVATE_INDEX = "private-wheels"
+
+
+@dataclass(frozen=True)
 class Spec:
     name: str
     folder: Path
@@ -67,6 +82,7 @@ class Spec:
     platforms: tuple[str, ...] = ("linux/amd64",)
     labels: Mapping[str, str] = field(default_factory=dict)
     exclude_newer: str | None = None
+    indexes: tuple[PackageIndex, ...] = ()
     test_timeout: int = DEFAULT_TEST_TIMEOUT
     document: Mapping[str, Any] = field(default_factory=dict)
 
@@ -91,6 +107,14 @@ class Spec:
         if self.base.kind == "dockerfile":
             named["base.dockerfile"] = self.base.value
         return {key: value for key, value in named.items() if value is not None}
+
+
+def indexes_document(spec: Spec) -> list[dict[str, object]]:
+    """The spec's indexes as hashes and locks see them: where packages come from."""
+    return [
+        {"name": i.name, "url": i.url, "explicit": i.explicit, "packages": sorted(i.packages)}
+        for i in spec.indexes
+    ]
 
 
 def python_agrees(found: str, wanted: str) -> bool:
@@ -147,6 +171,47 @@ def _base(document: Mapping[str, Any], repo: Repository, display: str) -> Base:
     return Base(kind, value)
 
 
+def _indexes(document: Mapping[str, Any], display: str) -> tuple[PackageIndex, ...]:
+    """The spec's package indexes; an error for a name given twice or a package pinned to
+    two of them."""
+    found: list[PackageIndex] = []
+    pinned: dict[str, str] = {}
+    for number, raw in enumerate(document.get("indexes", ())):
+        where = f"indexes[{number}]"
+        index = PackageIndex(
+            raw["name"],
+            raw["url"],
+            bool(raw.get("explicit", False)),
+            tuple(raw.get("packages", ())),
+        )
+        if index.name == PRIVATE_INDEX or any(i.name == index.name for i in found):
+            raise EnvrepoError(
+                Problem(display, f"{where}.name", f"{index.name!r} is taken; give another name")
+            )
+        for package in index.packages:
+            key = package.lower().replace("_", "-").replace(".", "-")
+            if key in pinned:
+                raise EnvrepoError(
+                    Problem(
+                        display,
+                        f"{where}.packages",
+                        f"{package} is already pinned to index {pinned[key]}; pin it to one",
+                    )
+                )
+            pinned[key] = index.name
+        if index.explicit and not index.packages:
+            raise EnvrepoError(
+                Problem(
+                    display,
+                    f"{where}.packages",
+                    "an explicit index serves only the packages pinned to it, and none are; "
+                    "name them, or drop explicit",
+                )
+            )
+        found.append(index)
+    return tuple(found)
+
+
 def cutoff(spec: Spec) -> datetime.datetime | None:
     """The spec's exclude_newer as a moment (UTC when it names no zone)."""
     if not spec.exclude_newer:
@@ -188,6 +253,7 @@ def build_spec(document: Mapping[str, Any], folder: Path, repo: Repository) -> S
         platforms=tuple(document.get("platforms", defaults.platforms)),
         labels=dict(document.get("labels", {})),
         exclude_newer=document.get("exclude_newer"),
+        indexes=_indexes(document, f"{display}/{SPEC_FILE}"),
         test_timeout=document.get("test_timeout", DEFAULT_TEST_TIMEOUT),
         document=document,
     )
