@@ -11,6 +11,7 @@ import base64
 import hashlib
 import http.server
 import io
+import json
 import tarfile
 import zipfile
 from collections.abc import Iterator
@@ -35,6 +36,7 @@ from support import (
     release,
     release_packages,
     run_envrepo,
+    with_private_wheel,
     write_files,
 )
 
@@ -469,3 +471,84 @@ def test_one_package_from_two_indexes_one_per_environment_and_credentials_reach_
         if path.is_file() and password.encode() in path.read_bytes() and path != netrc
     ]
     assert leaked == []
+
+
+def test_the_sbom_tells_a_private_wheel_from_the_public_package_of_its_name(
+    built: Built, scratch: Path, tmp_path: Path
+) -> None:
+    # `tzdata` is a Debian package of the root image and a public project on PyPI; here it
+    # is also a team's own wheel.
+    wheel = make_wheel(tmp_path / "private", "tzdata", "0.1.0")
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    with_private_wheel(scratch, "priv", wheel, CHILD.format(name="priv"))
+    write_files(
+        scratch,
+        {
+            "environments/child/environment.yaml": SPEC.format(
+                name="child", base="environment: priv"
+            )
+            + "pip: requirements.txt\n",
+            "environments/child/requirements.txt": "tzdata\n",
+        },
+    )
+    assert run_envrepo("lock", "child", cwd=scratch).code == 0
+    commit(scratch, "a private tzdata")
+    host = built.registry.host
+    made = run_envrepo("build", "priv", "child", "--push", "--registry", host, cwd=scratch)
+    assert made.code == 0, made.err[-3000:]
+    index = tmp_path / "index"
+    published = run_envrepo("publish", "--to", index, "--registry", host, cwd=scratch)
+    assert published.code == 0, published.err[-3000:]
+    for name in ("priv", "child"):
+        text = (index / f"environments/{name}/1/sbom.cdx.json").read_text()
+        purls = sorted(
+            str(c["purl"]) for c in json.loads(text)["components"] if c["name"] == "tzdata"
+        )
+        assert len(purls) == 2, purls
+        assert purls[0].startswith("pkg:deb/debian/tzdata@"), purls
+        assert purls[1] == f"pkg:generic/tzdata@0.1.0?checksum=sha256:{digest}", purls
+        assert "pkg:pypi/tzdata" not in text
+
+
+def test_an_index_url_is_part_of_the_spec_and_pins_only_what_the_environment_names(
+    make_repo: RepoMaker, tmp_path: Path
+) -> None:
+    files = tmp_path / "files"
+    wheels = [make_wheel(files, "alpha", "1.0.0"), make_wheel(files, "torchy", "2.0.0")]
+    with (
+        package_index(tmp_path / "one", wheels) as one,
+        package_index(tmp_path / "two", wheels, address="127.0.0.2") as two,
+    ):
+        root = make_repo("")
+        spec = (
+            env_spec("app", extra="pip: requirements.txt\n")
+            + "indexes:\n  - name: own\n    url: {url}\n    explicit: true\n"
+            + "    packages: [torchy]\n"
+        )
+        write_files(
+            root,
+            {
+                "environments/app/environment.yaml": spec.format(url=one.url),
+                "environments/app/requirements.txt": "alpha\n",
+            },
+        )
+        env = {"UV_DEFAULT_INDEX": one.url, "UV_CACHE_DIR": str(tmp_path / "uv-cache")}
+        unasked = run_envrepo("lock", "app", cwd=root, env=env)
+        assert unasked.code == 2
+        assert unasked.err.splitlines()[0] == (
+            "environments/app/environment.yaml: indexes[0].packages: torchy is not a "
+            "requirement of app, and an index serves the packages an environment names "
+            "itself; add it to the requirements, or drop it here"
+        )
+        (root / "environments/app/requirements.txt").write_text("alpha\ntorchy\n")
+        assert run_envrepo("lock", "app", cwd=root, env=env).code == 0
+        assert run_envrepo("lock", "--check", "app", cwd=root).code == 0
+        before = run_envrepo("hash", "app", cwd=root).out
+        # Another URL is another environment: the lock is stale and the hash moves.
+        (root / "environments/app/environment.yaml").write_text(spec.format(url=two.url))
+        stale = run_envrepo("lock", "--check", "app", cwd=root)
+        assert stale.code == 1, stale.err
+        assert run_envrepo("hash", "app", cwd=root).out != before
+        assert run_envrepo("lock", "app", cwd=root, env=env).code == 0
+        assert "    # from index own\n" in (root / "environments/app/requirements.lock").read_text()
+        assert "torchy" in two.names() and "torchy" in one.names()

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
 
 HINT = "x-envrepo-hint"
+# A field whose wrong value may hold a secret (a password in a URL): its message never
+# repeats the value, since messages reach CI logs.
+UNSHOWN = "x-envrepo-unshown"
 
 
 def _inline(node: Any, home: str) -> Any:
@@ -163,6 +166,8 @@ def _message(error: ValidationError) -> tuple[str, str]:
         return field, "is empty; fill it in or remove the field"
     if kind == "maxLength":
         return field, f"is longer than {error.validator_value} characters; shorten it"
+    if kind in ("pattern", "enum") and subschema.get(UNSHOWN):
+        return field, f"is not valid (the value is not repeated here); {hint or 'fix it'}"
     if kind in ("pattern", "enum"):
         return field, f"{_written(error.instance)!r} is not valid; {hint or 'fix the value'}"
     return field, f"{error.message}; fix the value"
