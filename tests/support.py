@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import gzip
 import hashlib
 import http.server
 import io
@@ -24,7 +25,7 @@ import urllib.request
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,10 @@ import jsonschema
 import pytest
 from rattler.index import index_fs
 
+from envrepo.publish import publisher
 from envrepo.publish.index import Release
+from envrepo.publish.read import Index
+from envrepo.publish.store import IndexFolder
 from envrepo.repo import schemas
 from envrepo.repo.spec import Spec
 from registries import (
@@ -712,3 +716,43 @@ def release_envrepo(folder: Path) -> Released:
         "--find-links", wheelhouse, f"envrepo=={RELEASE}",
     )  # fmt: skip
     return Released(RELEASE, source, wheel, sdist, wheelhouse, tool / "bin/envrepo")
+
+
+def snapshot(members: dict[str, bytes], link: str | None = None) -> bytes:
+    """A published folder snapshot of `env` holding `members` (and a symlink `link`)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        folder = tarfile.TarInfo("environments/env")
+        folder.type = tarfile.DIRTYPE
+        archive.addfile(folder)
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+        if link:
+            info = tarfile.TarInfo("environments/env/link")
+            info.type = tarfile.SYMTYPE
+            info.linkname = link
+            archive.addfile(info)
+    return gzip.compress(buffer.getvalue(), mtime=0)
+
+
+def published(folder: Path, data: bytes) -> Index:
+    """An index folder with versions 1 and 2 of `env`, from commits a… and b…, each with
+    `data` as its folder snapshot."""
+    first = replace(
+        release("env", 1, commit="a" * 40, numpy="1.0"),
+        folder=data,
+        folder_sha256=hashlib.sha256(data).hexdigest(),
+    )
+    second = replace(
+        release("env", 2, commit="b" * 40, numpy="1.1"),
+        folder=data,
+        folder_sha256=hashlib.sha256(data).hexdigest(),
+    )
+    publisher.apply(IndexFolder(folder), [first], (), NOW)
+    publisher.apply(IndexFolder(folder), [second], (), NOW)
+    return Index(str(folder))
+
+
+GOOD = {"environments/env/environment.yaml": b"name: env\n", "environments/env/tests/t.py": b"1\n"}

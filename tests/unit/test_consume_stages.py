@@ -3,83 +3,54 @@ lock file read strictly, resolve from a pin or the index, and download's refusal
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import io
 import json
-import tarfile
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from envrepo.consume import fetch, lockfile
-from envrepo.consume.pins import choose, pin
+from envrepo.consume.pins import pin
 from envrepo.errors import EnvrepoError
-from envrepo.publish import publisher
-from envrepo.publish.read import Index
-from envrepo.publish.store import IndexFolder
-from support import NOW, release
+from envrepo.index import reference
+from envrepo.index.reference import parse
+from support import GOOD, published, snapshot
 
 
-def snapshot(members: dict[str, bytes], link: str | None = None) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        folder = tarfile.TarInfo("environments/env")
-        folder.type = tarfile.DIRTYPE
-        archive.addfile(folder)
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-        if link:
-            info = tarfile.TarInfo("environments/env/link")
-            info.type = tarfile.SYMTYPE
-            info.linkname = link
-            archive.addfile(info)
-    return gzip.compress(buffer.getvalue(), mtime=0)
-
-
-def published(folder: Path, data: bytes) -> Index:
-    first = replace(
-        release("env", 1, commit="a" * 40, numpy="1.0"),
-        folder=data,
-        folder_sha256=hashlib.sha256(data).hexdigest(),
-    )
-    second = replace(
-        release("env", 2, commit="b" * 40, numpy="1.1"),
-        folder=data,
-        folder_sha256=hashlib.sha256(data).hexdigest(),
-    )
-    publisher.apply(IndexFolder(folder), [first], (), NOW)
-    publisher.apply(IndexFolder(folder), [second], (), NOW)
-    return Index(str(folder))
-
-
-GOOD = {"environments/env/environment.yaml": b"name: env\n", "environments/env/tests/t.py": b"1\n"}
-
-
-def test_a_reference_names_a_version_a_commit_or_a_hash(tmp_path: Path) -> None:
+def test_a_reference_names_a_version_a_commit_a_hash_or_a_digest(tmp_path: Path) -> None:
     document = published(tmp_path, snapshot(GOOD)).environment("env")
-    assert choose(document, "env")["number"] == 2
-    assert choose(document, "env@1")["number"] == 1
-    assert choose(document, "env@sha-aaaaaaa")["number"] == 1
-    assert choose(document, f"env@h-{2:064x}"[:20])["number"] == 2
-    with pytest.raises(EnvrepoError, match="names no version of env; it has 1, 2"):
-        choose(document, "env@7")
-    with pytest.raises(EnvrepoError, match="is not NAME, NAME@VERSION"):
-        choose(document, "env@latest")
+    digest = document["releases"][0]["digest"]
+    for text, number in [
+        ("env", 2),
+        ("env@latest", 2),
+        ("env@1", 1),
+        ("env@sha-aaaaaaa", 1),
+        (f"env@h-{2:064x}"[:20], 2),
+        (f"env@{digest}", 1),
+    ]:
+        wanted = parse(text)
+        assert reference.release(document, wanted)["number"] == number, text
+        # Written back as it was given, so that a message names what the user wrote.
+        assert str(wanted) == text
+    with pytest.raises(EnvrepoError, match="env@7: no such version; env has 1, 2"):
+        reference.release(document, parse("env@7"))
+    for bad in ("env@0", "env@sha-zz", "env@h-12", "Env@1", "env@", "@1", "env@sha256:ab"):
+        with pytest.raises(EnvrepoError) as said:
+            parse(bad)
+        assert said.value.lines == (
+            f"{bad}: is not NAME, NAME@VERSION, NAME@latest, NAME@sha-COMMIT, NAME@h-HASH "
+            "or NAME@sha256:DIGEST",
+        )
 
 
 def test_pins_are_written_and_read_back_strictly(tmp_path: Path) -> None:
     index = published(tmp_path / "index", snapshot(GOOD))
-    pins, made = pin(lockfile.Pins(), index, "env@1")
+    pins, made = pin(lockfile.Pins(), index, parse("env@1"))
     lockfile.write(tmp_path, pins)
     assert lockfile.read(tmp_path).pins["env"] == made
-    assert fetch.resolve(pins, "env", None) == made.image
-    assert fetch.resolve(pins, "env@2", index) == f"registry.test/env@sha256:{2:064x}"
+    assert fetch.resolve(pins, parse("env"), None) == made.image
+    assert fetch.resolve(pins, parse("env@2"), index) == f"registry.test/env@sha256:{2:064x}"
     with pytest.raises(EnvrepoError, match="is not pinned here; pass --index"):
-        fetch.resolve(lockfile.Pins(), "other", None)
+        fetch.resolve(lockfile.Pins(), parse("other"), None)
     (tmp_path / "envrepo.lock").write_text("{")
     with pytest.raises(EnvrepoError, match=r"envrepo\.lock: is not JSON"):
         lockfile.read(tmp_path)
@@ -91,16 +62,16 @@ def test_pins_are_written_and_read_back_strictly(tmp_path: Path) -> None:
 
 def test_download_writes_the_folder_and_refuses_what_leads_out(tmp_path: Path) -> None:
     index = published(tmp_path / "index", snapshot(GOOD))
-    written = fetch.download(index, "env@1", tmp_path / "out")
+    written = fetch.download(index, parse("env@1"), tmp_path / "out")
     assert written == ["environment.yaml", "tests/t.py"]
     assert (tmp_path / "out/environment.yaml").read_bytes() == b"name: env\n"
     with pytest.raises(EnvrepoError, match="is not an empty folder"):
-        fetch.download(index, "env@1", tmp_path / "out")
+        fetch.download(index, parse("env@1"), tmp_path / "out")
     for bad in (
         snapshot({**GOOD, "environments/env/../../escape": b"x"}),
         snapshot(GOOD, link="/etc/passwd"),
     ):
         hostile = published(tmp_path / f"hostile-{len(bad)}", bad)
         with pytest.raises(EnvrepoError, match="the snapshot is refused"):
-            fetch.download(hostile, "env@1", tmp_path / f"never-{len(bad)}")
+            fetch.download(hostile, parse("env@1"), tmp_path / f"never-{len(bad)}")
         assert not (tmp_path / f"never-{len(bad)}").exists()

@@ -14,6 +14,7 @@ from cyclonedx.validation.json import JsonStrictValidator
 
 from envrepo.errors import EnvrepoError
 from envrepo.hashing import SpecHash
+from envrepo.index.reference import parse
 from envrepo.lock.locked import Locked, PipEntry
 from envrepo.publish import html, publisher, read
 from envrepo.publish.diff import classify, diff
@@ -244,7 +245,9 @@ def test_an_index_is_read_from_a_folder_or_over_http_with_a_token(
 ) -> None:
     publish(tmp_path / "index", release("env", 1, numpy="1.0.0"))
     assert read.listing(read.Index(str(tmp_path / "index")))[0] == [["env", "1", "1", "for tests"]]
-    assert read.version(read.Index((tmp_path / "index").as_uri()), "env@1").entry["number"] == 1
+    assert (
+        read.version(read.Index((tmp_path / "index").as_uri()), parse("env@1")).entry["number"] == 1
+    )
     with pytest.raises(EnvrepoError, match="no such folder"):
         read.Index(str(tmp_path / "nowhere")).top()
     with pytest.raises(EnvrepoError, match="ftp: is not a kind of location"):
@@ -259,7 +262,7 @@ def test_an_index_is_read_from_a_folder_or_over_http_with_a_token(
         )
         monkeypatch.setenv(read.AUTHORIZATION, "Bearer s3cret")
         index = read.Index(url)
-        assert read.version(index, "env").entry["digest"] == f"sha256:{1:064x}"
+        assert read.version(index, parse("env")).entry["digest"] == f"sha256:{1:064x}"
         assert 0 < index.fetched < 64_000
     with serve_folder(tmp_path / "index", authorization="Basic dTpw") as url:
         monkeypatch.delenv(read.AUTHORIZATION)

@@ -11,6 +11,7 @@ from envrepo.cli.options import State, json_option, pass_state
 from envrepo.cli.publish import changes_lines, index_option
 from envrepo.cli.report import emit_json, note
 from envrepo.errors import EnvrepoError, ExitCode
+from envrepo.index.reference import parse
 
 
 def _index(state: State, given: str | None, pinned: str | None = None) -> str:
@@ -95,10 +96,10 @@ def pin(
         return ExitCode.OK
     if reference is None:
         raise EnvrepoError("give NAME[@VERSION] to pin, or --check, or --update")
-    name = reference.partition("@")[0]
-    known = current.pins.get(name)
+    wanted = parse(reference)
+    known = current.pins.get(wanted.name)
     index = Index(_index(state, location, known.index if known else None))
-    updated, made = pins.pin(current, index, reference)
+    updated, made = pins.pin(current, index, wanted)
     path = lockfile.write(root, updated)
     click.echo(f"pinned {made.name}@{made.version} ({made.image}) in {path.name}")
     return ExitCode.OK
@@ -113,10 +114,11 @@ def resolve(state: State, reference: str, location: str | None) -> int:
     from envrepo.consume import fetch, lockfile
     from envrepo.publish.read import Index
 
+    wanted = parse(reference)
     current = lockfile.read(state.repository().root)
-    pinned = current.pins.get(reference.partition("@")[0])
+    pinned = current.pins.get(wanted.name)
     given = location or (None if pinned else state.repository().config.index_url)
-    click.echo(fetch.resolve(current, reference, Index(given) if given else None))
+    click.echo(fetch.resolve(current, wanted, Index(given) if given else None))
     return ExitCode.OK
 
 
@@ -137,8 +139,9 @@ def download(state: State, reference: str, target: Path, location: str | None) -
     from envrepo.consume import fetch, lockfile
     from envrepo.publish.read import Index
 
-    pinned = lockfile.read(state.repository().root).pins.get(reference.partition("@")[0])
+    wanted = parse(reference)
+    pinned = lockfile.read(state.repository().root).pins.get(wanted.name)
     index = Index(_index(state, location, pinned.index if pinned else None))
-    written = fetch.download(index, reference, target)
+    written = fetch.download(index, wanted, target)
     click.echo(f"wrote {len(written)} files of {reference} into {target}")
     return ExitCode.OK

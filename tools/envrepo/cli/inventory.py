@@ -47,10 +47,11 @@ def show(state: State, name: str, location: str | None, as_json: bool) -> int:
     """Show one environment: from the working tree (NAME), or a version of it from a
     published index (--index, or NAME@VERSION from the repository's index)."""
     if location is not None or "@" in name:
+        from envrepo.index.reference import parse
         from envrepo.publish import read
 
         index = read.Index(index_location(state, location))
-        found = read.version(index, name)
+        found = read.version(index, parse(name))
         if as_json:
             emit_json({**found.entry, "name": found.environment["name"], **found.document})
         else:

@@ -10,6 +10,7 @@ import click
 from envrepo.cli.options import State, json_option, pass_state, registry_option
 from envrepo.cli.report import emit_json, note
 from envrepo.errors import EnvrepoError, ExitCode
+from envrepo.index.reference import parse
 
 
 @click.command()
@@ -146,7 +147,9 @@ def diff(
         return ExitCode.OK
     if first is None:
         raise EnvrepoError("give NAME@A [NAME@B], or --builds")
-    old, new, changes = read.compare(index, first, second)
+    old, new, changes = read.compare(
+        index, parse(first), parse(second) if second is not None else None
+    )
     if as_json:
         emit_json({"from": old, "to": new, "diff": changes})
         return ExitCode.OK

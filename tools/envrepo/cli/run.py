@@ -12,6 +12,7 @@ from envrepo.cli.options import State, json_option, pass_state, registry_option
 from envrepo.cli.publish import index_location, index_option
 from envrepo.cli.report import emit_json, fields, note
 from envrepo.errors import EnvrepoError, ExitCode
+from envrepo.index.reference import parse, release
 
 if TYPE_CHECKING:
     from envrepo.engine.docker import Docker
@@ -30,17 +31,17 @@ def environment(
     from envrepo.engine.registry import split_reference
     from envrepo.run import Environment
 
-    name, at, _ = reference.partition("@")
-    if at:
+    wanted = parse(reference)
+    name = wanted.name
+    if wanted.at:
         from envrepo.consume import lockfile
-        from envrepo.consume.pins import choose
         from envrepo.publish.read import Index
 
         pinned = lockfile.read(state.repository().root).pins.get(name)
-        if pinned is not None and reference in (f"{name}@{pinned.version}",):
+        if pinned is not None and wanted.number == pinned.version:
             found = Environment(name, pinned.version, pinned.hash, pinned.image, pinned.digest)
         else:
-            entry = choose(Index(index_location(state, location)).environment(name), reference)
+            entry = release(Index(index_location(state, location)).environment(name), wanted)
             found = Environment(
                 name, int(entry["number"]), entry["hash"], entry["image"], entry["digest"]
             )

@@ -10,34 +10,34 @@ import tarfile
 from pathlib import Path, PurePosixPath
 
 from envrepo.consume.lockfile import Pins
-from envrepo.consume.pins import choose
 from envrepo.errors import EnvrepoError, Problem
+from envrepo.index.reference import Reference, release
 from envrepo.publish.read import Index
 from envrepo.repo.files import create_folder
 
 
-def resolve(pins: Pins, reference: str, index: Index | None) -> str:
+def resolve(pins: Pins, wanted: Reference, index: Index | None) -> str:
     """`registry/name@sha256:...` of NAME[@VERSION]: the pin when it is pinned at that
     version, else the index."""
-    name, _, version = reference.partition("@")
-    pinned = pins.pins.get(name)
-    if pinned is not None and version in ("", str(pinned.version)):
+    pinned = pins.pins.get(wanted.name)
+    if pinned is not None and (not wanted.at or wanted.number == pinned.version):
         return pinned.image
     if index is None:
         raise EnvrepoError(
-            Problem(reference, "", "is not pinned here; pass --index, or envrepo pin it first")
+            Problem(str(wanted), "", "is not pinned here; pass --index, or envrepo pin it first")
         )
-    return str(choose(index.environment(name), reference)["image"])
+    return str(release(index.environment(wanted.name), wanted)["image"])
 
 
-def download(index: Index, reference: str, target: Path) -> list[str]:
+def download(index: Index, wanted: Reference, target: Path) -> list[str]:
     """The environment's folder at that version into `target` (new or empty), exactly as
     published; refused, with nothing written, when the snapshot does not have the recorded
     hash or holds anything but plain files inside the folder. The files written."""
-    name, at, _ = reference.partition("@")
-    if not at:
-        raise EnvrepoError(Problem(reference, "", "give NAME@VERSION: download takes one version"))
-    entry = choose(index.environment(name), reference)
+    if not wanted.at:
+        raise EnvrepoError(
+            Problem(str(wanted), "", "give NAME@VERSION: download takes one version")
+        )
+    entry = release(index.environment(wanted.name), wanted)
     path, recorded = entry["folder"]["path"], entry["folder"]["sha256"]
     data = index.read_bytes(path)
     if data is None:

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from envrepo.consume.lockfile import Pin, Pins, from_release
 from envrepo.engine.registry import connect, split_reference
 from envrepo.errors import EnvrepoError, Problem
+from envrepo.index.reference import Reference, release
 from envrepo.publish.diff import Diff, diff
 from envrepo.publish.index import version_path
 from envrepo.publish.read import Index
@@ -21,40 +22,10 @@ Outcome = Literal["current", "newer", "changed", "gone", "deprecated"]
 Log = Callable[[str], None]
 
 
-def choose(document: dict[str, Any], reference: str) -> dict[str, Any]:
-    """The release a pin reference names: NAME (the latest), NAME@VERSION, NAME@sha-COMMIT
-    (the version built or published from that commit) or NAME@h-HASH (a spec hash prefix)."""
-    name, _, wanted = reference.partition("@")
-    releases: list[dict[str, Any]] = document["releases"]
-    if not wanted:
-        wanted = str(document["latest"])
-    if wanted.isdigit():
-        found = [r for r in releases if r["number"] == int(wanted)]
-    elif wanted.startswith("sha-") and len(wanted) > 7:
-        commit = wanted.removeprefix("sha-")
-        found = [
-            r
-            for r in releases
-            if r["commit"].startswith(commit)
-            or any(p["commit"].startswith(commit) for p in r.get("published", []))
-        ]
-    elif wanted.startswith("h-") and len(wanted) > 6:
-        found = [r for r in releases if r["hash"].startswith(wanted.removeprefix("h-"))]
-    else:
-        raise EnvrepoError(
-            Problem(reference, "", "is not NAME, NAME@VERSION, NAME@sha-COMMIT or NAME@h-HASH")
-        )
-    if not found:
-        known = ", ".join(str(r["number"]) for r in releases)
-        raise EnvrepoError(Problem(reference, "", f"names no version of {name}; it has {known}"))
-    return found[-1]
-
-
-def pin(pins: Pins, index: Index, reference: str) -> tuple[Pins, Pin]:
-    name = reference.partition("@")[0]
-    entry = choose(index.environment(name), reference)
-    made = from_release(name, entry, index.location)
-    return Pins({**pins.pins, name: made}), made
+def pin(pins: Pins, index: Index, wanted: Reference) -> tuple[Pins, Pin]:
+    entry = release(index.environment(wanted.name), wanted)
+    made = from_release(wanted.name, entry, index.location)
+    return Pins({**pins.pins, wanted.name: made}), made
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from packageurl import PackageURL
 
 from envrepo.errors import EnvrepoError, Problem
+from envrepo.index.reference import parse, release
 from envrepo.inputs.sources import PUBLISHED_LOCK, LockInput
 from envrepo.lock.files import split
 from envrepo.lock.pip import Request
@@ -35,15 +36,15 @@ def tool_version() -> str:
 
 
 def resolve(spec: Spec, item: LockInput, ancestors: Sequence[Spec], request: Request) -> str:
-    from envrepo.consume.pins import choose
     from envrepo.publish.index import version_path
     from envrepo.publish.read import Index
 
     reference, location = spec.base.value, spec.base.index or ""
     try:
         index = Index(location)
-        entry = choose(index.environment(reference.partition("@")[0]), reference)
-        version = index.read(version_path(reference.partition("@")[0], int(entry["number"])))
+        wanted = parse(reference)
+        entry = release(index.environment(wanted.name), wanted)
+        version = index.read(version_path(wanted.name, int(entry["number"])))
     except EnvrepoError as error:
         raise EnvrepoError(
             Problem(spec.spec_display, "base.published", f"{reference}: {error.lines[0]}")
@@ -81,8 +82,9 @@ def recorded(spec: Spec, lock: LockInput) -> tuple[str, int]:
     """The published base's name and version as its lock recorded them."""
     for line in _body(spec, lock).splitlines():
         if line.startswith(VERSION_LINE):
-            name, _, version = line.removeprefix(VERSION_LINE).split()[0].partition("@")
-            return name, int(version)
+            written = parse(line.removeprefix(VERSION_LINE).split()[0])
+            if written.number is not None:
+                return written.name, written.number
     raise EnvrepoError(
         Problem(
             f"{spec.display}/{PUBLISHED_LOCK}",

@@ -162,6 +162,7 @@ def _requirements(
             "-o",
             str(pinned),
             "--generate-hashes",
+            "--no-build",
             *options,
             *pip.QUIET,
         ],

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from envrepo.errors import EnvrepoError, Problem
+from envrepo.index.reference import Reference, release
 from envrepo.publish.diff import Diff, diff
 from envrepo.publish.index import INDEX, Document, environment_path, version_path
 from envrepo.publish.store import IndexFolder, document
@@ -128,33 +129,16 @@ class Version:
     document: Document
 
 
-def split_reference(reference: str) -> tuple[str, int | None]:
-    """NAME or NAME@VERSION."""
-    name, at, version = reference.partition("@")
-    if not at:
-        return name, None
-    if not version.isdigit() or int(version) < 1:
-        raise EnvrepoError(
-            Problem(
-                reference, "", "is not NAME@VERSION with a version number; see envrepo show NAME"
-            )
-        )
-    return name, int(version)
-
-
-def version(index: Index, reference: str) -> Version:
-    """NAME (its latest version) or NAME@VERSION, from `index`."""
-    name, number = split_reference(reference)
-    document = index.environment(name)
-    wanted = number if number is not None else int(document["latest"])
-    entry = next((e for e in document["releases"] if e["number"] == wanted), None)
-    if entry is None:
-        known = ", ".join(str(e["number"]) for e in document["releases"])
-        raise EnvrepoError(Problem(reference, "", f"no such version; {name} has {known}"))
-    found = index.read(version_path(name, wanted))
+def version(index: Index, wanted: Reference) -> Version:
+    """The version `wanted` names (any form of reference), from `index`."""
+    document = index.environment(wanted.name)
+    entry = release(document, wanted)
+    number = int(entry["number"])
+    found = index.read(version_path(wanted.name, number))
     if found is None:
         raise EnvrepoError(
-            f"{index.location}: {version_path(name, wanted)} is missing; publish the index again"
+            f"{index.location}: {version_path(wanted.name, number)} is missing; "
+            "publish the index again"
         )
     return Version(document, entry, found)
 
@@ -209,18 +193,19 @@ def _deprecation(notice: dict[str, Any]) -> str:
     return str(notice["reason"]) + (f"; use {replacement}" if replacement else "")
 
 
-def compare(index: Index, first: str, second: str | None) -> tuple[str, str, Diff]:
+def compare(index: Index, first: Reference, second: Reference | None) -> tuple[str, str, Diff]:
     """NAME@A against NAME@B, or against the version before A: (from, to, diff)."""
-    name, a = split_reference(first)
-    if a is None:
-        raise EnvrepoError(Problem(first, "", "give NAME@VERSION; diff compares two versions"))
+    if not first.at:
+        raise EnvrepoError(Problem(str(first), "", "give NAME@VERSION; diff compares two versions"))
+    chosen = version(index, first)
     if second is None:
-        if a == 1:
+        number = int(chosen.entry["number"])
+        if number == 1:
             raise EnvrepoError(
-                Problem(first, "", "is the first version; give the version to compare with")
+                Problem(str(first), "", "is the first version; give the version to compare with")
             )
-        old, new = f"{name}@{a - 1}", first
+        earlier = Reference(first.name, "number", str(number - 1), True)
+        before, after, old, new = version(index, earlier), chosen, str(earlier), str(first)
     else:
-        old, new = first, second
-    before, after = version(index, old), version(index, new)
+        before, after, old, new = chosen, version(index, second), str(first), str(second)
     return old, new, diff(before.document.get("packages"), after.document.get("packages") or {})
