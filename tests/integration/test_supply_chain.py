@@ -27,15 +27,18 @@ from envrepo.publish.store import IndexFolder
 from registries import Certificate, serving
 from support import (
     CHILD,
+    GOOD,
     NOW,
     Built,
     RepoMaker,
     commit,
     make_sdist,
     make_wheel,
+    published,
     release,
     release_packages,
     run_envrepo,
+    snapshot,
     with_private_wheel,
     write_files,
 )
@@ -552,3 +555,45 @@ def test_an_index_url_is_part_of_the_spec_and_pins_only_what_the_environment_nam
         assert run_envrepo("lock", "app", cwd=root, env=env).code == 0
         assert "    # from index own\n" in (root / "environments/app/requirements.lock").read_text()
         assert "torchy" in two.names() and "torchy" in one.names()
+
+
+def test_the_index_credentials_never_follow_a_redirect_to_another_host(
+    make_repo: RepoMaker, tmp_path: Path
+) -> None:
+    published(tmp_path / "index", snapshot(GOOD))
+    token = "Bearer index-token-for-127.0.0.1-only"
+    seen: list[tuple[str, str | None]] = []
+
+    class Elsewhere(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=str(tmp_path / "index"), **kwargs)
+
+        def do_GET(self) -> None:
+            seen.append((self.path, self.headers.get("Authorization")))
+            super().do_GET()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    with serving(Elsewhere, None, "127.0.0.2") as other:
+
+        class Moved(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.headers.get("Authorization") != token:
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                self.send_response(302)
+                self.send_header("Location", f"http://{other}{self.path}")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        with serving(Moved, None) as host:
+            root = make_repo("")
+            env = {"ENVREPO_INDEX_AUTHORIZATION": token}
+            listed = run_envrepo("list", "--index", f"http://{host}", cwd=root, env=env)
+    assert listed.code == 0, listed.err
+    assert "env" in listed.out
+    assert seen and all(given is None for _, given in seen), seen

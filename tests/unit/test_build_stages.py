@@ -17,7 +17,7 @@ from envrepo.build.bytecode import Job, compile_on_host, pyc_path, wanted
 from envrepo.build.layers import Layer, Package, package_layers, venv_layer, write_layer
 from envrepo.build.render import Layout, dockerfile
 from envrepo.build.stage import Wanted, packages
-from envrepo.engine.registry import DOCKER_HUB, split_reference
+from envrepo.engine.registry import DOCKER_HUB, split_image
 from envrepo.errors import EnvrepoError
 from envrepo.hashing import spec_hash
 from envrepo.lock.locked import read_locked
@@ -295,7 +295,7 @@ def test_image_config_extends_path_and_keeps_the_base(tmp_path: Path) -> None:
     ],
 )
 def test_image_references(reference: str, parts: tuple[str, str, str]) -> None:
-    assert split_reference(reference) == parts
+    assert split_image(reference) == parts
 
 
 def test_debian_mirror_comes_from_the_hosts_apt_sources(

@@ -12,7 +12,6 @@ import hashlib
 import re
 import tomllib
 import urllib.parse
-import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from packaging.version import InvalidVersion, Version
 from rattler.exceptions import InvalidMatchSpecError
 from ruamel.yaml.error import YAMLError
 
+from envrepo.engine import http
 from envrepo.errors import Problem, fail
 from envrepo.inputs import conda as conda_input
 from envrepo.inputs import requirements
@@ -255,8 +255,10 @@ def _fetch(url: str, folder: Path) -> bytes:
     or a device, which would hang or never end)."""
     scheme = urllib.parse.urlparse(url).scheme
     if scheme in ("http", "https"):
-        with urllib.request.urlopen(url, timeout=120) as response:
-            data: bytes = response.read(_MAX_WHEEL + 1)
+        try:
+            data = http.get(url, limit=_MAX_WHEEL)
+        except http.HTTPError as error:
+            raise ValueError(error.reason) from None
     elif scheme in ("", "file"):
         local = Path(urllib.parse.unquote(urllib.parse.urlparse(url).path)) if scheme else Path(url)
         local = folder / local

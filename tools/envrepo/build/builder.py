@@ -37,7 +37,7 @@ from envrepo.build.stage import bytecode_jobs, packages, stage
 from envrepo.build.stage_conda import stage_conda
 from envrepo.engine.credentials import credentials
 from envrepo.engine.docker import Docker, ImageInfo, Log
-from envrepo.engine.registry import Registry, Upload, connect, split_reference
+from envrepo.engine.registry import Registry, Upload, connect, split_image
 from envrepo.errors import EnvrepoError, ExitCode, Problem, internal_error
 from envrepo.hashing import hash_environments
 from envrepo.lock.locked import Locked, read_locked
@@ -231,7 +231,7 @@ class Builder:
     def _auth(self, reference: str) -> dict[str, str] | None:
         """What the daemon may send to the registry `reference` is in: the credentials meant
         for that host, and never the configured registry's anywhere else."""
-        found = credentials(split_reference(reference)[0], self.settings.registry.address)
+        found = credentials(split_image(reference)[0], self.settings.registry.address)
         return found.for_docker() if found else None
 
     def _tags(self, locked: Locked) -> list[str]:
@@ -504,7 +504,7 @@ class Builder:
             source, repository, reference = registry, parent, self.refs[parent].split("@", 1)[1]
             mount_from, copied = [registry.path(parent)], False
         elif image is not None and "@" in image:
-            host, repository, _ = split_reference(image)
+            host, repository, _ = split_image(image)
             reference = image.split("@", 1)[1]
             # By host alone: the reference's repository path is whole.
             source = connect(host, registry.address)

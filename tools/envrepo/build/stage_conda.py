@@ -5,16 +5,15 @@ image's /opt/env (rattler's alternative_target_prefix), so that nothing runs in 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import rattler
 from rattler import RepoDataRecord
 from rattler.platform import Subdir
 
+from envrepo.engine import http
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.lock.conda import RATTLER_ERRORS
 from envrepo.lock.locked import Locked
@@ -28,12 +27,9 @@ def fetch(url: str, digest: str, shown: str) -> Path:
     name = urllib.parse.unquote(url.rsplit("/", 1)[-1])
     cached = cache_dir("conda-files") / f"{digest}-{name}"
     if not cached.is_file():
-        partial = cached.with_suffix(cached.suffix + f".{os.getpid()}.part")
+        unchecked = cached.with_name(f"{cached.name}.{os.getpid()}.unchecked")
         try:
-            with urllib.request.urlopen(url, timeout=300) as response, partial.open("wb") as out:
-                while chunk := response.read(1 << 20):
-                    out.write(chunk)
-            found = hashlib.sha256(partial.read_bytes()).hexdigest()
+            found = http.download(url, unchecked)
             if found != digest:
                 raise EnvrepoError(
                     Problem(
@@ -45,13 +41,13 @@ def fetch(url: str, digest: str, shown: str) -> Path:
                         ),
                     )
                 )
-            partial.replace(cached)
-        except OSError as error:
+            unchecked.replace(cached)
+        except http.HTTPError as error:
             raise EnvrepoError(
-                Problem(shown, "", f"{name} cannot be downloaded ({error})")
+                Problem(shown, "", f"{name} cannot be downloaded ({error.reason})")
             ) from None
         finally:
-            partial.unlink(missing_ok=True)
+            unchecked.unlink(missing_ok=True)
     return cached
 
 

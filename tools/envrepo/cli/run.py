@@ -28,7 +28,7 @@ def environment(
     from this machine, else the registry, else built now."""
     from envrepo.build import naming
     from envrepo.engine.credentials import credentials
-    from envrepo.engine.registry import split_reference
+    from envrepo.engine.registry import split_image
     from envrepo.run import Environment
 
     wanted = parse(reference)
@@ -47,7 +47,7 @@ def environment(
             )
         if engine.image(found.image) is None:
             note(f"pulling {found.image}")
-            host = split_reference(found.image)[0]
+            host = split_image(found.image)[0]
             creds = credentials(host, None)
             engine.pull(found.image, creds.for_docker() if creds else None)
         return found

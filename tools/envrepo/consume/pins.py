@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from envrepo.consume.lockfile import Pin, Pins, from_release
-from envrepo.engine.registry import connect, split_reference
+from envrepo.engine.registry import connect, split_image
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.index.reference import Reference, release
 from envrepo.publish.diff import Diff, diff
@@ -69,7 +69,7 @@ def check(item: Pin, index: Index) -> Checked:
             f"{shown}: the index now names {entry['digest']} for this version, the pin "
             f"{item.digest}: the same version names another image; do not use it, find out why",
         )
-    host, repository, _ = split_reference(item.repository)
+    host, repository, _ = split_image(item.repository)
     registry = connect(host, None)
     if registry.manifest_digest(repository, item.digest) is None:
         return Checked(

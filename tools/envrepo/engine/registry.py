@@ -42,7 +42,7 @@ INSECURE = "ENVREPO_INSECURE_REGISTRIES"
 DOCKER_HUB = "registry-1.docker.io"
 
 
-def split_reference(reference: str) -> tuple[str, str, str]:
+def split_image(reference: str) -> tuple[str, str, str]:
     """(registry host, repository, tag) of an image reference; a digest after `@` is
     dropped."""
     reference = reference.partition("@")[0]

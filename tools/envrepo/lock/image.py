@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from envrepo.engine.registry import connect, split_reference
+from envrepo.engine.registry import connect, split_image
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.inputs.sources import LockInput
 from envrepo.lock.files import split
@@ -24,7 +24,7 @@ def tool_version() -> str:
 
 def resolve(spec: Spec, item: LockInput, ancestors: Sequence[Spec], request: Request) -> str:
     reference = spec.base.value
-    host, repository, tag = split_reference(reference)
+    host, repository, tag = split_image(reference)
     registry = connect(host, request.registry)
     architecture = spec.platforms[0].split("/", 1)[1]
     try:

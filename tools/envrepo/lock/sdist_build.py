@@ -7,18 +7,17 @@ platform, natively where the base has a compiler."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
 import tarfile
 import tomllib
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from envrepo.build import bases, naming
+from envrepo.engine import http
 from envrepo.engine.docker import Docker, Mounts
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.hashing import SpecHash, spec_hash
@@ -83,18 +82,13 @@ def build_system(pyproject: str | None) -> BuildSystem:
 
 def _download(source: sdists.Source, work: Path, shown: str) -> Path:
     sdist = work / source.url.rsplit("/", 1)[-1]
-    digest = hashlib.sha256()
     try:
-        with urllib.request.urlopen(source.url, timeout=300) as response, sdist.open("wb") as out:
-            while chunk := response.read(1 << 20):
-                digest.update(chunk)
-                out.write(chunk)
-    except OSError as error:
-        why = getattr(error, "reason", None) or error
+        digest = http.download(source.url, sdist)
+    except http.HTTPError as error:
         raise EnvrepoError(
-            Problem(shown, "", f"{sdist.name} cannot be downloaded ({why}); lock again")
+            Problem(shown, "", f"{sdist.name} cannot be downloaded ({error.reason}); lock again")
         ) from None
-    if digest.hexdigest() != source.sha256:
+    if digest != source.sha256:
         raise EnvrepoError(
             Problem(shown, "", f"{sdist.name} does not match the sha256 its index gives")
         )

@@ -73,27 +73,25 @@ class Index:
 
     def _get(self, path: str) -> bytes | None:
         # Loaded here: a folder index is read without the HTTP client.
-        import urllib.error
-        import urllib.request
+        from envrepo.engine import http
 
         url = f"{self.url}{path}"
-        request = urllib.request.Request(url, headers=self._headers())
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-                return bytes(response.read())
-        except urllib.error.HTTPError as error:
-            if error.code == 404:
+            return http.get(url, self._headers())
+        except http.HTTPError as error:
+            if error.status == 404:
                 return None
+            if error.status is None:
+                raise EnvrepoError(
+                    f"--index {url}: cannot be read ({error.reason}); check the URL and the network"
+                ) from None
             hint = (
                 f"set {AUTHORIZATION} or a ~/.netrc entry for the host"
-                if error.code in (401, 403)
+                if error.status in (401, 403)
                 else "check the index's server"
             )
-            raise EnvrepoError(f"--index {url}: HTTP {error.code} {error.reason}; {hint}") from None
-        except (urllib.error.URLError, OSError) as error:
-            reason = getattr(error, "reason", error)
             raise EnvrepoError(
-                f"--index {url}: cannot be read ({reason}); check the URL and the network"
+                f"--index {url}: HTTP {error.status} {error.reason}; {hint}"
             ) from None
 
     def read(self, path: str) -> Document | None:
