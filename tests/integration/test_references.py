@@ -5,11 +5,13 @@ line."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from support import GOOD, RepoMaker, published, run_envrepo, snapshot
+from support import GOOD, RepoMaker, published, run_envrepo, serve_folder, snapshot, write_files
 
 # Each form, and the version it names in an index with versions 1 (commit a…) and 2 (b…).
 FORMS = {
@@ -85,3 +87,60 @@ def test_a_reference_of_no_form_is_one_line_for_every_command(
     assert _one_line([command, "env@9", "--index", str(index), *extra], root) == (
         "env@9: no such version; env has 1, 2"
     )
+
+
+def _missing_keys(document: dict[str, Any]) -> bytes:
+    document.pop("environments", None)
+    for entry in document.get("releases", []):
+        entry.pop("image")
+    return json.dumps(document).encode()
+
+
+def _wrong_types(document: dict[str, Any]) -> bytes:
+    document["environments"] = ["env"]
+    for entry in document.get("releases", []):
+        entry["number"] = "one"
+        entry["folder"] = "folder.tar.gz"
+    return json.dumps(document).encode()
+
+
+MALFORMED: dict[str, Callable[[dict[str, Any]], bytes]] = {
+    "missing keys": _missing_keys,
+    "wrong types": _wrong_types,
+    "truncated": lambda document: json.dumps(document).encode()[:40],
+    "50 MB": lambda document: json.dumps({**document, "description": "x" * (50 << 20)}).encode(),
+}
+
+
+@pytest.mark.parametrize("kind", MALFORMED)
+def test_a_malformed_index_over_http_is_exit_2_and_one_line_for_every_reader(
+    kind: str, index: Path, make_repo: RepoMaker, tmp_path: Path
+) -> None:
+    root = make_repo("")
+    with serve_folder(index) as url:
+        assert run_envrepo("pin", "env@1", "--index", url, cwd=root).code == 0
+        for name in ("index.json", "environments/env.json"):
+            path = index / name
+            path.write_bytes(MALFORMED[kind](json.loads(path.read_bytes())))
+        write_files(
+            root,
+            {
+                "environments/on-env/environment.yaml": (
+                    "name: on-env\nbase:\n  published:\n    environment: env@1\n"
+                    f'    index: {url}\npython: "3.11"\n'
+                )
+            },
+        )
+        for args in (
+            ["list", "--index", url],
+            ["show", "env@1", "--index", url],
+            ["pin", "env@2", "--index", url],
+            ["pin", "--check"],
+            ["download", "env@1", "--index", url, "-d", str(tmp_path / "out")],
+            ["lock", "on-env"],
+        ):
+            said = run_envrepo(*args, cwd=root)
+            assert said.code == 2, (kind, args, said.out, said.err)
+            lines = [x for x in said.err.splitlines() if not x.startswith("envrepo lock:")]
+            assert len(lines) == 1, (kind, args, said.err)
+            assert "Traceback" not in said.err and "bug" not in said.err, said.err

@@ -18,6 +18,8 @@ from pathlib import Path
 import docker
 import pytest
 
+from envrepo.build.bootstrap import image_tag
+from envrepo.repo.spec import Bootstrap
 from support import (
     CHILD,
     Built,
@@ -261,6 +263,9 @@ def test_a_signal_during_debootstrap_unmounts_and_removes_its_target(
             ),
         },
     )
+    # The daemon may keep this root or image from an earlier run (a run stopped after
+    # debootstrap, a machine used again): then nothing would run debootstrap to be stopped.
+    forget_rooted()
     before = {p.name for p in Path("/tmp").glob("envrepo-*")}
     process = subprocess.Popen(
         [envrepo_command(), "build"],
@@ -282,6 +287,14 @@ def test_a_signal_during_debootstrap_unmounts_and_removes_its_target(
     assert (process.returncode, err.splitlines()[-1]) == expected, err[-2000:]
     assert "/envrepo-bootstrap-" not in Path("/proc/self/mountinfo").read_text()
     assert leftovers(before) == []
+    assert local_tags("rooted") == []
+
+
+def forget_rooted() -> None:
+    client = docker.from_env()
+    root = image_tag(Bootstrap(suite="bookworm", packages=("python3", "tzdata")))
+    for image in [*client.images.list(name="127.0.0.1:9/rooted"), *client.images.list(name=root)]:
+        client.images.remove(image.id, force=True)
 
 
 def test_two_builds_of_one_hash_at_once_agree(built: Built, scratch: Path) -> None:

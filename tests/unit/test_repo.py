@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from jsonschema import Draft202012Validator
 
 from envrepo.errors import EnvrepoError
 from envrepo.inputs import requirements
 from envrepo.lock import files as lock
-from envrepo.repo import graph
+from envrepo.repo import graph, schema, schemas
 from envrepo.repo.config import open_repository
 from envrepo.repo.spec import load_catalog
 from envrepo.repo.yamlio import parse_yaml
@@ -162,3 +163,71 @@ def test_git_names_the_commit_and_which_folders_differ(make_repo: RepoMaker) -> 
     (root / "environments/a/new.txt").write_text("new\n")
     assert differs(root, folders[:1])
     assert head_commit(root.parent) is None  # not a git work tree
+
+
+def _documents() -> list[tuple[str, object]]:
+    """Every spec and config of the corpus and the curated tree, as written (what parses)."""
+    import yaml
+
+    found: list[tuple[str, object]] = []
+    for path in sorted(
+        [*PROJECT.glob("tests/corpus/*/repo/**/*.yaml"), *PROJECT.glob("environments/*/*.yaml")]
+    ):
+        schema_name = {"environment.yaml": schemas.ENVIRONMENT, "envrepo.yaml": schemas.CONFIG}.get(
+            path.name
+        )
+        if schema_name is None or path.is_symlink() or not path.is_file():
+            continue
+        try:
+            found.append((schema_name, yaml.safe_load(path.read_bytes())))
+        except yaml.YAMLError:
+            continue
+    return found
+
+
+def _mutations(document: object) -> list[object]:
+    """Documents a field away from `document`: each top-level field of another type, or gone."""
+    if not isinstance(document, dict):
+        return []
+    wrong: list[object] = [7, "x", [], {}, None, [{"a": 1}], True]
+    found: list[object] = []
+    for key in document:
+        found.append({k: v for k, v in document.items() if k != key})
+        found += [{**document, key: value} for value in wrong]
+    return found
+
+
+def test_the_fast_schema_path_and_jsonschema_agree_on_the_corpus_and_its_mutations() -> None:
+    import fastjsonschema
+
+    checked = 0
+    for schema_name, document in _documents():
+        for candidate in [document, *_mutations(document)]:
+            try:
+                schema._fast(schema_name)(candidate)
+                fast = True
+            except fastjsonschema.JsonSchemaValueException:
+                fast = False
+            assert fast == (not list(schema._validator(schema_name).iter_errors(candidate))), (
+                schema_name,
+                candidate,
+            )
+            checked += 1
+    assert checked > 1000
+
+
+def test_a_malformed_package_row_of_a_build_record_is_refused_by_both_paths() -> None:
+    import fastjsonschema
+
+    rows = {"numpy": ["2.0", None], "bad": [3, "MIT"], "short": ["1.0"]}
+    installed = schemas.load(schemas.BUILD_RECORD)["$defs"]["installed"]
+    draft7 = {**schema._draft7(installed), "$schema": "http://json-schema.org/draft-07/schema#"}
+    for name, row in rows.items():
+        fast = fastjsonschema.compile(draft7)
+        try:
+            fast({name: row})
+            accepted = True
+        except fastjsonschema.JsonSchemaValueException:
+            accepted = False
+        errors = list(Draft202012Validator(installed).iter_errors({name: row}))
+        assert accepted == (name == "numpy") == (not errors), (name, row)

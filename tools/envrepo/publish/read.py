@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import netrc
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,22 @@ from envrepo.index.reference import Reference, release
 from envrepo.publish.diff import Diff, diff
 from envrepo.publish.index import INDEX, Document, environment_path, version_path
 from envrepo.publish.store import IndexFolder, document
+from envrepo.repo import schema, schemas
 
-TIMEOUT = 30
 AUTHORIZATION = "ENVREPO_INDEX_AUTHORIZATION"
+# Far above any document publish writes (an environment with ten thousand versions is a few
+# MiB): a bigger one is not an index's, and is not read into memory.
+MAX_DOCUMENT = 32 << 20
+_ENVIRONMENT_DOCUMENT = re.compile(r"^environments/[^/]+\.json$")
+
+
+def _schema_of(path: str) -> str | None:
+    """The schema of the index document at `path`."""
+    if path == INDEX:
+        return schemas.INDEX
+    if _ENVIRONMENT_DOCUMENT.match(path):
+        return schemas.INDEX_ENVIRONMENT
+    return schemas.INDEX_VERSION if path.endswith("/version.json") else None
 
 
 class Index:
@@ -77,7 +91,7 @@ class Index:
 
         url = f"{self.url}{path}"
         try:
-            return http.get(url, self._headers())
+            data = http.get(url, self._headers(), limit=MAX_DOCUMENT)
         except http.HTTPError as error:
             if error.status == 404:
                 return None
@@ -93,10 +107,33 @@ class Index:
             raise EnvrepoError(
                 f"--index {url}: HTTP {error.status} {error.reason}; {hint}"
             ) from None
+        if len(data) > MAX_DOCUMENT:
+            raise EnvrepoError(
+                f"--index {url}: is larger than {MAX_DOCUMENT >> 20} MiB, which no document of an "
+                "envrepo index is; check the index's server"
+            )
+        return data
 
     def read(self, path: str) -> Document | None:
+        """The document at `path`, checked against its schema: what a reader takes from it
+        is there and of its type, or the command stops with one line naming the field."""
         data = self.read_bytes(path)
-        return None if data is None else document(data, f"{self.location}/{path}")
+        if data is None:
+            return None
+        shown = f"{self.location.rstrip('/')}/{path}"
+        found = document(data, shown)
+        schema_name = _schema_of(path)
+        problems = schema.violations(found, schema_name, shown) if schema_name else []
+        if problems:
+            first = problems[0]
+            raise EnvrepoError(
+                Problem(
+                    first.path,
+                    first.field,
+                    f"{first.message} (a malformed index: publish it again, or use another)",
+                )
+            )
+        return found
 
     def top(self) -> Document:
         found = self.read(INDEX)

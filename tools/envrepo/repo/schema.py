@@ -57,10 +57,25 @@ def _inlined(name: str) -> dict[str, Any]:
     return inlined
 
 
+def _draft7(node: Any) -> Any:
+    """The schema in draft 7's words: 2020-12's `prefixItems` (and `items` after it) is
+    draft 7's array `items` (and `additionalItems`); every other keyword the schemas use
+    means the same in both."""
+    if isinstance(node, list):
+        return [_draft7(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    found = {key: _draft7(value) for key, value in node.items()}
+    if "prefixItems" in found:
+        found["additionalItems"] = found.pop("items", True)
+        found["items"] = found.pop("prefixItems")
+    return found
+
+
 @cache
 def _fast(name: str) -> Callable[[object], object]:
-    # After inlining, the schema uses only keywords that draft 7 has with the same meaning.
-    draft7 = {**_inlined(name), "$schema": "http://json-schema.org/draft-07/schema#"}
+    # After inlining and in draft 7's words, the fast validator checks what jsonschema does.
+    draft7 = {**_draft7(_inlined(name)), "$schema": "http://json-schema.org/draft-07/schema#"}
     validate: Callable[[object], object] = fastjsonschema.compile(draft7, use_formats=False)
     return validate
 
