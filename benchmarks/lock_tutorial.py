@@ -17,7 +17,7 @@ from pathlib import Path
 
 from common import BIN, curated_copy, run_timed
 
-from envrepo.lock.pip import uv
+from envrepo.lock.uv import binary as uv
 from envrepo.repo.platforms import PLATFORMS
 
 NAME = "envrepo-tutorial"

@@ -30,9 +30,9 @@ from pathlib import Path
 
 from common import BIN
 
+from envrepo.index.store import IndexFolder, dumps
 from envrepo.publish import publisher
 from envrepo.publish.index import Release, merge
-from envrepo.publish.store import IndexFolder, dumps
 from support import serve_folder
 
 NOW = "2026-11-30T04:00:00+00:00"

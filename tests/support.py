@@ -17,6 +17,7 @@ import pty
 import secrets
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -35,10 +36,10 @@ import jsonschema
 import pytest
 from rattler.index import index_fs
 
+from envrepo.index.read import Index
+from envrepo.index.store import IndexFolder
 from envrepo.publish import publisher
 from envrepo.publish.index import Release
-from envrepo.publish.read import Index
-from envrepo.publish.store import IndexFolder
 from envrepo.repo import schemas
 from envrepo.repo.spec import Spec
 from registries import (
@@ -59,6 +60,33 @@ def envrepo_command() -> str:
     if not found.is_file():
         pytest.fail(f"envrepo is not installed beside {sys.executable}; run scripts/setup.sh")
     return str(found)
+
+
+def _foreground() -> None:
+    # Ctrl-C reaches a terminal's foreground job with SIGINT at its default; a suite started
+    # in a shell's background inherits SIGINT ignored, and so would every envrepo it starts.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@contextmanager
+def stoppable_envrepo(*args: str, cwd: Path) -> Iterator[subprocess.Popen[str]]:
+    """envrepo running as a terminal's foreground job would (its output read as text), for a
+    test to stop; killed at the end of the block should it still run."""
+    process = subprocess.Popen(
+        [envrepo_command(), *args],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "CI": "true"},
+        preexec_fn=_foreground,
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 @dataclass(frozen=True)
@@ -403,7 +431,7 @@ def curated_repo(target: Path) -> Path:
 
 def curated_root_image() -> str:
     """The local tag of the curated root's debootstrap image, as its spec defines it."""
-    from envrepo.build.bootstrap import image_tag
+    from envrepo.image.bootstrap import image_tag
     from envrepo.repo.config import open_repository
     from envrepo.repo.spec import load_catalog
 

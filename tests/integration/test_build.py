@@ -123,9 +123,9 @@ def test_the_image_imports_from_its_bytecode_and_test_suites_stay_sources(
 def test_bytecode_for_another_interpreter_is_compiled_in_the_base_image(
     built: Built, tmp_path: Path
 ) -> None:
-    from envrepo.build.bytecode import Job, compile_staged
-    from envrepo.build.checks import Python
     from envrepo.engine.docker import Docker
+    from envrepo.image.bytecode import Job, compile_staged
+    from envrepo.image.checks import Python
 
     staging = tmp_path / "staging"
     write_files(staging, {"target/pkg/mod.py": "VALUE = 41 + 1\n"})

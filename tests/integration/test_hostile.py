@@ -291,7 +291,7 @@ def test_render_refuses_a_line_break_it_cannot_write(make_repo: RepoMaker) -> No
 def test_rendered_variables_read_back_exactly_in_a_docker_build(
     docker_ready: None, tmp_path: Path
 ) -> None:
-    from envrepo.build.render import _quoted
+    from envrepo.image.render import _quoted
     from envrepo.repo.spec import Base, Spec
 
     values = {"GREETING": 'say "hi" to $HOME', "WINDOWS": "C:\\dir\\new", "EMPTY": ""}
@@ -358,7 +358,7 @@ def test_a_bug_with_one_environment_spares_the_others(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from envrepo import cli
-    from envrepo.build import builder
+    from envrepo.image import batch
 
     write_files(
         scratch,
@@ -367,14 +367,14 @@ def test_a_bug_with_one_environment_spares_the_others(
             "environments/sound/environment.yaml": CHILD.format(name="sound"),
         },
     )
-    real = builder.read_locked
+    real = batch.read_locked
 
     def read_locked(spec: object, *args: object) -> object:
         if getattr(spec, "name", "") == "buggy":
             raise RuntimeError("boom")
         return real(spec, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(builder, "read_locked", read_locked)
+    monkeypatch.setattr(batch, "read_locked", read_locked)
     code = cli.run(["-C", str(scratch), "build", "--push", "--registry", built.registry.host])
     err = capsys.readouterr().err.splitlines()
     assert code == 3

@@ -18,7 +18,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from envrepo.build.bootstrap import image_tag
+from envrepo.image.bootstrap import image_tag
 from envrepo.repo.spec import Bootstrap
 from support import (
     CHILD,
@@ -28,6 +28,7 @@ from support import (
     is_pushed,
     local_tags,
     run_envrepo,
+    stoppable_envrepo,
     tags_of,
     with_private_wheel,
     write_files,
@@ -192,14 +193,15 @@ STOPPED = {
     signal.SIGINT: (130, "envrepo: interrupted"),
 }
 
-MOMENTS: dict[str, Callable[[int, list[str]], bool]] = {
+MOMENTS: dict[str, Callable[[str, int, list[str]], bool]] = {
     # uv installing the locked files into the build's staging folder
-    "staging": lambda pid, log: any("pip install --target" in c for c in children(pid)),
+    "staging": lambda name, pid, log: any("pip install --target" in c for c in children(pid)),
     # the layers streamed to the daemon: the log lists them just before
-    "load": lambda pid, log: any("install manymodules-1.0" in line for line in log),
-    # a smoke test running in its container
-    "tests": lambda pid, log: any(
+    "load": lambda name, pid, log: any("install manymodules-1.0" in line for line in log),
+    # a smoke test of this environment running in its container
+    "tests": lambda name, pid, log: any(
         "/envrepo-tests" in json.dumps(c.attrs.get("Mounts", []))
+        and f"/environments/{name}/" in json.dumps(c.attrs.get("Mounts", []))
         for c in docker.from_env().containers.list()
     ),
 }
@@ -216,27 +218,21 @@ def test_a_signal_at_any_moment_leaves_nothing_behind(
     wheel = big_wheel(tmp_path / "wheels", 300_000_000 if moment == "load" else 0)
     with_private_wheel(scratch, name, wheel, CHILD.format(name=name))
     before = {p.name for p in Path("/tmp").glob("envrepo-*")}
-    process = subprocess.Popen(
-        [envrepo_command(), "build", name, "--push", "--registry", built.registry.host],
-        cwd=scratch,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "CI": "true"},
-    )
-    log: list[str] = []
-    reader = threading.Thread(target=lambda: log.extend(process.stderr or ()), daemon=True)
-    reader.start()
-    deadline = time.monotonic() + 300
-    while not MOMENTS[moment](process.pid, log):
-        if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
-            reader.join(10)
-            pytest.fail(f"the build never reached {moment}: {''.join(log)[-2000:]}")
-        time.sleep(0.02)
-    process.send_signal(sent)
-    process.wait(timeout=120)
-    reader.join(10)
+    args = ("build", name, "--push", "--registry", built.registry.host)
+    with stoppable_envrepo(*args, cwd=scratch) as process:
+        log: list[str] = []
+        reader = threading.Thread(target=lambda: log.extend(process.stderr or ()), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 300
+        while not MOMENTS[moment](name, process.pid, log):
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                reader.join(10)
+                pytest.fail(f"the build never reached {moment}: {''.join(log)[-2000:]}")
+            time.sleep(0.02)
+        process.send_signal(sent)
+        process.wait(timeout=120)
+        reader.join(10)
     err = "".join(log)
     expected = STOPPED[sent]
     assert (process.returncode, err.splitlines()[-1]) == expected, err[-2000:]
@@ -267,22 +263,15 @@ def test_a_signal_during_debootstrap_unmounts_and_removes_its_target(
     # debootstrap, a machine used again): then nothing would run debootstrap to be stopped.
     forget_rooted()
     before = {p.name for p in Path("/tmp").glob("envrepo-*")}
-    process = subprocess.Popen(
-        [envrepo_command(), "build"],
-        cwd=root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "CI": "true"},
-    )
-    deadline = time.monotonic() + 300
-    while "/envrepo-bootstrap-" not in Path("/proc/self/mountinfo").read_text():
-        if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
-            pytest.fail(f"debootstrap never mounted /proc: {process.communicate()[1][-2000:]}")
-        time.sleep(0.2)
-    process.send_signal(sent)
-    _, err = process.communicate(timeout=120)
+    with stoppable_envrepo("build", cwd=root) as process:
+        deadline = time.monotonic() + 300
+        while "/envrepo-bootstrap-" not in Path("/proc/self/mountinfo").read_text():
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                pytest.fail(f"debootstrap never mounted /proc: {process.communicate()[1][-2000:]}")
+            time.sleep(0.2)
+        process.send_signal(sent)
+        _, err = process.communicate(timeout=120)
     expected = STOPPED[sent]
     assert (process.returncode, err.splitlines()[-1]) == expected, err[-2000:]
     assert "/envrepo-bootstrap-" not in Path("/proc/self/mountinfo").read_text()
@@ -398,7 +387,7 @@ def test_a_distribution_the_base_image_has_in_another_version_is_replaced(
     )
     assert output.decode().splitlines() == ["['2.0']", "['oldpkg', 'oldpkg-2.0.dist-info']"]
     # The environment has no pip: uv's own `pip check` (the host's binary, mounted) judges it.
-    from envrepo.lock.pip import uv
+    from envrepo.lock.uv import binary as uv
 
     checked = client.containers.run(
         image,
@@ -412,8 +401,8 @@ def test_a_distribution_the_base_image_has_in_another_version_is_replaced(
 
 
 def test_the_same_apt_packages_on_the_same_base_give_the_same_layer(built: Built) -> None:
-    from envrepo.build import apt
     from envrepo.engine.docker import Docker
+    from envrepo.image import apt
     from support import curated_root_image
 
     engine = Docker()

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from envrepo.index.store import IndexFolder
 from envrepo.publish import publisher
 from envrepo.publish.index import Deprecation
-from envrepo.publish.store import IndexFolder
 from support import NOW, release
 
 RENOVATE = "44.121.2"

@@ -22,8 +22,8 @@ from typing import Any
 
 from test_lock import SPEC, env_spec, pins
 
+from envrepo.index.store import IndexFolder
 from envrepo.publish import publisher
-from envrepo.publish.store import IndexFolder
 from registries import Certificate, serving
 from support import (
     CHILD,

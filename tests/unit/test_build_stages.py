@@ -12,14 +12,14 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from envrepo.build.assemble import chain_ids, environment, image_config
-from envrepo.build.bytecode import Job, compile_on_host, pyc_path, wanted
-from envrepo.build.layers import Layer, Package, package_layers, venv_layer, write_layer
-from envrepo.build.render import Layout, dockerfile
-from envrepo.build.stage import Wanted, packages
 from envrepo.engine.registry import DOCKER_HUB, split_image
 from envrepo.errors import EnvrepoError
 from envrepo.hashing import spec_hash
+from envrepo.image.assemble import chain_ids, environment, image_config
+from envrepo.image.bytecode import Job, compile_on_host, pyc_path, wanted
+from envrepo.image.layers import Layer, Package, package_layers, venv_layer, write_layer
+from envrepo.image.render import Layout, dockerfile
+from envrepo.image.stage import Wanted, packages
 from envrepo.lock.locked import read_locked
 from envrepo.repo.config import open_repository
 from envrepo.repo.spec import Spec, load_catalog
@@ -123,7 +123,7 @@ def test_more_distributions_than_layers_share_one_merged_layer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr("envrepo.build.layers.MAX_PACKAGE_LAYERS", 3)
+    monkeypatch.setattr("envrepo.image.layers.MAX_PACKAGE_LAYERS", 3)
     names = ["p1", "p2", "p3", "p4", "p5"]
     for name in names:
         installed(
@@ -301,7 +301,7 @@ def test_image_references(reference: str, parts: tuple[str, str, str]) -> None:
 def test_debian_mirror_comes_from_the_hosts_apt_sources(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from envrepo.build import bootstrap
+    from envrepo.image import bootstrap
     from envrepo.repo.spec import Bootstrap
 
     sources = tmp_path / "sources.list.d"
@@ -323,7 +323,7 @@ def test_debian_mirror_comes_from_the_hosts_apt_sources(
 
 
 def test_bootstrap_identity_leaves_the_mirror_out(monkeypatch: pytest.MonkeyPatch) -> None:
-    from envrepo.build import bootstrap
+    from envrepo.image import bootstrap
     from envrepo.repo.spec import Bootstrap
 
     boot = Bootstrap("bookworm", "minbase", ("python3", "ca-certificates"))
@@ -339,7 +339,7 @@ def test_bootstrap_identity_leaves_the_mirror_out(monkeypatch: pytest.MonkeyPatc
 
 
 def test_the_suite_of_a_base_image() -> None:
-    from envrepo.build.apt import _suite
+    from envrepo.image.apt import _suite
 
     assert _suite(b'PRETTY_NAME="Debian GNU/Linux 12"\nVERSION_CODENAME=bookworm\n') == "bookworm"
     with pytest.raises(EnvrepoError):
@@ -373,7 +373,7 @@ def test_a_layer_is_compressed_once_to_a_gzip_that_gives_it_back(tmp_path: Path)
     import gzip
     import io
 
-    from envrepo.build import blobs
+    from envrepo.image import blobs
 
     tar = tmp_path / "layer.tar"
     tar.write_bytes(os.urandom(3 << 20) + bytes(2 << 20))
@@ -391,8 +391,8 @@ def test_a_layer_is_compressed_once_to_a_gzip_that_gives_it_back(tmp_path: Path)
 
 
 def test_the_plan_becomes_one_job_matrix_per_wave_job() -> None:
-    from envrepo.build.plan import Planned, wave_outputs
     from envrepo.errors import EnvrepoError
+    from envrepo.image.plan import Planned, wave_outputs
 
     planned = [Planned("a", "1" * 64, 0, "new"), Planned("b", "2" * 64, 1, "parent")]
     lines = wave_outputs(planned, 3)

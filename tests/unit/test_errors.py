@@ -18,7 +18,10 @@ from envrepo.errors import Terminated, signals_deferred, terminate_like_ctrl_c
 def test_a_signal_waits_for_the_block_then_acts(
     sent: signal.Signals, raised: type[BaseException]
 ) -> None:
-    before = signal.getsignal(signal.SIGTERM)
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    # As in a terminal's foreground job: a suite started in the background of a shell
+    # inherits SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     terminate_like_ctrl_c()
     finished = []
     try:
@@ -28,4 +31,5 @@ def test_a_signal_waits_for_the_block_then_acts(
         assert finished == ["the block ran to its end"]
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     finally:
-        signal.signal(signal.SIGTERM, before)
+        signal.signal(signal.SIGTERM, before[0])
+        signal.signal(signal.SIGINT, before[1])

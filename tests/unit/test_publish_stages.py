@@ -14,13 +14,14 @@ from cyclonedx.validation.json import JsonStrictValidator
 
 from envrepo.errors import EnvrepoError
 from envrepo.hashing import SpecHash
+from envrepo.index import read
+from envrepo.index.diff import classify, diff
 from envrepo.index.reference import parse
+from envrepo.index.store import IndexFolder
 from envrepo.lock.locked import Locked, PipEntry
-from envrepo.publish import html, publisher, read
-from envrepo.publish.diff import classify, diff
+from envrepo.publish import html, publisher
 from envrepo.publish.index import Deprecation, Release
 from envrepo.publish.packages import from_listing
-from envrepo.publish.store import IndexFolder
 from envrepo.repo.spec import Base, Spec
 from support import (
     NOW,

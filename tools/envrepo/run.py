@@ -6,8 +6,6 @@ environment ran what, so `run-info` can tell it and run it again."""
 
 from __future__ import annotations
 
-import datetime
-import json
 import os
 import shlex
 import shutil
@@ -19,8 +17,7 @@ from typing import Any
 
 from envrepo import __version__
 from envrepo.errors import EnvrepoError, Problem
-from envrepo.repo import git
-from envrepo.repo.files import write_text
+from envrepo.repo import documents, git, schemas
 
 WORKDIR = "/envrepo/run"
 OUTPUTS = f"{WORKDIR}/outputs"
@@ -94,10 +91,6 @@ def _snapshot(source: Path, into: Path) -> None:
             path.chmod(path.stat().st_mode | 0o444)
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-
-
 def run(engine: Any, environment: Environment, request: Request, echo: Log) -> int:
     """Run the command; its exit code. `run.json` and `run.log` land in the output folder."""
     if not request.command:
@@ -118,7 +111,7 @@ def run(engine: Any, environment: Environment, request: Request, echo: Log) -> i
             "commit": git.head_commit(source),
             "dirty": git.differs(source, [source]) if git.head_commit(source) else None,
         },
-        "start": _now(),
+        "start": documents.now(),
         "end": None,
         "exit_code": None,
     }
@@ -162,26 +155,22 @@ def run(engine: Any, environment: Environment, request: Request, echo: Log) -> i
                     environment.image, list(request.command), log, **options
                 )
             finally:
-                record["end"] = _now()
-                write_text(output / RECORD, json.dumps(record, indent=2, sort_keys=True) + "\n")
+                record["end"] = documents.now()
+                documents.write(output / RECORD, record, schemas.RUN_RECORD)
     record["exit_code"] = code
-    write_text(output / RECORD, json.dumps(record, indent=2, sort_keys=True) + "\n")
+    documents.write(output / RECORD, record, schemas.RUN_RECORD)
     return int(code)
 
 
 def info(folder: Path) -> tuple[dict[str, Any], str]:
     """A past run's record, and the command that runs it again in the same image."""
     path = folder / RECORD
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-        environment = record["environment"]
-        command = record["command"]
-    except FileNotFoundError:
-        raise EnvrepoError(
-            Problem(str(path), "", "is missing; give the output folder of a run")
-        ) from None
-    except (ValueError, KeyError, TypeError):
-        raise EnvrepoError(Problem(str(path), "", "is not a run record envrepo wrote")) from None
+    if not path.is_file():
+        raise EnvrepoError(Problem(str(path), "", "is missing; give the output folder of a run"))
+    record = documents.read(
+        path, "run record", schemas.RUN_RECORD, "give the output folder of a run"
+    )
+    environment, command = record["environment"], record["command"]
     image = str(environment["image"])
     digest = environment.get("digest")
     if "@" in image:

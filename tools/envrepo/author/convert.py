@@ -1,5 +1,6 @@
-"""Adopters' own files turned into an environment's inputs: requirements files, environment.yml,
-pyproject.toml and uv.lock, each line taken as its author meant it. A line whose meaning is
+"""Adopters' own files turned into an environment's inputs (requirements files here;
+environment.yml, pyproject.toml and uv.lock in the modules named after them), each line taken
+as its author meant it. A line whose meaning is
 clear is converted; one that cannot go into a hermetic image is left out with one warning that
 names the file, the line and why; the rest, comments too, is kept.
 
@@ -17,20 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from packaging.markers import InvalidMarker, Marker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
-from packaging.version import InvalidVersion, Version
-from rattler.exceptions import InvalidMatchSpecError
-from ruamel.yaml.error import YAMLError
 
 from envrepo.engine import http
 from envrepo.errors import Problem, fail
-from envrepo.inputs import conda as conda_input
 from envrepo.inputs import requirements
-from envrepo.repo import yamledit
 from envrepo.repo.spec import WHEELS_DIR
-from envrepo.repo.yamlio import load_yaml, read_text
+from envrepo.repo.yamlio import read_text
 
 PYTHON_VERSION = re.compile(r"(3\.\d+)")
 # Azure ML's assets write `pkg=={{latest-pypi-version}}` for "the newest".
@@ -40,7 +35,7 @@ _VCS = re.compile(r"^(git|hg|svn|bzr)\+")
 _CONDA_PIN = re.compile(
     r"^([A-Za-z0-9][A-Za-z0-9._-]*(?:\[[^\]]*\])?)\s*=\s*([0-9][^\s;=<>!~,]*)(.*)$"
 )
-_LEFT_OUT_WHEEL = "build its wheel and put it in the environment's wheels/ folder"
+LEFT_OUT_WHEEL = "build its wheel and put it in the environment's wheels/ folder"
 _MAX_WHEEL = 2 << 30
 
 
@@ -62,7 +57,7 @@ class Inputs:
 Row = tuple[int, str, str]  # (line number, content without comment, comment)
 
 
-class _Taking:
+class Taking:
     """One conversion under way: what it has found besides the lines it returns."""
 
     def __init__(self) -> None:
@@ -96,7 +91,7 @@ class _Taking:
                 shown,
                 where,
                 f"{content}: an editable install cannot go into an image; left out: "
-                + _LEFT_OUT_WHEEL,
+                + LEFT_OUT_WHEEL,
             )
             return []
         if option.startswith("-"):
@@ -195,7 +190,7 @@ class _Taking:
                 shown,
                 where,
                 f"{name or location}: {what} is not locked from an index with hashes; "
-                f"left out: {_LEFT_OUT_WHEEL}",
+                f"left out: {LEFT_OUT_WHEEL}",
             )
             return []
         filename = path.rsplit("/", 1)[-1]
@@ -273,7 +268,7 @@ def _fetch(url: str, folder: Path) -> bytes:
     return data
 
 
-def _text(lines: list[str], header: str) -> str | None:
+def text_or_none(lines: list[str], header: str) -> str | None:
     if not any(line and not line.startswith("#") for line in lines):
         return None
     return "\n".join([header, *lines]).rstrip("\n") + "\n"
@@ -282,244 +277,23 @@ def _text(lines: list[str], header: str) -> str | None:
 def from_pip(path: Path) -> Inputs:
     """A requirements file with its -r includes inlined (wherever they lead), its -c
     constraints copied beside it, comments, markers and extras kept."""
-    taking = _Taking()
+    taking = Taking()
     shown = str(path)
     lines = taking.requirements_file(path, shown)
     text = "\n".join(lines).rstrip("\n") + "\n"
     return taking.inputs(pip=text if any(lines) else None)
 
 
-def _pip_rows(text: str, items: Any) -> list[Row]:
-    """The pip: list's entries with their line numbers and comments (the comment lines just
-    above an entry too), as a requirements file would hold them."""
-    raw = text.splitlines()
-    rows: list[Row] = []
-    for index, item in enumerate(items):
-        number = items.lc.item(index)[0]
-        above = number
-        while above > 0 and raw[above - 1].strip().startswith("#"):
-            above -= 1
-        rows += [(line + 1, "", raw[line].strip()) for line in range(above, number)]
-        found = re.search(r"\s#.*$", raw[number]) if number < len(raw) else None
-        rows.append((number + 1, str(item).strip(), found.group(0).strip() if found else ""))
-    return rows
-
-
-def from_conda(path: Path) -> Inputs:
-    """An environment.yml: channels and conda packages (python among them: a conda
-    environment brings its own) to conda.yaml, its pip list to requirements.txt, its
-    variables to the spec."""
-    shown = str(path)
-    # The safe loader first: it refuses alias bombs, duplicate keys and the like, one line each.
-    load_yaml(path, shown, "conda file")
-    text = read_text(path, shown, "conda file")
-    try:
-        document = yamledit.parse(text)
-    except YAMLError as error:
-        reason = " ".join(str(error).split())
-        raise fail(shown, "", f"is not valid YAML ({reason}); fix it") from None
-    if not isinstance(document, dict):
-        raise fail(
-            shown, "", "is not a mapping; write channels: and dependencies: as in environment.yml"
-        )
-    taking = _Taking()
-    for key in ("name", "prefix"):
-        document.pop(key, None)
-    raw_variables = _shaped(shown, "variables", document.pop("variables", None) or {}, dict)
-    variables = {str(k): str(v) for k, v in raw_variables.items()}
-    dependencies = _shaped(shown, "dependencies", document.get("dependencies") or [], list)
-    lines = conda_input.dependency_lines(text)
-    pip_lines: list[str] = []
-    pip_at: dict[str, str] = {}
-    conda_names: dict[str, str] = {}
-    for index in reversed(range(len(dependencies))):
-        item = dependencies[index]
-        where = f"line {lines.get(index, 0)}"
-        if isinstance(item, dict) and list(item) == ["pip"] and isinstance(item["pip"], list):
-            rows = _pip_rows(text, item["pip"])
-            pip_lines = taking.rows(rows, path.parent, shown) + pip_lines
-            for number, content, _ in rows:
-                try:
-                    pip_at[requirements.canonical(Requirement(content).name)] = f"line {number}"
-                except InvalidRequirement:
-                    continue
-            del dependencies[index]
-            continue
-        if not isinstance(item, str):
-            taking.warn(shown, where, f"{item!r} is neither a match spec nor a pip: list; left out")
-            del dependencies[index]
-            continue
-        try:
-            spec = conda_input.match_spec(item)
-        except InvalidMatchSpecError as error:
-            taking.warn(
-                shown,
-                where,
-                f"{item!r} is not a conda match spec ({conda_input.reason(error)}); left out",
-            )
-            del dependencies[index]
-            continue
-        name = spec.name.normalized if spec.name is not None else ""
-        conda_names[requirements.canonical(name)] = where
-        if name == "python":
-            found = PYTHON_VERSION.search(str(spec.version or ""))
-            taking.python = found.group(1) if found else None
-    for name, where in sorted(pip_at.items()):
-        if name in conda_names and name not in ("pip", "python"):
-            taking.warn(
-                shown,
-                where,
-                f"{name} is both a conda package ({conda_names[name]}) and in the pip list; "
-                "pip's would overwrite conda's files in the image: keep one",
-            )
-    pip = _text(pip_lines, f"# from the pip: list of {path.name}")
-    taking.warnings.sort(key=lambda p: int(p.field.removeprefix("line ") or 0))
-    return taking.inputs(conda=yamledit.dump(document), pip=pip, variables=variables)
-
-
-def _shaped(shown: str, key: str, value: Any, kind: type) -> Any:
+def shaped(shown: str, key: str, value: Any, kind: type) -> Any:
     """`value` when it is a `kind` (a mapping or a list), else one line saying what to fix."""
     if not isinstance(value, kind):
         raise fail(shown, key, f"must be a {'table' if kind is dict else 'list'}; fix it")
     return value
 
 
-def _toml(path: Path, what: str) -> dict[str, Any]:
+def read_toml(path: Path, what: str) -> dict[str, Any]:
     shown = str(path)
     try:
         return tomllib.loads(read_text(path, shown, what))
     except tomllib.TOMLDecodeError as error:
         raise fail(shown, "", f"is not valid TOML ({error}); fix it") from None
-
-
-def from_pyproject(path: Path, groups: tuple[str, ...]) -> Inputs:
-    """PEP 621 `dependencies`, and the optional-dependencies or dependency groups named."""
-    shown = str(path)
-    document = _toml(path, "pyproject.toml")
-    project = _shaped(shown, "project", document.get("project") or {}, dict)
-    optional = _shaped(
-        shown, "project.optional-dependencies", project.get("optional-dependencies") or {}, dict
-    )
-    dependencies = _shaped(shown, "project.dependencies", project.get("dependencies") or [], list)
-    dependency_groups = _shaped(
-        shown, "dependency-groups", document.get("dependency-groups") or {}, dict
-    )
-    sections: list[tuple[str, list[Any]]] = [("project.dependencies", dependencies)]
-    for group in groups:
-        if group in optional:
-            key = f"project.optional-dependencies.{group}"
-            sections.append((key, _shaped(shown, key, optional[group], list)))
-        elif group in dependency_groups:
-            key = f"dependency-groups.{group}"
-            sections.append((key, _shaped(shown, key, dependency_groups[group], list)))
-        else:
-            known = ", ".join(sorted({*optional, *dependency_groups})) or "none"
-            raise fail(
-                shown,
-                "",
-                f"has no optional dependency group {group!r} (known: {known}); pass one of them",
-            )
-    taking = _Taking()
-    own = requirements.canonical(str(project.get("name", "")))
-
-    def expanded(section: str, entries: list[Any], seen: frozenset[str]) -> list[str]:
-        """The entries' lines, with `{include-group = G}` (PEP 735) and the project's own
-        extras (`name[extra]`) taken in where they stand."""
-        lines = []
-        for index, entry in enumerate(_shaped(shown, section, entries, list)):
-            where = f"{section}[{index}]"
-            group = entry.get("include-group") if isinstance(entry, dict) else None
-            if isinstance(group, str) and group in dependency_groups and group not in seen:
-                included = f"dependency-groups.{group}"
-                lines += expanded(included, dependency_groups[group], seen | {group})
-                continue
-            if not isinstance(entry, str):
-                taking.warn(shown, where, f"{entry!r} is not a requirement; left out")
-                continue
-            name = re.split(r"[\[\s;=<>!~@(]", entry, maxsplit=1)[0]
-            if own and requirements.canonical(name) == own:
-                extras = re.findall(r"[\w.-]+", entry[len(name) :].split("]")[0])
-                for extra in extras:
-                    if extra in optional and extra not in seen:
-                        section_name = f"project.optional-dependencies.{extra}"
-                        lines += expanded(section_name, optional[extra], seen | {extra})
-                continue
-            lines += [line for line in taking.line(where, entry, "", path.parent, shown) if line]
-        return lines
-
-    lines: list[str] = []
-    for section, entries in sections:
-        lines += [f"# {section}", *expanded(section, entries, frozenset())]
-    requires = str(project.get("requires-python", ""))
-    found = PYTHON_VERSION.search(requires) if requires.startswith(("==", "~=")) else None
-    if found:
-        taking.python = found.group(1)
-    pip = _text(lines, f"# from {path.name}")
-    return taking.inputs(pip=pip, requires_python=requires or None)
-
-
-def _marker_holds(markers: list[str], python: str) -> bool:
-    """Whether one of uv's resolution markers holds for an image of `python` on Linux."""
-    environment = {
-        "python_version": python,
-        "python_full_version": f"{python}.0",
-        "sys_platform": "linux",
-        "platform_system": "Linux",
-        "os_name": "posix",
-        "implementation_name": "cpython",
-        "platform_python_implementation": "CPython",
-        "platform_machine": "x86_64",
-    }
-    try:
-        return not markers or any(Marker(m).evaluate(environment) for m in markers)
-    except InvalidMarker:
-        return True
-
-
-def from_uv_lock(path: Path, python: str) -> Inputs:
-    """Every package uv.lock pins from a registry, at its exact version: where it pins two
-    (for different pythons or platforms), the one for a Linux image of `python`."""
-    shown = str(path)
-    document = _toml(path, "uv.lock")
-    packages = document.get("package")
-    if not isinstance(packages, list):
-        raise fail(
-            shown,
-            "",
-            "has no [[package]] tables, so it is not a uv.lock; pass the file uv lock wrote",
-        )
-    taking = _Taking()
-    requires = str(document.get("requires-python", ""))
-    found_python = PYTHON_VERSION.search(requires) if requires.startswith(("==", "~=")) else None
-    if found_python:
-        taking.python = python = found_python.group(1)
-    versions: dict[str, list[str]] = {}
-    for index, package in enumerate(packages):
-        if not isinstance(package, dict):
-            continue
-        name, version = str(package.get("name", "")), str(package.get("version", ""))
-        source = _shaped(shown, f"package[{index}].source", package.get("source") or {}, dict)
-        markers = package.get("resolution-markers", [])
-        markers = _shaped(shown, f"package[{index}].resolution-markers", markers, list)
-        where = f"package[{index}] {name}"
-        if "editable" in source or "virtual" in source:
-            continue
-        if "registry" not in source:
-            kind = next(iter(source), "unknown")
-            taking.warn(
-                shown,
-                where,
-                f"comes from a {kind} source, not a registry; left out: {_LEFT_OUT_WHEEL}",
-            )
-        elif _marker_holds([str(m) for m in markers], python):
-            versions.setdefault(name, []).append(version)
-    lines = [f"{name}=={max(versions[name], key=_version_key)}" for name in sorted(versions)]
-    pip = _text(lines, f"# pinned as {path.name} locked them")
-    return taking.inputs(pip=pip, requires_python=requires or None)
-
-
-def _version_key(version: str) -> Any:
-    try:
-        return (1, Version(version))
-    except InvalidVersion:
-        return (0, version)

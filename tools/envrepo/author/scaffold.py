@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
-from envrepo.author import convert, prefixes
+from envrepo.author import convert, from_conda, from_pyproject, from_uv_lock, prefixes
 from envrepo.author.convert import Inputs
 from envrepo.errors import EnvrepoError, Problem, fail
 from envrepo.repo import schema
@@ -254,14 +254,15 @@ class Scaffolded:
 
 def scaffold_environment(catalog: Catalog, request: Request) -> Scaffolded:
     if request.conda_file is not None:
-        inputs = convert.from_conda(request.conda_file)
+        inputs = from_conda.from_conda(request.conda_file)
     elif request.pip_file is not None:
         inputs = convert.from_pip(request.pip_file)
     elif request.pyproject is not None:
-        inputs = convert.from_pyproject(request.pyproject, request.groups)
+        inputs = from_pyproject.from_pyproject(request.pyproject, request.groups)
     elif request.uv_lock is not None:
-        inputs = convert.from_uv_lock(
-            request.uv_lock, request.python or catalog.repo.config.defaults.python
+        defaults = catalog.repo.config.defaults
+        inputs = from_uv_lock.from_uv_lock(
+            request.uv_lock, request.python or defaults.python, defaults.platforms[0]
         )
     elif request.prefix is not None:
         inputs = prefixes.from_env(request.prefix)

@@ -42,7 +42,7 @@ COMMANDS = {
     "pin": "consume:pin",
     "resolve": "consume:resolve",
     "download": "consume:download",
-    "init": "author:init",
+    "init": "init:init",
     "run": "run:run",
     "run-info": "run:run_info",
     "serve": "serve:serve",

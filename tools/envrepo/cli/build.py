@@ -24,14 +24,14 @@ from envrepo.errors import ExitCode
 @pass_state
 def render_command(state: State, name: str, context: Path | None, registry: str | None) -> int:
     """Print a Dockerfile that makes the same filesystem as `envrepo build`."""
-    from envrepo.build import naming, render
+    from envrepo.image import naming, render
 
     catalog = state.catalog()
     host = naming.registry_host(catalog.repo, registry)
     if context is None:
         click.echo(render.for_environment(catalog, name, host), nl=False)
         return ExitCode.OK
-    from envrepo.build.context import write_context
+    from envrepo.image.context import write_context
 
     write_context(catalog, name, host, context)
     click.echo(f"wrote {context}; build it with: docker build {context}")
@@ -58,7 +58,7 @@ def render_command(state: State, name: str, context: Path | None, registry: str 
 @pass_state
 def plan(state: State, since: str | None, fmt: str, wave_jobs: int, registry: str | None) -> int:
     """What would be built, wave by wave."""
-    from envrepo.build import plan as planning
+    from envrepo.image import plan as planning
 
     found = planning.plan_repository(state.catalog(), registry, since)
     planned = found.buildable
@@ -89,7 +89,7 @@ def build(
     state: State, names: tuple[str, ...], changed: bool, push: bool, registry: str | None
 ) -> int:
     """Build, test, tag (and push) environments: all, NAMEs, or --changed."""
-    from envrepo.build.builder import Request, build_environments
+    from envrepo.image.batch import Request, build_environments
 
     if names and changed:
         raise click.UsageError("give NAMEs or --changed, not both")

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import click
 
-from envrepo.cli.options import State, json_option, pass_state
-from envrepo.cli.publish import changes_lines, index_option
-from envrepo.cli.report import emit_json, note
+from envrepo.cli.options import State, index_option, json_option, pass_state
+from envrepo.cli.report import changes_lines, emit_json, note
 from envrepo.errors import EnvrepoError, ExitCode
 from envrepo.index.reference import parse
 
@@ -52,8 +51,8 @@ def pin(
 ) -> int:
     """Pin a published environment in envrepo.lock, check the pins, or move them."""
     from envrepo.consume import lockfile, pins
-    from envrepo.publish.diff import summary
-    from envrepo.publish.read import Index
+    from envrepo.index.diff import summary
+    from envrepo.index.read import Index
 
     root = state.repository().root
     current = lockfile.read(root)
@@ -112,7 +111,7 @@ def pin(
 def resolve(state: State, reference: str, location: str | None) -> int:
     """Print the image of NAME[@VERSION] by digest: the pin's, else the index's."""
     from envrepo.consume import fetch, lockfile
-    from envrepo.publish.read import Index
+    from envrepo.index.read import Index
 
     wanted = parse(reference)
     current = lockfile.read(state.repository().root)
@@ -137,7 +136,7 @@ def resolve(state: State, reference: str, location: str | None) -> int:
 def download(state: State, reference: str, target: Path, location: str | None) -> int:
     """Write an environment's folder as that version published it, hash checked."""
     from envrepo.consume import fetch, lockfile
-    from envrepo.publish.read import Index
+    from envrepo.index.read import Index
 
     wanted = parse(reference)
     pinned = lockfile.read(state.repository().root).pins.get(wanted.name)

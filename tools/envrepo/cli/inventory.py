@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import click
 
-from envrepo.cli.options import State, json_option, pass_state
-from envrepo.cli.publish import index_location, index_option
+from envrepo.cli.options import State, index_location, index_option, json_option, pass_state
 from envrepo.cli.report import emit_json, fields, note, table
 from envrepo.errors import ExitCode
 
@@ -18,7 +17,7 @@ from envrepo.errors import ExitCode
 def list_command(state: State, location: str | None, as_json: bool) -> int:
     """List the environments of the repository, or of a published index."""
     if location is not None:
-        from envrepo.publish import read
+        from envrepo.index import read
 
         rows, top = read.listing(read.Index(location))
         if as_json:
@@ -47,8 +46,8 @@ def show(state: State, name: str, location: str | None, as_json: bool) -> int:
     """Show one environment: from the working tree (NAME), or a version of it from a
     published index (--index, or NAME@VERSION from the repository's index)."""
     if location is not None or "@" in name:
+        from envrepo.index import read
         from envrepo.index.reference import parse
-        from envrepo.publish import read
 
         index = read.Index(index_location(state, location))
         found = read.version(index, parse(name))

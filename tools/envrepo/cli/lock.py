@@ -75,11 +75,18 @@ def lock(
         for problem in problems:
             click.echo(problem.line())
         return ExitCode.PROBLEMS if problems else ExitCode.OK
-    from envrepo.build.naming import registry_host
-    from envrepo.lock.pip import Request
+    from envrepo.image.naming import registry_host
+    from envrepo.lock.request import Request
 
     only_stale = not (names or every or upgrade_all or upgrade or build_wheels)
-    request = Request(upgrade_all, upgrade, registry_host(catalog.repo, None), build_wheels)
+    from envrepo.image.sdist_build import build_wheels as in_the_base_image
+
+    request = Request(
+        upgrade_all,
+        upgrade,
+        registry_host(catalog.repo, None),
+        in_the_base_image if build_wheels else None,
+    )
     outcome = runner.lock_all(catalog, names, only_stale, request, progress)
     for path in outcome.changed:
         click.echo(f"wrote {catalog.repo.display(path)}")

@@ -65,3 +65,20 @@ def registry_option(command: F) -> F:
         default=None,
         help="Registry host[:port] (default: $ENVREPO_REGISTRY, else envrepo.yaml's registry).",
     )(command)
+
+
+def index_location(state: State, given: str | None) -> str:
+    """--index, else envrepo.yaml's index.url, else its index.path."""
+    if given:
+        return given
+    config = state.repository().config
+    return config.index_url or str(state.repository().root / config.index_path)
+
+
+index_option = click.option(
+    "--index",
+    "location",
+    default=None,
+    metavar="LOC",
+    help="A published index: a folder, file:// or http(s):// URL.",
+)

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 
 import click
 
-from envrepo.cli.options import State, json_option, pass_state, registry_option
-from envrepo.cli.report import emit_json, note
+from envrepo.cli.options import (
+    State,
+    index_location,
+    index_option,
+    json_option,
+    pass_state,
+    registry_option,
+)
+from envrepo.cli.report import changes_lines, emit_json, note
 from envrepo.errors import EnvrepoError, ExitCode
 from envrepo.index.reference import parse
 
@@ -89,23 +95,6 @@ def deprecate(state: State, reference: str, reason: str, replacement: str | None
     return ExitCode.OK
 
 
-def index_location(state: State, given: str | None) -> str:
-    """--index, else envrepo.yaml's index.url, else its index.path."""
-    if given:
-        return given
-    config = state.repository().config
-    return config.index_url or str(state.repository().root / config.index_path)
-
-
-index_option = click.option(
-    "--index",
-    "location",
-    default=None,
-    metavar="LOC",
-    help="A published index: a folder, file:// or http(s):// URL.",
-)
-
-
 @click.command()
 @click.argument("first", metavar="NAME@A", required=False)
 @click.argument("second", metavar="[NAME@B]", required=False)
@@ -128,8 +117,8 @@ def diff(
     as_json: bool,
 ) -> int:
     """The package changes between two versions (without B: since the version before A)."""
-    from envrepo.publish import read
-    from envrepo.publish.diff import summary
+    from envrepo.index import read
+    from envrepo.index.diff import summary
 
     index = read.Index(index_location(state, location))
     if builds:
@@ -157,14 +146,3 @@ def diff(
     for line in changes_lines(changes):
         click.echo(line)
     return ExitCode.OK
-
-
-def changes_lines(changes: Mapping[str, Mapping[str, list[dict[str, str]]]]) -> list[str]:
-    """One line per changed package: `  pip   patch   pandas 3.1.1 → 3.1.0`."""
-    return [
-        f"  {ecosystem:<5} {kind:<7} {item['name']} "
-        + " → ".join(v for v in (item.get("from"), item.get("to")) if v)
-        for ecosystem, kinds in changes.items()
-        for kind, items in kinds.items()
-        for item in items
-    ]

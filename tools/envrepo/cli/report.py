@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -88,3 +88,14 @@ def live_log() -> Iterator[Callable[[str], None]]:
 
     with Console(stderr=True).status("starting") as status:
         yield lambda line: status.update(escape(line[:150]))
+
+
+def changes_lines(changes: Mapping[str, Mapping[str, list[dict[str, str]]]]) -> list[str]:
+    """One line per changed package: `  pip   patch   pandas 3.1.1 → 3.1.0`."""
+    return [
+        f"  {ecosystem:<5} {kind:<7} {item['name']} "
+        + " → ".join(v for v in (item.get("from"), item.get("to")) if v)
+        for ecosystem, kinds in changes.items()
+        for kind, items in kinds.items()
+        for item in items
+    ]

@@ -8,78 +8,18 @@ from typing import TYPE_CHECKING
 
 import click
 
-from envrepo.cli.options import State, json_option, pass_state, registry_option
-from envrepo.cli.publish import index_location, index_option
+from envrepo.cli.options import (
+    State,
+    index_option,
+    json_option,
+    pass_state,
+    registry_option,
+)
 from envrepo.cli.report import emit_json, fields, note
-from envrepo.errors import EnvrepoError, ExitCode
-from envrepo.index.reference import parse, release
+from envrepo.errors import ExitCode
 
 if TYPE_CHECKING:
-    from envrepo.engine.docker import Docker
-    from envrepo.hashing import SpecHash
-    from envrepo.run import Environment
-
-
-def environment(
-    state: State, reference: str, location: str | None, registry: str | None, engine: Docker
-) -> Environment:
-    """The image a run or a service uses. NAME@VERSION: the pin in envrepo.lock, else the
-    index, pulled by digest. NAME: this repository's environment at its current spec hash,
-    from this machine, else the registry, else built now."""
-    from envrepo.build import naming
-    from envrepo.engine.credentials import credentials
-    from envrepo.engine.registry import split_image
-    from envrepo.run import Environment
-
-    wanted = parse(reference)
-    name = wanted.name
-    if wanted.at:
-        from envrepo.consume import lockfile
-        from envrepo.publish.read import Index
-
-        pinned = lockfile.read(state.repository().root).pins.get(name)
-        if pinned is not None and wanted.number == pinned.version:
-            found = Environment(name, pinned.version, pinned.hash, pinned.image, pinned.digest)
-        else:
-            entry = release(Index(index_location(state, location)).environment(name), wanted)
-            found = Environment(
-                name, int(entry["number"]), entry["hash"], entry["image"], entry["digest"]
-            )
-        if engine.image(found.image) is None:
-            note(f"pulling {found.image}")
-            host = split_image(found.image)[0]
-            creds = credentials(host, None)
-            engine.pull(found.image, creds.for_docker() if creds else None)
-        return found
-    from envrepo.hashing import hash_environments
-    from envrepo.repo.spec import get
-
-    catalog = state.catalog()
-    spec = get(catalog, name)
-    spec_hash = hash_environments(catalog, [spec.name])[spec.name]
-    host = naming.local_or_registry(catalog.repo, registry)
-    image = naming.by_hash(host, spec.name, spec_hash)
-    if engine.image(image) is None:
-        from envrepo.build.builder import Request, build_environments
-
-        note(f"{image} is not on this machine: building it")
-        outcome = build_environments(catalog, Request(names=(spec.name,), registry=registry), note)
-        if outcome.failed:
-            raise EnvrepoError(*[line for error in outcome.failed for line in error.lines])
-    digest = None if host == naming.LOCAL else _digest(host, spec.name, spec_hash)
-    return Environment(spec.name, None, spec_hash.value, image, digest)
-
-
-def _digest(host: str, name: str, spec_hash: SpecHash) -> str | None:
-    """The registry's manifest digest of the image with this hash; None when it holds none
-    or cannot be asked (a run on this machine's image goes on without it)."""
-    from envrepo.build import naming
-    from envrepo.engine.registry import connect
-
-    try:
-        return connect(host, host).manifest_digest(name, naming.hash_tag(spec_hash))
-    except EnvrepoError:
-        return None
+    pass
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
@@ -119,6 +59,7 @@ def run(
 ) -> int:
     """Run a command in an environment's image, with the source folder as a snapshot."""
     from envrepo import run as running
+    from envrepo.cli.images import environment
     from envrepo.engine.docker import Docker
 
     engine = Docker()

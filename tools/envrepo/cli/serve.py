@@ -6,8 +6,7 @@ from pathlib import Path
 
 import click
 
-from envrepo.cli.options import State, pass_state, registry_option
-from envrepo.cli.publish import index_option
+from envrepo.cli.options import State, index_option, pass_state, registry_option
 from envrepo.cli.report import note
 from envrepo.errors import EnvrepoError, ExitCode
 
@@ -57,7 +56,7 @@ def serve(
     registry: str | None,
 ) -> int:
     """Serve a model with an entry script (Azure ML's init()/run()) in an environment's image."""
-    from envrepo.cli.run import environment
+    from envrepo.cli.images import environment
     from envrepo.engine.docker import Docker
     from envrepo.serve import image, service
 

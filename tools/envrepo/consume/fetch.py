@@ -11,8 +11,8 @@ from pathlib import Path, PurePosixPath
 
 from envrepo.consume.lockfile import Pins
 from envrepo.errors import EnvrepoError, Problem
+from envrepo.index.read import Index
 from envrepo.index.reference import Reference, release
-from envrepo.publish.read import Index
 from envrepo.repo.files import create_folder
 
 

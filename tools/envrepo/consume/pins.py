@@ -12,10 +12,10 @@ from typing import Any, Literal
 from envrepo.consume.lockfile import Pin, Pins, from_release
 from envrepo.engine.registry import connect, split_image
 from envrepo.errors import EnvrepoError, Problem
+from envrepo.index.diff import Diff, diff
+from envrepo.index.paths import version_path
+from envrepo.index.read import Index
 from envrepo.index.reference import Reference, release
-from envrepo.publish.diff import Diff, diff
-from envrepo.publish.index import version_path
-from envrepo.publish.read import Index
 from envrepo.repo.spec import Spec
 
 Outcome = Literal["current", "newer", "changed", "gone", "deprecated"]

@@ -4,12 +4,15 @@ removed whatever happens, Ctrl-C included; an engine error reaches the caller as
 from __future__ import annotations
 
 import io
+import json
 import posixpath
 import subprocess
 import tarfile
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
@@ -190,19 +193,40 @@ class Docker:
             "-c",
             ".",
         ]
-        with subprocess.Popen(command, stdout=subprocess.PIPE) as tar:
+        repository, _, version = tag.rpartition(":")
+        with (
+            tempfile.TemporaryFile() as said,
+            subprocess.Popen(command, stdout=subprocess.PIPE, stderr=said) as tar,
+        ):
+            assert tar.stdout is not None
+            chunks = iter(partial(tar.stdout.read, COPY_CHUNK), b"")
             try:
-                imported = subprocess.run(
-                    ["docker", "import", "-", tag],
-                    stdin=tar.stdout,
-                    capture_output=True,
-                    text=True,
-                    check=False,
+                answer = self.client.api.import_image_from_stream(
+                    chunks, repository=repository, tag=version
                 )
-            finally:
+            except docker.errors.DockerException as error:
                 tar.kill()
-        if imported.returncode != 0:
-            raise EnvrepoError(f"docker import of {folder.name} failed: {imported.stderr.strip()}")
+                raise EnvrepoError(
+                    f"docker import of {folder.name} failed: {_explain(error)}"
+                ) from None
+            except BaseException:
+                tar.kill()
+                raise
+            # The daemon takes whatever tar sent: a tar that failed half way made a root with
+            # files missing, which is not kept.
+            if tar.wait() != 0:
+                self.forget(tag)
+                said.seek(0)
+                reason = said.read().decode(errors="replace").strip().splitlines()
+                raise EnvrepoError(
+                    f"tar of {folder} failed ({reason[-1] if reason else f'exit {tar.returncode}'}); "
+                    "build again"
+                )
+        for line in str(answer).splitlines():
+            message = json.loads(line) if line.strip().startswith("{") else {}
+            if message.get("error"):
+                self.forget(tag)
+                raise EnvrepoError(f"docker import of {folder.name} failed: {message['error']}")
 
     @contextmanager
     def _container(self, **options: Any) -> Iterator[Container]:

@@ -30,6 +30,7 @@ import requests.exceptions
 from dxf import DXF, DXFBase
 from dxf import exceptions as dxf_errors
 
+from envrepo.engine import oci
 from envrepo.engine.credentials import Credentials, credentials, host_of
 from envrepo.errors import EnvrepoError
 
@@ -324,10 +325,11 @@ class Registry:
         media_type: str,
         tags: Sequence[str],
         annotations: Mapping[str, str] | None = None,
+        artifact_type: str | None = None,
     ) -> str:
-        """The image's manifest (its blobs are there) under each of `tags` in order; its
-        digest. Written last, so that a tag only ever names a whole image."""
-        body = _manifest_body(config, layers, media_type, annotations)
+        """The manifest (its blobs are there) under each of `tags` in order; its digest.
+        Written last, so that a tag only ever names a whole image."""
+        body = oci.manifest_body(config, layers, media_type, annotations, artifact_type)
         for tag in tags:
             with self._answers(f"tagging {self.path(name)}:{tag}"):
                 _again(partial(self._repo(name).set_manifest, tag, body))
@@ -372,26 +374,6 @@ def _file_chunks(path: Path) -> Iterator[bytes]:
     with path.open("rb") as handle:
         while chunk := handle.read(UPLOAD_CHUNK):
             yield chunk
-
-
-def _manifest_body(
-    config: Upload,
-    layers: Sequence[Upload],
-    media_type: str,
-    annotations: Mapping[str, str] | None = None,
-) -> str:
-    def descriptor(blob: Upload) -> dict[str, object]:
-        return {"mediaType": blob.media_type, "size": blob.size, "digest": blob.digest}
-
-    manifest: dict[str, object] = {
-        "schemaVersion": 2,
-        "mediaType": media_type,
-        "config": descriptor(config),
-        "layers": [descriptor(layer) for layer in layers],
-    }
-    if annotations:
-        manifest["annotations"] = dict(annotations)
-    return json.dumps(manifest, indent=3)
 
 
 # Seconds between the tries of a request that is safe to repeat (a manifest read, a tag

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from envrepo.errors import EnvrepoError, Problem
+from envrepo.index import tags
 from envrepo.repo import schemas
 
 Selector = Literal["latest", "number", "commit", "hash", "digest"]
@@ -18,9 +19,9 @@ FORMS = "NAME, NAME@VERSION, NAME@latest, NAME@sha-COMMIT, NAME@h-HASH or NAME@s
 _NAME = re.compile(schemas.load(schemas.ENVIRONMENT)["$defs"]["name"]["pattern"])
 _SELECTORS: tuple[tuple[Selector, re.Pattern[str]], ...] = (
     ("number", re.compile(r"^[1-9][0-9]*$")),
-    ("latest", re.compile(r"^latest$")),
-    ("commit", re.compile(r"^sha-([0-9a-f]{7,40})$")),
-    ("hash", re.compile(r"^h-([0-9a-f]{6,64})$")),
+    ("latest", re.compile(f"^{tags.LATEST}$")),
+    ("commit", re.compile(f"^{tags.COMMIT}([0-9a-f]{{7,40}})$")),
+    ("hash", re.compile(f"^{tags.HASH}([0-9a-f]{{6,64}})$")),
     ("digest", re.compile(r"^(sha256:[0-9a-f]{64})$")),
 )
 
@@ -38,7 +39,7 @@ class Reference:
     def __str__(self) -> str:
         if not self.at:
             return self.name
-        prefix = {"commit": "sha-", "hash": "h-"}.get(self.selector, "")
+        prefix = {"commit": tags.COMMIT, "hash": tags.HASH}.get(self.selector, "")
         return f"{self.name}@{prefix}{self.value or 'latest'}"
 
     @property

@@ -11,7 +11,7 @@ from envrepo.engine.registry import connect, split_image
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.inputs.sources import LockInput
 from envrepo.lock.files import split
-from envrepo.lock.pip import Request
+from envrepo.lock.request import Request
 from envrepo.repo.paths import read_inside
 from envrepo.repo.spec import Spec, python_agrees
 

@@ -9,7 +9,6 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
 
 from envrepo.errors import EnvrepoError, Problem
@@ -80,25 +79,8 @@ def _lock_text(spec: Spec, field: str, lock: Path) -> str:
     return split(read_inside(lock, spec.folder, shown).decode("utf-8", errors="replace"))[1]
 
 
-def _target_environment(spec: Spec) -> dict[str, str]:
-    """Marker values for the image: what uv assumes for --python-version/--python-platform."""
-    version = spec.python if spec.python.count(".") == 2 else f"{spec.python}.0"
-    return {
-        **{key: str(value) for key, value in default_environment().items()},
-        "implementation_name": "cpython",
-        "implementation_version": version,
-        "os_name": "posix",
-        "platform_machine": PLATFORMS[spec.platforms[0]].machine,
-        "platform_python_implementation": "CPython",
-        "platform_system": "Linux",
-        "python_full_version": version,
-        "python_version": ".".join(version.split(".")[:2]),
-        "sys_platform": "linux",
-    }
-
-
 def _pip_entries(spec: Spec, body: str, shown: str) -> tuple[PipEntry, ...]:
-    target = _target_environment(spec)
+    target = spec.target.markers()
     found = []
     for first, text in entries(body):
         try:

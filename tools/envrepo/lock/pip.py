@@ -10,7 +10,6 @@ import subprocess
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -20,10 +19,10 @@ from envrepo.inputs import conda as conda_input
 from envrepo.inputs import requirements
 from envrepo.inputs import wheels as wheelfile
 from envrepo.inputs.sources import LockInput, lock_inputs, pip_lock, wheel_files
-from envrepo.lock import sdists
+from envrepo.lock import sdists, uv
 from envrepo.lock.files import split
+from envrepo.lock.request import Request
 from envrepo.repo.paths import read_inside
-from envrepo.repo.platforms import PLATFORMS
 from envrepo.repo.spec import Spec
 
 
@@ -33,29 +32,6 @@ class Pin:
     version: str
     owner: str
     lock: str
-
-
-@dataclass(frozen=True)
-class Request:
-    """What the resolver is asked, and how a user would change it."""
-
-    upgrade_all: bool = False
-    upgrade: tuple[str, ...] = ()
-    registry: str | None = None  # the repository's own registry: its credentials go only there
-    build_wheels: bool = False  # build what is published only as source into private wheels
-
-
-@cache
-def uv() -> str:
-    from uv import find_uv_bin
-
-    return find_uv_bin()
-
-
-@cache
-def tool_version() -> str:
-    done = subprocess.run([uv(), "--version"], capture_output=True, text=True, check=True)
-    return done.stdout.split("(")[0].strip()
 
 
 def entries(body: str) -> list[tuple[str, str]]:
@@ -165,49 +141,12 @@ def _direct(spec: Spec) -> tuple[list[tuple[str, Requirement]], list[str]]:
     return direct, extra
 
 
-def reason(stderr: str) -> str:
-    lines = [line.strip(" ╰─▶×│") for line in stderr.splitlines()]
-    text = " ".join(line for line in lines if line and not line.startswith("hint:"))
-    return text.removeprefix("error: ").strip()
-
-
 def _target_options(spec: Spec) -> list[str]:
-    options = ["--python-version", spec.python]
-    if spec.exclude_newer:
-        options += ["--exclude-newer", spec.exclude_newer]
+    options = ["--exclude-newer", spec.exclude_newer] if spec.exclude_newer else []
     if len(spec.platforms) == 1:
-        # For the image, never for the machine that happens to run `envrepo lock`.
-        return [*options, "--python-platform", PLATFORMS[spec.platforms[0]].pip_tag]
+        return [*spec.target.uv_options(), *options]
     # One resolution that holds for every platform, with markers where they differ.
-    return [*options, "--universal"]
-
-
-QUIET = ["--quiet", "--color", "never"]
-
-
-def install_command(target: Path, python: str, platform: str, lock: Path) -> list[str]:
-    """uv installing the entries of `lock` (hash-checked wheels, no resolution) into `target`
-    for an image's python and platform, never for this machine."""
-    return [
-        uv(),
-        "pip",
-        "install",
-        "--target",
-        str(target),
-        "--python-version",
-        python,
-        "--python-platform",
-        platform,
-        "--only-binary",
-        ":all:",
-        "--require-hashes",
-        "--no-deps",
-        "--quiet",
-        "--color",
-        "never",
-        "-r",
-        str(lock),
-    ]
+    return ["--python-version", spec.python, *options, "--universal"]
 
 
 def _files(spec: Spec, pins: Sequence[str], sources: list[str], work: Path) -> list[sdists.Source]:
@@ -216,14 +155,14 @@ def _files(spec: Spec, pins: Sequence[str], sources: list[str], work: Path) -> l
     listed = work / "pins.txt"
     listed.write_text("".join(f"{pin}\n" for pin in pins), encoding="utf-8")
     pylock = work / "pylock.toml"
-    command = [uv(), "pip", "compile", str(listed), "--no-deps", "-o", str(pylock)]
-    done = subprocess.run([*command, *sources, *QUIET], capture_output=True, text=True, check=False)
+    command = uv.compile_command([str(listed)], pylock, ["--no-deps", *sources], lists_sources=True)
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise EnvrepoError(
             Problem(
                 spec.display,
                 "",
-                f"the files of the locked versions cannot be listed: {reason(done.stderr)}",
+                f"the files of the locked versions cannot be listed: {uv.error_line(done.stderr)}",
             )
         )
     return sdists.only_source(spec, pylock)
@@ -309,9 +248,7 @@ def _sources_noted(body: str, spec: Spec) -> str:
 _BUILD_ROUNDS = 20
 
 
-def resolve(
-    spec: Spec, item: LockInput, ancestors: Sequence[Spec], request: Request = Request()
-) -> str:
+def resolve(spec: Spec, item: LockInput, ancestors: Sequence[Spec], request: Request) -> str:
     """The lock body: exact versions and sha256 hashes of every distribution the target can
     install, less what the base environments already pinned. Nothing is ever built here: a
     pin that has only source is named, or with --build-wheels built in the base image into a
@@ -322,11 +259,9 @@ def resolve(
             body, sources, options = _resolve_once(spec, item, ancestors, request, work)
             if not sources:
                 return body
-            if not request.build_wheels:
+            if request.build_wheels is None:
                 raise sdists.remedy(spec, sources, item.lock_display(spec))
-            from envrepo.lock import sdist_build
-
-            sdist_build.build_wheels(
+            request.build_wheels(
                 spec, ancestors, sources, options, request.registry, work, item.lock_display(spec)
             )
     raise EnvrepoError(
@@ -353,13 +288,13 @@ def _resolve_once(
     _conflicts(spec, direct, pins)
     published_private = _published_private(spec)
     extra += [wheel.requirement for wheel in wheels]
-    command = [uv(), "pip", "compile"]
-    if spec.pip is not None:
-        command.append(Path(spec.pip).as_posix())
+    inputs = [Path(spec.pip).as_posix()] if spec.pip is not None else []
     if extra:
-        command.append("-")
+        inputs.append("-")
+    annotate = []
     if spec.indexes:
-        command += [str(_index_project(spec, direct, work)), "--emit-index-annotation"]
+        inputs.append(str(_index_project(spec, direct, work)))
+        annotate = ["--emit-index-annotation"]
     constraints = work / "base-pins.txt"
     constraints.write_text("".join(f"{p.name}=={p.version}\n" for p in pins.values()))
     output = work / "requirements.lock"
@@ -378,11 +313,10 @@ def _resolve_once(
     if wheels or inherited or stand_ins:
         url = wheelfile.write_index([*wheels, *inherited, *stand_ins], work / "private")
         sources += ["--index", f"private-wheels={url}", "--index-strategy", "first-index"]
-    command += ["-c", str(constraints), "-o", str(output), *sources]
-    # Resolving never runs a package's code on this machine.
-    command += ["--no-build", "--generate-hashes", "--no-header", *QUIET]
-    for package in request.upgrade:
-        command += ["--upgrade-package", package]
+    options = ["-c", str(constraints), *sources, *annotate, "--generate-hashes", "--no-header"]
+    options += [option for package in request.upgrade for option in ("--upgrade-package", package)]
+    # Resolving never runs a package's code on this machine: uv builds nothing.
+    command = uv.compile_command(inputs, output, options)
     done = subprocess.run(
         command,
         cwd=spec.folder,
@@ -403,7 +337,7 @@ def _resolve_once(
                 "",
                 (
                     f"{spec.name} cannot be locked for python {spec.python} on "
-                    f"{', '.join(spec.platforms)}: {reason(done.stderr)}; fix the requirement"
+                    f"{', '.join(spec.platforms)}: {uv.error_line(done.stderr)}; fix the requirement"
                 ),
             )
         )

@@ -14,7 +14,7 @@ from envrepo.errors import EnvrepoError, Problem
 from envrepo.index.reference import parse, release
 from envrepo.inputs.sources import PUBLISHED_LOCK, LockInput
 from envrepo.lock.files import split
-from envrepo.lock.pip import Request
+from envrepo.lock.request import Request
 from envrepo.repo.paths import read_inside
 from envrepo.repo.spec import Spec, python_agrees
 
@@ -36,8 +36,8 @@ def tool_version() -> str:
 
 
 def resolve(spec: Spec, item: LockInput, ancestors: Sequence[Spec], request: Request) -> str:
-    from envrepo.publish.index import version_path
-    from envrepo.publish.read import Index
+    from envrepo.index.paths import version_path
+    from envrepo.index.read import Index
 
     reference, location = spec.base.value, spec.base.index or ""
     try:

@@ -13,7 +13,8 @@ from envrepo.errors import EnvrepoError, Problem
 from envrepo.inputs import sources
 from envrepo.lock import files as lock
 from envrepo.lock import pip as lock_pip
-from envrepo.lock.pip import Request
+from envrepo.lock import uv
+from envrepo.lock.request import Request
 from envrepo.repo import graph
 from envrepo.repo.files import write_text
 from envrepo.repo.spec import Catalog, Spec, get
@@ -26,7 +27,7 @@ class Locker(Protocol):
 
 
 def _pip() -> tuple[Locker, Callable[[], str]]:
-    return lock_pip.resolve, lock_pip.tool_version
+    return lock_pip.resolve, uv.version
 
 
 def _conda() -> tuple[Locker, Callable[[], str]]:

@@ -11,15 +11,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from packaging.tags import Tag, compatible_tags, cpython_tags
+from packaging.tags import Tag
 from packaging.utils import parse_wheel_filename
 
 from envrepo.errors import EnvrepoError, Problem
-from envrepo.repo.platforms import PLATFORMS
 from envrepo.repo.spec import WHEELS_DIR, Spec
-
-# The oldest glibc a manylinux wheel may ask for, and the aliases PEP 600 keeps.
-_LEGACY = {"manylinux2014": 17, "manylinux2010": 12, "manylinux1": 5}
 
 
 @dataclass(frozen=True)
@@ -32,30 +28,13 @@ class Source:
     sha256: str
 
 
-def target_tags(spec: Spec, built_in_image: bool = False) -> set[Tag]:
-    """The wheel tags the image's python and platform install; with `built_in_image`, also
-    the plain linux_<arch> tag a wheel built in the image itself gets (it was linked against
-    that image's own libraries, and uv installs it for the target)."""
-    platform = PLATFORMS[spec.platforms[0]].pip_tag  # such as x86_64-manylinux_2_28
-    arch, _, policy = platform.partition("-")
-    newest = int(policy.rsplit("_", 1)[-1]) if policy.startswith("manylinux_2_") else 17
-    platforms = [f"manylinux_2_{minor}_{arch}" for minor in range(newest, 4, -1)]
-    platforms += [f"{alias}_{arch}" for alias, minor in _LEGACY.items() if minor <= newest]
-    if built_in_image:
-        platforms.append(f"linux_{arch}")
-    version = tuple(int(part) for part in spec.python.split(".")[:2])
-    return set(cpython_tags(version, platforms=platforms)) | set(
-        compatible_tags(version, platforms=platforms)
-    )
-
-
 def fits(wheel: str, tags: set[Tag]) -> bool:
     return bool(parse_wheel_filename(wheel)[3] & tags)
 
 
 def only_source(spec: Spec, pylock: Path) -> list[Source]:
     """The packages of uv's pylock.toml with no wheel the image can install."""
-    tags = target_tags(spec)
+    tags = spec.target.wheel_tags()
     found = []
     for package in tomllib.loads(pylock.read_text(encoding="utf-8")).get("packages", []):
         wheels = [str(w.get("url", "")).rsplit("/", 1)[-1] for w in package.get("wheels", [])]

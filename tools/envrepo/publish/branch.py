@@ -19,7 +19,7 @@ import git
 import git.exc
 
 from envrepo.errors import EnvrepoError
-from envrepo.publish.store import IndexFolder
+from envrepo.index.store import IndexFolder
 
 ATTEMPTS = 20
 T = TypeVar("T")

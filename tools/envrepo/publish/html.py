@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import jinja2
 
-from envrepo.publish.index import Document
+from envrepo.index.paths import Document
 
 
 @cache

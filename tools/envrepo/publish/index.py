@@ -17,37 +17,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from envrepo import __version__
-from envrepo.publish.diff import Diff, Packages, diff, summary
-
-FORMAT = 1
-INDEX = "index.json"
-INDEX_PAGE = "index.html"
-
-Document = dict[str, Any]
-
-
-def environment_path(name: str) -> str:
-    return f"environments/{name}.json"
-
-
-def environment_page(name: str) -> str:
-    return f"environments/{name}.html"
-
-
-def version_folder(name: str, number: int) -> str:
-    return f"environments/{name}/{number}"
-
-
-def version_path(name: str, number: int) -> str:
-    return f"{version_folder(name, number)}/version.json"
-
-
-def sbom_path(name: str, number: int) -> str:
-    return f"{version_folder(name, number)}/sbom.cdx.json"
-
-
-def folder_path(name: str, number: int) -> str:
-    return f"{version_folder(name, number)}/folder.tar.gz"
+from envrepo.index.diff import Diff, Packages, diff, summary
+from envrepo.index.paths import (
+    FORMAT,
+    INDEX,
+    Document,
+    environment_page,
+    environment_path,
+    folder_path,
+    sbom_path,
+    version_path,
+)
+from envrepo.index.tags import published_tags
 
 
 @dataclass(frozen=True)
@@ -193,7 +174,7 @@ def merge(
             known.setdefault("changelogUrl", f"{page}#v{number}")
         documents[path] = document
         # Tagging is idempotent: a publish stopped before it is made whole by the next.
-        tags.append((release.name, str(known["digest"]), [str(number), "latest"]))
+        tags.append((release.name, str(known["digest"]), published_tags(number)))
         index["environments"][release.name] = summary_entry(document)
     index["format"] = FORMAT
     index["updated"] = now

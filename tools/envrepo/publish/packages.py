@@ -12,8 +12,8 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from envrepo.errors import EnvrepoError, Problem
+from envrepo.index.diff import ECOSYSTEMS, Packages
 from envrepo.lock.locked import Locked
-from envrepo.publish.diff import ECOSYSTEMS, Packages
 
 
 def purl(

@@ -10,7 +10,6 @@ import datetime
 import gzip
 import hashlib
 import io
-import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -21,37 +20,32 @@ from typing import Any
 
 import git
 
-from envrepo.build import naming
 from envrepo.engine.registry import Registry, connect
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.hashing import hash_environments
+from envrepo.image import naming
+from envrepo.image import record as build_records
+from envrepo.index.diff import Diff, summary
+from envrepo.index.diff import diff as diff_packages
+from envrepo.index.paths import (
+    INDEX,
+    INDEX_PAGE,
+    Document,
+    environment_page,
+    environment_path,
+    version_path,
+)
+from envrepo.index.read import Index
+from envrepo.index.store import LOCK, IndexFolder
 from envrepo.inputs import sources
 from envrepo.inputs import wheels as wheelfile
 from envrepo.lock.locked import read_locked
 from envrepo.publish import branch, deprecations, html
-from envrepo.publish.diff import Diff, summary
-from envrepo.publish.diff import diff as diff_packages
-from envrepo.publish.index import (
-    INDEX,
-    INDEX_PAGE,
-    Deprecation,
-    Document,
-    Outcome,
-    Release,
-    deprecate,
-    environment_page,
-    environment_path,
-    merge,
-    summary_entry,
-    version_path,
-)
+from envrepo.publish.index import Deprecation, Outcome, Release, deprecate, merge, summary_entry
 from envrepo.publish.packages import from_listing
-from envrepo.publish.read import Index
 from envrepo.publish.sbom import sbom
-from envrepo.publish.store import LOCK, IndexFolder
-from envrepo.repo import graph, schemas
+from envrepo.repo import documents, graph
 from envrepo.repo.files import exclusive
-from envrepo.repo.schema import violations
 from envrepo.repo.spec import Catalog, Spec
 
 Log = Callable[[str], None]
@@ -76,10 +70,6 @@ class Published:
     skipped: list[str]
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat()
-
-
 def source_url() -> str | None:
     """Where the repository's commits can be seen: ENVREPO_SOURCE_URL, or the GitHub
     repository a workflow runs in."""
@@ -88,30 +78,6 @@ def source_url() -> str | None:
         return html.web_link(given)
     server, repository = os.environ.get("GITHUB_SERVER_URL"), os.environ.get("GITHUB_REPOSITORY")
     return html.web_link(f"{server}/{repository}") if server and repository else None
-
-
-def _read_records(folder: Path) -> list[tuple[Path, dict[str, Any]]]:
-    """Every build record in `folder`, oldest first; one that is not JSON stops the publish."""
-    paths = (
-        sorted(
-            (p for p in folder.glob("*.json") if not p.name.startswith(".")),
-            key=lambda p: (p.stat().st_mtime, p.name),
-        )
-        if folder.is_dir()
-        else []
-    )
-    records = []
-    for path in paths:
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError):
-            record = None
-        if not isinstance(record, dict) or not isinstance(record.get("name"), str):
-            raise EnvrepoError(
-                Problem(str(path), "", "is not a build record; remove it, build again")
-            )
-        records.append((path, record))
-    return records
 
 
 def _chosen(
@@ -124,17 +90,14 @@ def _chosen(
     hashes = hash_environments(catalog, names) if names else {}
     chosen: dict[str, dict[str, Any]] = {}
     skipped: list[str] = []
-    for path, record in records:
-        name = record["name"]
+    for path, found in records:
+        name = found["name"]
         if name not in catalog.specs:
             skipped.append(f"{path.name} (no such environment in the tree)")
-        elif record.get("hash") != hashes[name].value:
+        elif found.get("hash") != hashes[name].value:
             skipped.append(f"{path.name} (not the tree's spec hash)")
         else:
-            problems = violations(record, schemas.BUILD_RECORD, str(path))
-            if problems:
-                raise EnvrepoError(*problems, f"{path}: build {name} again to write it anew")
-            chosen[name] = record
+            chosen[name] = build_records.checked(path, found)
     return chosen, skipped
 
 
@@ -294,7 +257,7 @@ def publish(catalog: Catalog, request: Request, log: Log) -> Published:
     if records.exists() and not records.is_dir():
         raise EnvrepoError(f"--records {records}: is not a folder; give the build records' folder")
     # No folder is no build: a CI run where the registry held every hash hands nothing over.
-    chosen, skipped = _chosen(catalog, _read_records(records) if records.is_dir() else [])
+    chosen, skipped = _chosen(catalog, build_records.read_all(records) if records.is_dir() else [])
     notices = deprecations.read_all(catalog.repo)
     if not chosen and not notices:
         return Published(None, [], skipped)
@@ -309,7 +272,7 @@ def publish(catalog: Catalog, request: Request, log: Log) -> Published:
         apply,
         releases=releases,
         notices=notices,
-        now=_now(),
+        now=documents.now(),
         index_url=index_url,
     )
     if request.branch is not None:
@@ -375,7 +338,7 @@ def against_published(catalog: Catalog, index: Index) -> list[tuple[str, int | N
     """Each build record of the tree's own hashes, against its environment's latest version
     in the index: (name, that version or None, the package diff). For a pull request's
     summary: what merging it would change, before anything is published."""
-    chosen, _ = _chosen(catalog, _read_records(catalog.repo.root / ".envrepo" / "builds"))
+    chosen, _ = _chosen(catalog, build_records.read_all(catalog.repo.root / ".envrepo" / "builds"))
     # An index not published yet is an empty one.
     empty = index.folder is not None and not index.folder.root.is_dir()
     found = []

@@ -17,7 +17,7 @@ from cyclonedx.model.component import Component, ComponentType
 from cyclonedx.output.json import JsonV1Dot6
 from packageurl import PackageURL
 
-from envrepo.publish.diff import ECOSYSTEMS, Packages
+from envrepo.index.diff import ECOSYSTEMS, Packages
 
 # An SPDX id or expression as such, any other text as a named licence.
 LICENCES = LicenseFactory()

@@ -13,6 +13,7 @@ from envrepo.errors import EnvrepoError, Problem
 from envrepo.repo import schema, schemas
 from envrepo.repo.config import SPEC_FILE, Repository
 from envrepo.repo.paths import confinement
+from envrepo.repo.platforms import Target
 from envrepo.repo.yamlio import load_yaml
 
 BaseKind = Literal["environment", "image", "dockerfile", "bootstrap", "published"]
@@ -89,6 +90,11 @@ class Spec:
     @property
     def spec_display(self) -> str:
         return f"{self.display}/{SPEC_FILE}"
+
+    @property
+    def target(self) -> Target:
+        """What the environment's packages are chosen for: its python on its first platform."""
+        return Target.of(self.python, self.platforms[0])
 
     @property
     def parent(self) -> str | None:

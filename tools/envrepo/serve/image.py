@@ -18,14 +18,14 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from envrepo.build.checks import listing, probe_python
-from envrepo.build.stage import uv_error
 from envrepo.errors import EnvrepoError, Problem
-from envrepo.lock.pip import entries, install_command, uv
+from envrepo.image.checks import listing, probe_python
+from envrepo.lock import uv
+from envrepo.lock.pip import entries
 from envrepo.repo.digest import json_sha256
 from envrepo.repo.files import cache_dir, write_text
 from envrepo.repo.paths import confined_tree
-from envrepo.repo.platforms import PLATFORMS
+from envrepo.repo.platforms import PLATFORMS, Target
 from envrepo.repo.spec import ENV_PREFIX, VENV_INTERPRETER
 from envrepo.run import Environment
 
@@ -102,6 +102,16 @@ def model_sha256(model: Path) -> str:
     return _tree(model)
 
 
+def _target(engine: Any, image: str, python: str) -> Target:
+    """What the server's packages are chosen for: the image's python on its own platform."""
+    found = engine.image(image)
+    architecture = str((found.attrs if found else {}).get("Architecture") or "amd64")
+    platform = f"linux/{architecture}"
+    if platform not in PLATFORMS:
+        raise EnvrepoError(f"{image}: is built for {platform}, which envrepo does not target")
+    return Target.of(python, platform)
+
+
 def _server_packages(
     engine: Any, image: str, context: Path, server: Server, log: Log
 ) -> tuple[str, str]:
@@ -112,38 +122,33 @@ def _server_packages(
         raise EnvrepoError(
             f"{image}: has no {VENV_INTERPRETER}; serve needs an environment with a venv"
         )
-    major_minor = ".".join(python.version.split(".")[:2])
+    target = _target(engine, image, ".".join(python.version.split(".")[:2]))
     pins = listing(engine, image, VENV_INTERPRETER, image)["pip"]
     installed = {str(canonicalize_name(k)): str(v[0]) for k, v in pins.items()}
-    platform = PLATFORMS["linux/amd64"].pip_tag
     constraints = "".join(f"{name}=={version}\n" for name, version in sorted(installed.items()))
     key = json_sha256(
-        {"server": server.requirements, "constraints": constraints, "python": major_minor}
+        {
+            "server": server.requirements,
+            "constraints": constraints,
+            "python": target.major_minor,
+            "platform": target.platform.name,
+        }
     )
     lock = cache_dir("serve") / f"{key}.lock"
-    target_options = ["--python-version", major_minor, "--python-platform", platform]
     if not lock.is_file():
         scratch = context / "lock"
         scratch.mkdir()
         (scratch / "constraints.txt").write_text(constraints)
         (scratch / "server.in").write_text("".join(f"{r}\n" for r in server.requirements))
+        options = [
+            "-c",
+            "constraints.txt",
+            *target.uv_options(),
+            "--generate-hashes",
+            "--no-header",
+        ]
         done = subprocess.run(
-            [
-                uv(),
-                "pip",
-                "compile",
-                "server.in",
-                "-c",
-                "constraints.txt",
-                "-o",
-                "server.lock",
-                *target_options,
-                "--generate-hashes",
-                "--no-header",
-                "--quiet",
-                "--color",
-                "never",
-            ],
+            uv.compile_command(["server.in"], Path("server.lock"), options),
             cwd=scratch,
             capture_output=True,
             text=True,
@@ -152,7 +157,7 @@ def _server_packages(
         if done.returncode != 0:
             raise EnvrepoError(
                 f"serve: the scoring server's packages ({', '.join(server.requirements)}) do "
-                f"not go with {image}'s pins: {uv_error(done.stderr)}"
+                f"not go with {image}'s pins: {uv.error_line(done.stderr)}"
             )
         write_text(lock, (scratch / "server.lock").read_text())
     # What the environment has (at the same version: the constraints) stays the environment's.
@@ -163,17 +168,17 @@ def _server_packages(
     ]
     wanted = context / "server.lock"
     wanted.write_text("".join(own))
-    target = context / "server"
-    command = install_command(target, major_minor, platform, wanted)
+    folder = context / "server"
+    command = uv.install_command(folder, target, wanted)
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise EnvrepoError(
-            f"serve: installing the server's packages failed: {uv_error(done.stderr)}"
+            f"serve: installing the server's packages failed: {uv.error_line(done.stderr)}"
         )
     log(
-        f"serve: the server's packages from {lock.name[:12]}: {', '.join(sorted(p.name for p in target.glob('*.dist-info')))}"
+        f"serve: the server's packages from {lock.name[:12]}: {', '.join(sorted(p.name for p in folder.glob('*.dist-info')))}"
     )
-    return f"{ENV_PREFIX}/lib/python{major_minor}/site-packages", python.version
+    return f"{ENV_PREFIX}/lib/python{target.major_minor}/site-packages", python.version
 
 
 def build(

@@ -15,6 +15,7 @@ INDEX = "index.schema.json"
 INDEX_ENVIRONMENT = "index-environment.schema.json"
 INDEX_VERSION = "index-version.schema.json"
 CONSUMER_LOCK = "consumer-lock.schema.json"
+RUN_RECORD = "run-record.schema.json"
 
 
 @cache

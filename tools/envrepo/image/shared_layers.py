@@ -7,7 +7,6 @@ on any machine, a fresh CI runner included."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,17 +14,16 @@ from typing import cast
 
 from isal import isal_zlib
 
-from envrepo.build import layers as layer_cache
-from envrepo.build.blobs import GZIP_WBITS, Blob, keep_blob
+from envrepo.engine import oci
 from envrepo.engine.docker import Log
 from envrepo.engine.registry import Registry, Upload
 from envrepo.errors import EnvrepoError
+from envrepo.image import layers as layer_cache
+from envrepo.image.blobs import GZIP_WBITS, Blob, keep_blob
+from envrepo.index import tags
 from envrepo.repo.files import cache_dir
 
 REPOSITORY = "envrepo/layers"
-MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
-CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
-LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
 DIFF_ID = "dev.envrepo.diff-id"
 CREATED_BY = "dev.envrepo.created-by"
 LOOKUPS = 8  # lookups and downloads at once
@@ -33,15 +31,12 @@ LOOKUPS = 8  # lookups and downloads at once
 CORRUPT = cast(type[Exception], isal_zlib.error)
 
 
-def tag(key: str) -> str:
-    return f"l-{key}"
-
-
 def empty_config() -> Upload:
+    """OCI's empty config, as a file to upload."""
     path = cache_dir("blobs") / "empty-config.json"
     if not path.exists():
-        path.write_bytes(b"{}")
-    return Upload("sha256:" + hashlib.sha256(b"{}").hexdigest(), 2, path, CONFIG_TYPE)
+        path.write_bytes(oci.EMPTY_BODY)
+    return Upload(oci.EMPTY_DIGEST, len(oci.EMPTY_BODY), path, oci.EMPTY)
 
 
 def fetch(registry: Registry, keys: Sequence[str], log: Log) -> set[str]:
@@ -60,7 +55,7 @@ def fetch(registry: Registry, keys: Sequence[str], log: Log) -> set[str]:
 
 def _fetch(registry: Registry, key: str, log: Log) -> bool:
     try:
-        manifest = registry.manifest(REPOSITORY, tag(key))
+        manifest = registry.manifest(REPOSITORY, tags.layer_tag(key))
     except EnvrepoError as error:
         # Sharing saves time; a registry that refuses it costs only that.
         log(f"warning: {error.lines[0]}; the layer is made here")
@@ -73,7 +68,9 @@ def _fetch(registry: Registry, key: str, log: Log) -> bool:
         notes = manifest.get("annotations") or {}
         diff_id, created_by = str(notes[DIFF_ID]), str(notes.get(CREATED_BY, ""))
     except (KeyError, TypeError, ValueError):
-        log(f"warning: {REPOSITORY}:{tag(key)} is not a layer tag envrepo wrote; made here")
+        log(
+            f"warning: {REPOSITORY}:{tags.layer_tag(key)} is not a layer tag envrepo wrote; made here"
+        )
         return False
     blob_path = cache_dir("blobs") / f".{key}.download"
     unpacker = isal_zlib.decompressobj(GZIP_WBITS)
@@ -89,12 +86,14 @@ def _fetch(registry: Registry, key: str, log: Log) -> bool:
         made = layer_cache.store(key, created_by, unpack, log)
         if made.diff_id != diff_id:
             layer_cache.drop(key)
-            log(f"warning: {REPOSITORY}:{tag(key)} holds another layer than it says; made here")
+            log(
+                f"warning: {REPOSITORY}:{tags.layer_tag(key)} holds another layer than it says; made here"
+            )
             return False
         keep_blob(Blob(blob_path, digest, size, diff_id), log)
     except (EnvrepoError, OSError, CORRUPT) as error:
         layer_cache.drop(key)
-        log(f"warning: {REPOSITORY}:{tag(key)} could not be used ({error}); made here")
+        log(f"warning: {REPOSITORY}:{tags.layer_tag(key)} could not be used ({error}); made here")
         return False
     finally:
         blob_path.unlink(missing_ok=True)
@@ -121,15 +120,24 @@ def _publish(
     wanted = {
         Path(path).stem: by_diff[diff_id]
         for diff_id, path in tars.items()
-        if diff_id in by_diff and registry.manifest_digest(REPOSITORY, tag(Path(path).stem)) is None
+        if diff_id in by_diff
+        and registry.manifest_digest(REPOSITORY, tags.layer_tag(Path(path).stem)) is None
     }
     if not wanted:
         return
     config = empty_config()
-    uploads = [Upload(b.digest, b.size, b.path, LAYER_TYPE) for b in wanted.values()]
+    uploads = [Upload(b.digest, b.size, b.path, oci.OCI_LAYER) for b in wanted.values()]
     registry.put_blobs(REPOSITORY, [config, *uploads], [registry.path(source)])
     for key, blob in wanted.items():
-        layer = Upload(blob.digest, blob.size, blob.path, LAYER_TYPE)
+        layer = Upload(blob.digest, blob.size, blob.path, oci.OCI_LAYER)
         notes = {DIFF_ID: blob.diff_id, CREATED_BY: f"envrepo layer {key[:12]}"}
-        registry.put_manifest(REPOSITORY, config, [layer], MANIFEST_TYPE, [tag(key)], notes)
+        registry.put_manifest(
+            REPOSITORY,
+            config,
+            [layer],
+            oci.OCI_MANIFEST,
+            [tags.layer_tag(key)],
+            notes,
+            oci.SHARED_LAYER,
+        )
     log(f"tagged {len(wanted)} new layers in {REPOSITORY} for other environments to share")

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from envrepo.build.naming import hash_tag, required_registry
 from envrepo.engine.registry import Registry, connect
 from envrepo.errors import EnvrepoError
 from envrepo.hashing import SpecHash, hash_environments, hash_tree
+from envrepo.image.naming import hash_tag, required_registry
 from envrepo.repo import graph
 from envrepo.repo.config import CONFIG_FILE, Repository, open_repository
 from envrepo.repo.spec import Catalog, get, load_catalog

@@ -14,9 +14,9 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from envrepo.build.blobs import keep_config
-from envrepo.build.layers import Layer
 from envrepo.engine.docker import Docker
+from envrepo.image.blobs import keep_config
+from envrepo.image.layers import Layer
 
 KEPT = ("Cmd", "Entrypoint", "WorkingDir", "User", "ExposedPorts", "Volumes", "StopSignal")
 

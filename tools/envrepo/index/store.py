@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from envrepo.errors import EnvrepoError
-from envrepo.publish.index import INDEX, INDEX_PAGE, Document
+from envrepo.index.paths import INDEX, INDEX_PAGE, Document
 
 LOCK = ".envrepo-publish.lock"
 

@@ -11,10 +11,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from envrepo.build import bootstrap
-from envrepo.build.assemble import epoch
 from envrepo.engine.docker import Docker, ImageInfo, Log
 from envrepo.errors import EnvrepoError
+from envrepo.image import bootstrap
+from envrepo.image.assemble import epoch
 from envrepo.repo.files import cache_dir
 from envrepo.repo.spec import Bootstrap
 

@@ -15,9 +15,9 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from envrepo.build import bootstrap, naming
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.hashing import RENDER_SCHEME, SpecHash, hash_environments
+from envrepo.image import bootstrap, naming
 from envrepo.inputs.sources import pip_lock
 from envrepo.lock.locked import base_image
 from envrepo.repo.spec import ENV_PREFIX, Catalog, Spec, get, needs_venv, site_packages

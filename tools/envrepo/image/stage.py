@@ -17,12 +17,12 @@ from pathlib import Path, PurePosixPath
 
 from packaging.utils import canonicalize_name
 
-from envrepo.build.bytecode import POLICY, Job, wanted
-from envrepo.build.checks import Installed
-from envrepo.build.layers import LAYER_FORMAT, Package, image_path, in_site
 from envrepo.errors import EnvrepoError, Problem
+from envrepo.image.bytecode import POLICY, Job, wanted
+from envrepo.image.checks import Installed
+from envrepo.image.layers import LAYER_FORMAT, Package, image_path, in_site
+from envrepo.lock import uv
 from envrepo.lock.locked import Locked, PipEntry
-from envrepo.lock.pip import install_command, tool_version
 from envrepo.repo.digest import json_sha256
 from envrepo.repo.platforms import PLATFORMS
 from envrepo.repo.spec import ENV_PREFIX
@@ -56,7 +56,7 @@ def packages(
         "platform": PLATFORMS[spec.platforms[0]].pip_tag,
         "site": str(site),
         "prefix": ENV_PREFIX,
-        "installer": tool_version(),
+        "installer": uv.version(),
         "bytecode": [cache_tag, POLICY] if cache_tag else None,
     }
     found = []
@@ -77,12 +77,6 @@ def packages(
         )
         found.append(Wanted(entry.name, entry.version, key, entry, replaces=replaces))
     return found
-
-
-def uv_error(text: str) -> str:
-    """What uv said went wrong, in one line."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return " ".join(lines[:3]).removeprefix("error: ") if lines else "no output"
 
 
 def _rewrite_shebangs(folder: Path) -> None:
@@ -109,8 +103,7 @@ def stage(locked: Locked, context: Path, wanted: Sequence[Wanted]) -> Path:
     for index, group in by_index.items():
         subset = context / f"wanted-{index or 'default'}.lock"
         subset.write_text("".join(package.entry.text for package in group), encoding="utf-8")
-        platform = PLATFORMS[spec.platforms[0]].pip_tag
-        command = install_command(target, spec.python, platform, subset)
+        command = uv.install_command(target, spec.target, subset)
         if spec.wheels_folder is not None:
             command += ["--find-links", str(spec.folder / spec.wheels_folder)]
         url = next((i.url for i in spec.indexes if i.name == index), None)
@@ -139,7 +132,7 @@ def _install(locked: Locked, command: list[str]) -> None:
         Problem(
             locked.pip_lock or spec.spec_display,
             "",
-            f"the locked files cannot be installed: {uv_error(done.stderr)}; {remedy}",
+            f"the locked files cannot be installed: {uv.error_line(done.stderr)}; {remedy}",
         )
     )
 

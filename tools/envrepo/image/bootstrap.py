@@ -17,8 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from envrepo.build.assemble import epoch
 from envrepo.errors import EnvrepoError
+from envrepo.image.assemble import epoch
 from envrepo.repo.digest import json_sha256
 from envrepo.repo.spec import Bootstrap
 

@@ -8,11 +8,11 @@ import os
 import shutil
 from pathlib import Path, PurePosixPath
 
-from envrepo.build import render
-from envrepo.build.stage import packages, stage
-from envrepo.build.stage_conda import stage_conda
 from envrepo.errors import fail
 from envrepo.hashing import hash_environments
+from envrepo.image import render
+from envrepo.image.stage import packages, stage
+from envrepo.image.stage_conda import stage_conda
 from envrepo.lock.locked import read_locked
 from envrepo.repo.spec import Catalog, get, site_packages
 

@@ -16,14 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from envrepo.build import bases, naming
 from envrepo.engine import http
 from envrepo.engine.docker import Docker, Mounts
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.hashing import SpecHash, spec_hash
-from envrepo.lock import pip, sdists
+from envrepo.image import bases, naming
+from envrepo.lock import sdists, uv
 from envrepo.lock.locked import Locked, base_image
-from envrepo.repo.platforms import PLATFORMS
 from envrepo.repo.spec import WHEELS_DIR, Spec
 
 # PEP 517's fallback for a source tree with no [build-system]: setuptools' legacy backend.
@@ -148,19 +147,8 @@ def _requirements(
     asked.write_text("".join(f"{r}\n" for r in system.requires), encoding="utf-8")
     pinned = work / "build-requires.txt"
     steps = [
-        [
-            pip.uv(),
-            "pip",
-            "compile",
-            str(asked),
-            "-o",
-            str(pinned),
-            "--generate-hashes",
-            "--no-build",
-            *options,
-            *pip.QUIET,
-        ],
-        pip.install_command(folder, spec.python, PLATFORMS[spec.platforms[0]].pip_tag, pinned),
+        uv.compile_command([str(asked)], pinned, ["--generate-hashes", *options]),
+        uv.install_command(folder, spec.target, pinned),
     ]
     for command in steps:
         done = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -170,7 +158,7 @@ def _requirements(
                     shown,
                     "",
                     f"the build requirements ({', '.join(system.requires)}) cannot be had as "
-                    f"wheels for the image: {pip.reason(done.stderr)}",
+                    f"wheels for the image: {uv.error_line(done.stderr)}",
                 )
             )
     return folder
@@ -229,7 +217,7 @@ def build_wheels(
     folder; an error naming the package when it cannot be built or does not fit the image."""
     engine = Docker()
     image, interpreter = build_image(engine, spec, ancestors, registry)
-    tags = sdists.target_tags(spec, built_in_image=True)
+    tags = spec.target.wheel_tags(built_in_image=True)
     folder = spec.folder / (spec.wheels or WHEELS_DIR)
     made = []
     for source in sources:

@@ -16,10 +16,10 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from envrepo.errors import EnvrepoError, Problem
+from envrepo.index.diff import Diff, diff
+from envrepo.index.paths import INDEX, Document, environment_path, version_path
 from envrepo.index.reference import Reference, release
-from envrepo.publish.diff import Diff, diff
-from envrepo.publish.index import INDEX, Document, environment_path, version_path
-from envrepo.publish.store import IndexFolder, document
+from envrepo.index.store import IndexFolder, document
 from envrepo.repo import schema, schemas
 
 AUTHORIZATION = "ENVREPO_INDEX_AUTHORIZATION"

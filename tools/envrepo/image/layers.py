@@ -25,8 +25,8 @@ from typing import IO, Any, cast
 
 from packaging.utils import canonicalize_name
 
-from envrepo.build.bytecode import pyc_path, wanted
 from envrepo.engine.docker import Log
+from envrepo.image.bytecode import pyc_path, wanted
 from envrepo.repo.digest import json_sha256
 from envrepo.repo.files import cache_dir
 from envrepo.repo.spec import ENV_PREFIX

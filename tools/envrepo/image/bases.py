@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from envrepo.build import bootstrap, naming
 from envrepo.engine.docker import Docker, ImageInfo, Log
+from envrepo.image import bootstrap, naming
 from envrepo.lock.locked import Locked
 
 

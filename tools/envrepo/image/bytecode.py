@@ -20,9 +20,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from envrepo.build.checks import Python
 from envrepo.engine.docker import Docker
 from envrepo.errors import EnvrepoError
+from envrepo.image.checks import Python
 
 NOT_COMPILED = "tests"
 POLICY = "timestamp mtime 0; tests/ not compiled"  # part of a package layer's cache key

@@ -1,6 +1,5 @@
-"""How images are named, spelled once: which registry, an environment's repository there, and
-the tags its image gets (`h-<spec hash prefix>` finds it by hash, `sha-<commit>` by commit,
-`<version>` and `latest` once published)."""
+"""How images are named: which registry, an environment's repository there, and its tags (as
+`index.tags` spells them) by spec hash and commit."""
 
 from __future__ import annotations
 
@@ -11,10 +10,10 @@ from envrepo.engine.registry import LOCAL as LOCAL
 from envrepo.engine.registry import NO_REGISTRY
 from envrepo.errors import EnvrepoError
 from envrepo.hashing import SpecHash
+from envrepo.index import tags
 from envrepo.repo import schemas
 from envrepo.repo.config import Repository
 
-LATEST = "latest"
 DOCKERFILE_BASES = "envrepo-base"  # local images built from an environment's own Dockerfile
 
 
@@ -44,26 +43,17 @@ def required_registry(repo: Repository, given: str | None) -> str:
 
 
 def hash_tag(spec_hash: SpecHash) -> str:
-    return f"h-{spec_hash.short}"
-
-
-def tested_tag(tests_digest: str) -> str:
-    """The tag that says the image it names passed the tests with `tests_digest`: a fresh
-    runner finds it with one HEAD request, without pulling the image."""
-    return f"t-{tests_digest[:24]}"
+    return tags.hash_tag(spec_hash.short)
 
 
 def listing_tag(spec_hash: SpecHash) -> str:
     """The tag of what the image with this hash has installed, as its tests read it."""
-    return f"p-{spec_hash.short}"
+    return tags.listing_tag(spec_hash.short)
 
 
 def build_tags(spec_hash: SpecHash, commit: str | None) -> list[str]:
     """The tags a build gives, the hash tag first; `:<version>` and `:latest` are publish's."""
-    tags = [hash_tag(spec_hash)]
-    if commit:
-        tags.append(f"sha-{commit[:12]}")
-    return tags
+    return [hash_tag(spec_hash), *([tags.commit_tag(commit)] if commit else [])]
 
 
 def repository(host: str, name: str) -> str:

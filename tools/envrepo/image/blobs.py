@@ -17,16 +17,13 @@ from typing import IO
 
 from isal import isal_zlib
 
-from envrepo.build.layers import COPY_BUFFER, intact, record
 from envrepo.engine.docker import Docker, Log
 from envrepo.errors import EnvrepoError
+from envrepo.image.layers import COPY_BUFFER, intact, record
 from envrepo.repo.files import cache_dir
 
 GZIP_LEVEL = 1  # measured: level 1 of ISA-L compresses the tutorial's layers at ~300 MB/s
 GZIP_WBITS = 31  # a gzip header and trailer, as registries expect of a .tar.gzip layer
-LAYER_TYPE = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-CONFIG_TYPE = "application/vnd.docker.container.image.v1+json"
-MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
 
 
 @dataclass(frozen=True)
