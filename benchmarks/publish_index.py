@@ -31,7 +31,7 @@ from pathlib import Path
 from common import BIN
 
 from envrepo.index.store import IndexFolder, dumps
-from envrepo.publish import publisher
+from envrepo.publish import publisher, regenerate
 from envrepo.publish.index import Release, merge
 from support import serve_folder
 
@@ -145,7 +145,7 @@ def main() -> None:
         monolithic(folder, whole)
 
         start = time.perf_counter()
-        count = publisher.regenerate(IndexFolder(folder))
+        count = regenerate.regenerate(IndexFolder(folder))
         regenerated = time.perf_counter() - start
 
         one = []

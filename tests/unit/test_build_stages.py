@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from envrepo.engine.registry import DOCKER_HUB, split_image
+from envrepo.engine.reference import DOCKER_HUB, split_image
 from envrepo.errors import EnvrepoError
 from envrepo.hashing import spec_hash
 from envrepo.image.assemble import chain_ids, environment, image_config

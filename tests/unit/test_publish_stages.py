@@ -19,7 +19,7 @@ from envrepo.index.diff import classify, diff
 from envrepo.index.reference import parse
 from envrepo.index.store import IndexFolder
 from envrepo.lock.locked import Locked, PipEntry
-from envrepo.publish import html, publisher
+from envrepo.publish import html, publisher, regenerate
 from envrepo.publish.index import Deprecation, Release
 from envrepo.publish.packages import from_listing
 from envrepo.repo.spec import Base, Spec
@@ -236,7 +236,7 @@ def test_regenerating_gives_the_same_index(tmp_path: Path) -> None:
     publish(tmp_path, release("a", 3, numpy="1.1.0"))
     before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and p.suffix != ".lock"}
     (tmp_path / "environments/a.html").unlink()
-    assert publisher.regenerate(IndexFolder(tmp_path)) == 3
+    assert regenerate.regenerate(IndexFolder(tmp_path)) == 3
     after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and p.suffix != ".lock"}
     assert after == before
 

@@ -22,7 +22,7 @@ def environment(
     index, pulled by digest. NAME: this repository's environment at its current spec hash,
     from this machine, else the registry, else built now."""
     from envrepo.engine.credentials import credentials
-    from envrepo.engine.registry import split_image
+    from envrepo.engine.reference import split_image
     from envrepo.image import naming
     from envrepo.run import Environment
 

@@ -122,13 +122,13 @@ def diff(
 
     index = read.Index(index_location(state, location))
     if builds:
-        from envrepo.publish import publisher
+        from envrepo.publish import report
 
-        found = publisher.against_published(state.catalog(), index)
+        found = report.against_published(state.catalog(), index)
         if as_json:
             emit_json([{"name": n, "from": v, "diff": d} for n, v, d in found])
         elif markdown:
-            click.echo(publisher.markdown(found))
+            click.echo(report.markdown(found))
         else:
             for name, version, changes in found:
                 since = f"{name}@{version}" if version else "nothing published"

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from envrepo.consume.lockfile import Pin, Pins, from_release
-from envrepo.engine.registry import connect, split_image
+from envrepo.engine.reference import split_image
+from envrepo.engine.registry import connect
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.index.diff import Diff, diff
 from envrepo.index.paths import version_path

@@ -3,20 +3,14 @@ with credentials, or Basic): is a hash already built, a base image's digest and 
 tags on a manifest that is already there.
 
 An address may carry a path (`ghcr.io/org`, `host:port/team/sub`): the API lives at the
-host's `/v2/`, and the path is the first part of every repository's name. HTTPS is checked
-against the system's CA bundle; a loopback host, or one named in ENVREPO_INSECURE_REGISTRIES,
-is tried over HTTPS without that check and then over plain HTTP, as Docker treats such hosts.
-Credentials go over HTTPS only."""
+host's `/v2/`, and the path is the first part of every repository's name. How the host is
+spoken to is `transport`'s; credentials go over HTTPS only."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import socket
-import ssl
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -32,73 +26,20 @@ from dxf import exceptions as dxf_errors
 
 from envrepo.engine import oci
 from envrepo.engine.credentials import Credentials, credentials, host_of
+from envrepo.engine.reference import LOCAL, NO_REGISTRY
+from envrepo.engine.transport import (
+    INSECURE,
+    TIMEOUT,
+    again,
+    ca_bundle,
+    is_insecure,
+    reason,
+    speaks_tls,
+)
 from envrepo.errors import EnvrepoError
 
-TIMEOUT = 10
 UPLOADS = 4  # blobs uploaded at once: measured, four keep a loopback registry busy
 UPLOAD_CHUNK = 1 << 20
-INSECURE = "ENVREPO_INSECURE_REGISTRIES"
-
-
-DOCKER_HUB = "registry-1.docker.io"
-
-
-def split_image(reference: str) -> tuple[str, str, str]:
-    """(registry host, repository, tag) of an image reference; a digest after `@` is
-    dropped."""
-    reference = reference.partition("@")[0]
-    first, _, rest = reference.partition("/")
-    if rest and ("." in first or ":" in first or first == "localhost"):
-        host, path = first, rest
-    else:
-        host, path = DOCKER_HUB, reference if rest else f"library/{reference}"
-    name, _, tag = path.rpartition(":") if ":" in path.rsplit("/", 1)[-1] else (path, "", "latest")
-    return host, name, tag
-
-
-def is_loopback(host: str) -> bool:
-    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-    return name in ("localhost", "::1", "[::1]") or name.startswith("127.")
-
-
-def is_insecure(host: str) -> bool:
-    """Whether `host` may be spoken to without a checked certificate, or over plain HTTP."""
-    named = {h.strip() for h in os.environ.get(INSECURE, "").split(",") if h.strip()}
-    return is_loopback(host) or host in named
-
-
-def ca_bundle() -> str | bool:
-    """The system's CA bundle (SSL_CERT_FILE when set), as curl and git use it."""
-    paths = ssl.get_default_verify_paths()
-    for candidate in (paths.cafile, paths.openssl_cafile):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    return True
-
-
-def _speaks_tls(host: str) -> bool:
-    """Whether `host` completes a TLS handshake: a bare one, with no CA bundle to load,
-    since such a host's certificate is not checked anyway (see is_insecure)."""
-    name, _, port = host.rpartition(":") if host.count(":") == 1 else (host, "", "443")
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    try:
-        with (
-            socket.create_connection((name.strip("[]"), int(port or 443)), timeout=TIMEOUT) as raw,
-            context.wrap_socket(raw),
-        ):
-            return True
-    except (OSError, ValueError):
-        # No TLS there, or nothing at all: plain HTTP, whose failure then says so.
-        return False
-
-
-# The address of images that live only in the local daemon: a repository with no registry
-# (a consumer's own environments) builds and runs them there. `.local` is never a host that
-# a registry answers on, so nothing by this name is pulled or pushed by mistake.
-LOCAL = "envrepo.local"
-NO_REGISTRY = "no registry to push to: set registry in envrepo.yaml or pass --registry"
 
 
 @dataclass
@@ -134,7 +75,7 @@ class Registry:
     def _open(self, name: str) -> DXF:
         if self._base is None:
             insecure = is_insecure(self.host)
-            tls = not insecure or _speaks_tls(self.host)
+            tls = not insecure or speaks_tls(self.host)
             self._base = DXFBase(
                 self.host,
                 auth=self._authenticate,
@@ -181,7 +122,7 @@ class Registry:
             ) from None
         except requests.exceptions.SSLError as error:
             raise EnvrepoError(
-                f"registry {self.host}: its certificate is not trusted ({_reason(error)}); add "
+                f"registry {self.host}: its certificate is not trusted ({reason(error)}); add "
                 f"its CA to the system's bundle or SSL_CERT_FILE, or list it in {INSECURE}"
             ) from None
         except requests.exceptions.HTTPError as error:
@@ -189,7 +130,7 @@ class Registry:
             raise EnvrepoError(f"registry {self.host}: {what} answered {status}") from None
         except (requests.exceptions.RequestException, OSError) as error:
             raise EnvrepoError(
-                f"registry {self.host} does not answer ({_reason(error)}); check that it runs "
+                f"registry {self.host} does not answer ({reason(error)}); check that it runs "
                 "and is reachable from here, or pass another --registry"
             ) from None
         except (dxf_errors.DXFError, ValueError, KeyError) as error:
@@ -203,7 +144,7 @@ class Registry:
             return None
         with self._answers(what):
             try:
-                return _again(call)
+                return again(call)
             except requests.exceptions.HTTPError as error:
                 if error.response is not None and error.response.status_code == 404:
                     return None
@@ -332,7 +273,7 @@ class Registry:
         body = oci.manifest_body(config, layers, media_type, annotations, artifact_type)
         for tag in tags:
             with self._answers(f"tagging {self.path(name)}:{tag}"):
-                _again(partial(self._repo(name).set_manifest, tag, body))
+                again(partial(self._repo(name).set_manifest, tag, body))
         return "sha256:" + hashlib.sha256(body.encode()).hexdigest()
 
     def add_tags(self, name: str, existing: str, tags: list[str]) -> str:
@@ -343,7 +284,7 @@ class Registry:
         body, digest = found
         for tag in tags:
             with self._answers(f"tagging {self.path(name)}:{tag}"):
-                _again(partial(self._repo(name).set_manifest, tag, body))
+                again(partial(self._repo(name).set_manifest, tag, body))
         return digest
 
 
@@ -374,31 +315,6 @@ def _file_chunks(path: Path) -> Iterator[bytes]:
     with path.open("rb") as handle:
         while chunk := handle.read(UPLOAD_CHUNK):
             yield chunk
-
-
-# Seconds between the tries of a request that is safe to repeat (a manifest read, a tag
-# written), when the registry failed it with a 5xx: the distribution registry answers 500
-# while another client writes the link files of the same manifest, which it rewrites in place.
-PAUSES = (0.2, 0.5, 1.0)
-
-
-def _again(call: Callable[[], Any]) -> Any:
-    for pause in PAUSES:
-        try:
-            return call()
-        except requests.exceptions.HTTPError as error:
-            if error.response is None or error.response.status_code < 500:
-                raise
-        time.sleep(pause)
-    return call()
-
-
-def _reason(error: Exception) -> str:
-    """The innermost cause requests and urllib3 wrap an error in, short."""
-    while error.args and isinstance(error.args[0], Exception):
-        error = error.args[0]
-    text = str(getattr(error, "reason", None) or error)
-    return text.rsplit(": ", 1)[-1] if len(text) > 120 else text
 
 
 def connect(address: str, configured: str | None) -> Registry:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from envrepo.engine.credentials import credentials
 from envrepo.engine.docker import Docker, Log
-from envrepo.engine.registry import Registry, split_image
+from envrepo.engine.reference import split_image
+from envrepo.engine.registry import Registry
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.image import find, naming, package_listing, record
 from envrepo.image.attempt import Attempt, attempt

@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 import re
 
-from envrepo.engine.registry import LOCAL as LOCAL
-from envrepo.engine.registry import NO_REGISTRY
+from envrepo.engine.reference import LOCAL as LOCAL
+from envrepo.engine.reference import NO_REGISTRY
 from envrepo.errors import EnvrepoError
 from envrepo.hashing import SpecHash
 from envrepo.index import tags

@@ -25,8 +25,8 @@ def put(registry: Registry, name: str, spec_hash: SpecHash, digest: str, listing
     path = cache_dir("blobs") / f"listing-{blob[7:]}.json"
     write_text(path, body)
     upload = Upload(blob, len(body.encode()), path, oci.PACKAGES)
-    config = empty_config()
-    registry.put_blobs(name, [config, upload])
+    config = empty_config(registry, name)
+    registry.put_blobs(name, [upload])
     tag = naming.listing_tag(spec_hash)
     registry.put_manifest(
         name, config, [upload], oci.OCI_MANIFEST, [tag], {IMAGE: digest}, oci.PACKAGES

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from envrepo.engine import oci
 from envrepo.engine.docker import Docker
-from envrepo.engine.registry import Registry, Upload, connect, split_image
+from envrepo.engine.reference import split_image
+from envrepo.engine.registry import Registry, Upload, connect
 from envrepo.errors import EnvrepoError
 from envrepo.image import blobs, naming, shared_layers
 from envrepo.image.attempt import Attempt

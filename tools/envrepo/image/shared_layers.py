@@ -7,6 +7,7 @@ on any machine, a fresh CI runner included."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,12 +32,18 @@ LOOKUPS = 8  # lookups and downloads at once
 CORRUPT = cast(type[Exception], isal_zlib.error)
 
 
-def empty_config() -> Upload:
-    """OCI's empty config, as a file to upload."""
+def empty_config(registry: Registry, name: str) -> Upload:
+    """OCI's empty config, put in repository `name` for an artifact's manifest: uploaded once
+    per registry, into the layer repository, and mounted from there."""
     path = cache_dir("blobs") / "empty-config.json"
     if not path.exists():
         path.write_bytes(oci.EMPTY_BODY)
-    return Upload(oci.EMPTY_DIGEST, len(oci.EMPTY_BODY), path, oci.EMPTY)
+    config = Upload(oci.EMPTY_DIGEST, len(oci.EMPTY_BODY), path, oci.EMPTY)
+    # A registry that keeps envrepo out of the layer repository gets a copy per repository.
+    with contextlib.suppress(EnvrepoError):
+        registry.put_blobs(REPOSITORY, [config])
+    registry.put_blobs(name, [config], [registry.path(REPOSITORY)])
+    return config
 
 
 def fetch(registry: Registry, keys: Sequence[str], log: Log) -> set[str]:
@@ -125,9 +132,9 @@ def _publish(
     }
     if not wanted:
         return
-    config = empty_config()
+    config = empty_config(registry, REPOSITORY)
     uploads = [Upload(b.digest, b.size, b.path, oci.OCI_LAYER) for b in wanted.values()]
-    registry.put_blobs(REPOSITORY, [config, *uploads], [registry.path(source)])
+    registry.put_blobs(REPOSITORY, uploads, [registry.path(source)])
     for key, blob in wanted.items():
         layer = Upload(blob.digest, blob.size, blob.path, oci.OCI_LAYER)
         notes = {DIFF_ID: blob.diff_id, CREATED_BY: f"envrepo layer {key[:12]}"}

@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from envrepo.engine.registry import connect, split_image
+from envrepo.engine.reference import split_image
+from envrepo.engine.registry import connect
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.inputs.sources import LockInput
 from envrepo.lock.files import split
