@@ -120,14 +120,21 @@ def test_child_inherits_parent_pins_and_locks_only_its_own(
     assert pins(repo / "environments/leaf/requirements.lock") == ["beta==1.0.0"]
 
 
-def test_locking_again_rewrites_nothing(repo: Path, uv_env: dict[str, str]) -> None:
+def test_locking_again_rewrites_nothing_and_resolves_nothing(
+    repo: Path, uv_env: dict[str, str], index: Index
+) -> None:
     assert run_envrepo("lock", "--all", cwd=repo, env=uv_env).code == 0
     locks = sorted(repo.glob("environments/*/requirements.lock"))
     before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in locks}
+    # With the index gone, only a lock that asks it nothing succeeds.
+    shutil.rmtree(index.simple)
     again = run_envrepo("lock", "--all", cwd=repo, env=uv_env)
-    assert again.code == 0
+    assert again.code == 0, again.err
     assert "wrote" not in again.out
     assert again.err.startswith("envrepo lock: 0 locks changed, 2 unchanged")
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in locks} == before
+    upgrade = run_envrepo("lock", "root", "--upgrade-package", "alpha", cwd=repo, env=uv_env)
+    assert upgrade.code != 0, "an upgrade asks the index again"
     assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in locks} == before
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
 from envrepo.errors import EnvrepoError, Problem
-from envrepo.inputs import conda as conda_input
 from envrepo.inputs import requirements, sources
 from envrepo.lock import files as lock
 from envrepo.lock.image import locked_python, mismatch
@@ -149,6 +148,10 @@ def _inputs(spec: Spec, private: set[str]) -> tuple[list[Problem], dict[str, Seq
             unpinned[field] = parsed.unpinned
         elif field == "conda":
             shown = f"{spec.display}/{value}"
+            # rattler, which reads match specs, is loaded only for an environment that has
+            # conda input: validating a tree of pip environments does not pay its start-up.
+            from envrepo.inputs import conda as conda_input
+
             try:
                 conda, shape = conda_input.read_input(target, shown)
             except EnvrepoError as error:

@@ -62,8 +62,9 @@ def lock(
 ) -> int:
     """Write lock files for environments (NAMEs, --all, or --changed).
 
-    NAMEs and --all resolve again, keeping current pins unless told to upgrade; --changed
-    (the default) touches only missing or stale locks and needs no network otherwise.
+    NAMEs and --all look base images and published bases up again, and resolve pip input
+    that changed (a current pip lock is kept as it is unless told to upgrade); --changed (the
+    default) touches only missing or stale locks and needs no network otherwise.
     """
     from envrepo.lock import runner
 

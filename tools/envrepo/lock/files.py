@@ -176,37 +176,36 @@ def stale_locks(
     spec: Spec, ancestors: Sequence[Spec], parsed: Parsed | None = None
 ) -> list[Problem]:
     """Missing, doctored or stale locks of `spec`, found without resolving anything."""
-    problems = []
-    for item in lock_inputs(spec):
-        run = f"run envrepo lock {spec.name}"
-        if not item.lock.is_file():
-            what = item.source.name if item.source != spec.folder else "its inputs"
-            field = item.field
-            if item.field == "image":
-                what, field = f"{spec.base.value} is not resolved to a digest and", "base.image"
-            problems.append(
-                Problem(
-                    spec.spec_display,
-                    field,
-                    (f"{what} has no lock ({item.lock.name} is missing); {run}"),
-                )
-            )
-            continue
-        shown = item.lock_display(spec)
-        text = read_inside(item.lock, spec.folder, shown).decode("utf-8", errors="replace")
-        header, body = split(text)
-        wrong = _body_problem(spec, item, header, body)
-        if wrong is not None:
-            problems.append(Problem(shown, "", f"{wrong}; {run}"))
-        elif header_fields(header)["input-digest"] != input_digest(spec, item, ancestors, parsed):
-            problems.append(
-                Problem(
-                    shown,
-                    "",
-                    (
-                        f"is stale: its inputs, the target ({target_line(spec)}) or a base "
-                        f"environment's lock changed since it was locked; {run}"
-                    ),
-                )
-            )
-    return problems
+    found = (stale(spec, item, ancestors, parsed) for item in lock_inputs(spec))
+    return [problem for problem in found if problem is not None]
+
+
+def stale(
+    spec: Spec, item: LockInput, ancestors: Sequence[Spec], parsed: Parsed | None = None
+) -> Problem | None:
+    """Why the lock of `item` is missing, doctored or stale; None when it is current."""
+    run = f"run envrepo lock {spec.name}"
+    if not item.lock.is_file():
+        what = item.source.name if item.source != spec.folder else "its inputs"
+        field = item.field
+        if item.field == "image":
+            what, field = f"{spec.base.value} is not resolved to a digest and", "base.image"
+        return Problem(
+            spec.spec_display, field, f"{what} has no lock ({item.lock.name} is missing); {run}"
+        )
+    shown = item.lock_display(spec)
+    text = read_inside(item.lock, spec.folder, shown).decode("utf-8", errors="replace")
+    header, body = split(text)
+    wrong = _body_problem(spec, item, header, body)
+    if wrong is not None:
+        return Problem(shown, "", f"{wrong}; {run}")
+    if header_fields(header)["input-digest"] != input_digest(spec, item, ancestors, parsed):
+        return Problem(
+            shown,
+            "",
+            (
+                f"is stale: its inputs, the target ({target_line(spec)}) or a base "
+                f"environment's lock changed since it was locked; {run}"
+            ),
+        )
+    return None

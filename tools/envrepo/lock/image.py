@@ -8,7 +8,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from envrepo.engine.reference import split_image
-from envrepo.engine.registry import connect
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.inputs.sources import LockInput
 from envrepo.lock.files import split
@@ -26,6 +25,10 @@ def tool_version() -> str:
 def resolve(spec: Spec, item: LockInput, ancestors: Sequence[Spec], request: Request) -> str:
     reference = spec.base.value
     host, repository, tag = split_image(reference)
+    # The registry client (requests, python-dxf) is loaded to resolve only: validate reads
+    # locked_python and mismatch from this module and speaks to no registry.
+    from envrepo.engine.registry import connect
+
     registry = connect(host, request.registry)
     architecture = spec.platforms[0].split("/", 1)[1]
     try:

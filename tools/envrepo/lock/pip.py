@@ -350,7 +350,11 @@ def _resolve_once(
         for first, _ in entries(body)
         if first not in known and requirements.canonical(Requirement(first).name) not in pins
     ]
-    source_only = _files(spec, added, sources, work) if added else []
+    # For one platform uv's --no-build resolution has already refused a pin with no wheel for
+    # the target (it checks the tags); a universal one checks no platform's, so the files each
+    # added pin has are listed in a second call.
+    universal = len(spec.platforms) > 1
+    source_only = _files(spec, added, sources, work) if added and universal else []
     if source_only:
         return "", source_only, sources
     own = [

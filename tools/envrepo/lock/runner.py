@@ -76,6 +76,9 @@ def lock_environment(
     early: list[tuple[Path, bytes | None]] = []
     try:
         for item in sources.lock_inputs(spec):
+            if _kept(spec, item, ancestors, request):
+                unchanged.append(item.lock)
+                continue
             resolve, version = LOCKERS[item.field]()
             body = resolve(spec, item, ancestors, request)
             digest = lock.input_digest(spec, item, ancestors)
@@ -102,6 +105,18 @@ def lock_environment(
         raise
     changed = [path for path, text in rendered if write_text(path, text) or path in dict(early)]
     return changed, unchanged + [path for path, _ in rendered if path not in changed]
+
+
+def _kept(spec: Spec, item: sources.LockInput, ancestors: Sequence[Spec], request: Request) -> bool:
+    """Whether a current pip lock is kept without resolving: with its inputs unchanged and
+    nothing to upgrade, uv would keep every pin it has. A base image's tag and a published
+    base's @latest move on their own, so those are always looked up again."""
+    return (
+        item.field == "pip"
+        and not request.upgrade_all
+        and not request.upgrade
+        and lock.stale(spec, item, ancestors) is None
+    )
 
 
 Progress = Callable[[int], AbstractContextManager[Callable[[str], None]]]
