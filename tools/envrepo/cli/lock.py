@@ -77,17 +77,15 @@ def lock(
             click.echo(problem.line())
         return ExitCode.PROBLEMS if problems else ExitCode.OK
     from envrepo.image.naming import registry_host
-    from envrepo.lock.request import Request
+    from envrepo.lock.request import Request, WheelBuilder
 
     only_stale = not (names or every or upgrade_all or upgrade or build_wheels)
-    from envrepo.image.sdist_build import build_wheels as in_the_base_image
+    builder: WheelBuilder | None = None
+    if build_wheels:
+        # Docker and the registry client are loaded only when wheels are to be built.
+        from envrepo.image.sdist_build import build_wheels as builder
 
-    request = Request(
-        upgrade_all,
-        upgrade,
-        registry_host(catalog.repo, None),
-        in_the_base_image if build_wheels else None,
-    )
+    request = Request(upgrade_all, upgrade, registry_host(catalog.repo, None), builder)
     outcome = runner.lock_all(catalog, names, only_stale, request, progress)
     for path in outcome.changed:
         click.echo(f"wrote {catalog.repo.display(path)}")

@@ -15,7 +15,6 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 
 from envrepo.errors import EnvrepoError, Problem
-from envrepo.inputs import conda as conda_input
 from envrepo.inputs import requirements
 from envrepo.inputs import wheels as wheelfile
 from envrepo.inputs.sources import LockInput, lock_inputs, pip_lock, wheel_files
@@ -129,6 +128,9 @@ def _direct(spec: Spec) -> tuple[list[tuple[str, Requirement]], list[str]]:
             if line.requirement is not None and not line.constraint
         ]
     if spec.conda is not None:
+        # rattler, which reads match specs, is loaded only for an environment with conda input.
+        from envrepo.inputs import conda as conda_input
+
         shown = f"{spec.display}/{spec.conda}"
         for entry in conda_input.read_input(spec.folder / spec.conda, shown)[0].pip:
             requirement, found = requirements.check_entry(entry)

@@ -4,9 +4,9 @@ it says went wrong, in one line."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Sequence
 from functools import cache
+from importlib import metadata
 from pathlib import Path
 
 from envrepo.repo.platforms import Target
@@ -23,8 +23,8 @@ def binary() -> str:
 
 @cache
 def version() -> str:
-    done = subprocess.run([binary(), "--version"], capture_output=True, text=True, check=True)
-    return done.stdout.split("(")[0].strip()
+    """`uv X.Y.Z`, from the package that ships the binary: no process is started for it."""
+    return f"uv {metadata.version('uv')}"
 
 
 def compile_command(
