@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import stat
 from pathlib import Path
 
 from envrepo.repo.paths import read_inside
@@ -19,9 +20,26 @@ def canonical_bytes(data: bytes) -> bytes:
     return data.replace(b"\r\n", b"\n")
 
 
+# Digests already taken in this process, by the file's identity and state: validate, hash and
+# list read an ancestor's lock once for each environment below it.
+_TAKEN: dict[tuple[Path, Path, int, int, int, int], str] = {}
+
+
 def file_sha256(path: Path, folder: Path, shown: str) -> str:
     """The sha256 of `path`, a regular file inside `folder`; `shown` names it in errors."""
-    return hashlib.sha256(canonical_bytes(read_inside(path, folder, shown))).hexdigest()
+    try:
+        status = path.lstat()
+    except OSError:
+        status = None
+    key = None
+    if status is not None and stat.S_ISREG(status.st_mode):
+        key = (path, folder, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
+        if key in _TAKEN:
+            return _TAKEN[key]
+    digest = hashlib.sha256(canonical_bytes(read_inside(path, folder, shown))).hexdigest()
+    if key is not None:
+        _TAKEN[key] = digest
+    return digest
 
 
 def canonical_json(value: object) -> bytes:
