@@ -109,6 +109,12 @@ class Round:
     plus_lock: float
 
 
+def built_image(client: docker.DockerClient, host: str, name: str) -> str:
+    """The ID of the image a build of `name` left tagged (its hash tag; `latest` is publish's)."""
+    [image] = client.images.list(name=f"{host}/{name}")
+    return str(image.id)
+
+
 def one_round(
     client: docker.DockerClient, repo: Path, work: Path, number: int, hosts: list[str]
 ) -> Round:
@@ -126,12 +132,12 @@ def one_round(
     kept = {path: path.read_bytes() for path in folder.glob("requirements.*")}
     try:
         run_timed([*build, PARENT], repo, env)
-        base = f"{host}/{PARENT}:latest"
+        base = built_image(client, host, PARENT)
         for path in (repo / ".envrepo/builds").glob(f"{NAME}-*.json"):
             path.unlink()
         forget_layers_on(client, base)
         cold = run_timed([*build, NAME], repo, env)
-        size = int(client.images.get(f"{host}/{NAME}:latest").attrs["Size"])
+        size = int(client.images.get(built_image(client, host, NAME)).attrs["Size"])
         empty = {
             **env,
             "UV_CACHE_DIR": str(work / f"uv-cache-plus-{number}"),
