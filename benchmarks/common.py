@@ -16,6 +16,10 @@ BIN = Path(sys.executable).parent
 # The tests' registries (tests/registries.py): the real distribution registry, started from
 # the project's config template, plain or in token mode.
 sys.path.insert(0, str(PROJECT / "tests"))
+# A user's install has its bytecode written (pip compiles a wheel's modules); a shell that
+# sets PYTHONDONTWRITEBYTECODE would have every envrepo start compile its sources instead.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+subprocess.run([str(BIN / "envrepo"), "--version"], capture_output=True, check=True)
 
 
 def run_timed(command: Sequence[str], cwd: Path, env: dict[str, str]) -> float:

@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import BIN
+
 from envrepo.inputs import sources
 from envrepo.lock import files as lock
 from envrepo.repo import graph
@@ -24,7 +26,6 @@ from envrepo.repo.config import open_repository
 from envrepo.repo.schemas import ENVIRONMENT
 from envrepo.repo.spec import load_catalog
 
-BIN = Path(sys.executable).parent
 SCHEMA = Path(__file__).resolve().parent.parent / "tools/envrepo/repo/schemas" / ENVIRONMENT
 GOAL_SECONDS = 0.7
 GOAL_RATIO = 0.70
