@@ -425,7 +425,8 @@ def test_a_damaged_layer_in_the_cache_is_made_again_and_the_image_is_the_same(
     with_private_wheel(scratch, "healed", wheel, CHILD.format(name="healed"))
     assert build(scratch, built, "healed", push=False)[0] == "0"
     client = docker.from_env()
-    first = client.images.get(local_tags("healed")[0]).id
+    made = client.images.get(local_tags("healed")[0])
+    first, first_layers = made.id, made.attrs["RootFS"]["Layers"]
     [layer] = [
         path
         for path in (Path(os.environ["XDG_CACHE_HOME"]) / "envrepo/layers").glob("*.tar")
@@ -443,4 +444,7 @@ def test_a_damaged_layer_in_the_cache_is_made_again_and_the_image_is_the_same(
         "made again"
     )
     assert warning in lines
-    assert client.images.get(local_tags("healed")[0]).id == first
+    again = client.images.get(local_tags("healed")[0])
+    # The layers first: should the image differ, the failure names the layer that does.
+    assert again.attrs["RootFS"]["Layers"] == first_layers, lines
+    assert again.id == first

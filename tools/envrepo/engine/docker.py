@@ -101,6 +101,10 @@ class Docker:
         """The IDs of the images tagged in `repository`."""
         return [str(found.id) for found in self.client.images.list(name=repository)]
 
+    def labelled(self, label: str) -> list[str]:
+        """The IDs of the images that carry `label`."""
+        return [str(found.id) for found in self.client.images.list(filters={"label": label})]
+
     def tagged(self, name: str, tag: str) -> str | None:
         """A reference of the daemon's for `name:tag` under any registry host, if it has one."""
         wanted = f"/{name}:{tag}"

@@ -25,13 +25,14 @@ from envrepo.lock.locked import Locked
 from envrepo.repo.spec import ENV_PREFIX, needs_venv, python_agrees, site_packages
 
 Auth = Callable[[str], "dict[str, str] | None"]
+NAME_LABEL = "dev.envrepo.name"
 
 
 def labels(locked: Locked) -> dict[str, str]:
     """What the image itself says of where it comes from: only what its spec hash covers, so
     that one hash is one image; the commit, the build time and the description belong to the
     tags, the build record and the index."""
-    return {"dev.envrepo.name": locked.spec.name, "dev.envrepo.hash": locked.spec_hash.value}
+    return {NAME_LABEL: locked.spec.name, "dev.envrepo.hash": locked.spec_hash.value}
 
 
 def make(
@@ -72,8 +73,10 @@ def make(
         config = image_config(base.attrs, layers, env, labels(locked))
         with attempt.timed("build"):
             repo = naming.repository(registry.address, spec.name)
-            # Earlier versions of the environment share most layers with this one.
-            present = present_chains(engine, [base.id, *engine.images_of(repo)])
+            # Earlier versions of the environment share most layers with this one, and other
+            # environments the lower ones: what the daemon has is not sent to it again.
+            others = {*engine.images_of(repo), *engine.labelled(NAME_LABEL)}
+            present = present_chains(engine, [base.id, *sorted(others)])
             image_id = load_image(engine, config, layers, present)
             attempt.untagged = image_id
         log(f"assembled {image_id[:19]} on {base_ref}")
