@@ -230,3 +230,19 @@ def test_a_malformed_package_row_of_a_build_record_is_refused_by_both_paths() ->
             accepted = False
         errors = list(Draft202012Validator(installed).iter_errors({name: row}))
         assert accepted == (name == "numpy") == (not errors), (name, row)
+
+
+def test_a_damaged_validator_in_the_cache_is_made_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    bad = {"name": 7, "base": {"image": "python:3.11-slim"}}
+    schema._fast.cache_clear()
+    first = schema.violations(bad, schemas.ENVIRONMENT, "environment.yaml")
+    [kept] = (tmp_path / "envrepo/schemas").glob("validator_*.py")
+    kept.write_text("def validate(data:\n")
+    schema._fast.cache_clear()
+    assert schema.violations(bad, schemas.ENVIRONMENT, "environment.yaml") == first
+    assert first, "the document is a field away from the schema"
+    assert kept.read_text().startswith('VERSION = "'), "the damaged copy was made again"
+    schema._fast.cache_clear()

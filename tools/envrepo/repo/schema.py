@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import datetime
 import difflib
+import hashlib
+import importlib.util
+import json
 from collections.abc import Callable, Iterable
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -17,6 +20,7 @@ import fastjsonschema
 
 from envrepo.errors import Problem
 from envrepo.repo import schemas
+from envrepo.repo.files import cache_dir, write_text
 from envrepo.repo.yamlio import SourceFloat
 
 if TYPE_CHECKING:
@@ -76,8 +80,35 @@ def _draft7(node: Any) -> Any:
 def _fast(name: str) -> Callable[[object], object]:
     # After inlining and in draft 7's words, the fast validator checks what jsonschema does.
     draft7 = {**_draft7(_inlined(name)), "$schema": "http://json-schema.org/draft-07/schema#"}
-    validate: Callable[[object], object] = fastjsonschema.compile(draft7, use_formats=False)
-    return validate
+    try:
+        return _kept_validator(draft7)
+    except (OSError, ImportError):
+        # No cache to keep it in: compiled here, as it always can be.
+        validate: Callable[[object], object] = fastjsonschema.compile(draft7, use_formats=False)
+        return validate
+
+
+def _kept_validator(draft7: dict[str, Any]) -> Callable[[object], object]:
+    """fastjsonschema's code for `draft7`, generated once per schema and fastjsonschema version
+    and kept in envrepo's cache as a module, so that Python's own bytecode cache spares every
+    start the compiling (about 30 ms of each command's start-up). A damaged copy is made again."""
+    text = json.dumps(draft7, sort_keys=True)
+    key = hashlib.sha256(f"{fastjsonschema.VERSION}\n{text}".encode()).hexdigest()[:32]
+    path = cache_dir("schemas") / f"validator_{key}.py"
+    for _ in range(2):
+        if not path.is_file():
+            write_text(path, fastjsonschema.compile_to_code(draft7, use_formats=False))
+        spec = importlib.util.spec_from_file_location(f"envrepo_validator_{key}", path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"{path} cannot be loaded")
+        module = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(module)
+            validate: Callable[[object], object] = module.validate
+            return validate
+        except (SyntaxError, NameError, AttributeError):
+            path.unlink(missing_ok=True)
+    raise ImportError(f"{path} cannot be loaded")
 
 
 @cache
