@@ -97,10 +97,6 @@ class Docker:
             return None
         return ImageInfo(str(found.id), found.attrs)
 
-    def images_of(self, repository: str) -> list[str]:
-        """The IDs of the images tagged in `repository`."""
-        return [str(found.id) for found in self.client.images.list(name=repository)]
-
     def labelled(self, label: str) -> list[str]:
         """The IDs of the images that carry `label`."""
         return [str(found.id) for found in self.client.images.list(filters={"label": label})]

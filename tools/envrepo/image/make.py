@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 from envrepo.engine.docker import Docker, ImageInfo
 from envrepo.engine.registry import Registry
 from envrepo.errors import EnvrepoError, Problem
-from envrepo.image import bases, naming, shared_layers
+from envrepo.image import bases, shared_layers
 from envrepo.image.assemble import environment, image_config, load_image, present_chains
 from envrepo.image.attempt import Attempt
 from envrepo.image.bytecode import compile_staged
@@ -72,11 +72,10 @@ def make(
         env = environment(base.env, None if spec.user_managed else f"{ENV_PREFIX}/bin", variables)
         config = image_config(base.attrs, layers, env, labels(locked))
         with attempt.timed("build"):
-            repo = naming.repository(registry.address, spec.name)
             # Earlier versions of the environment share most layers with this one, and other
-            # environments the lower ones: what the daemon has is not sent to it again.
-            others = {*engine.images_of(repo), *engine.labelled(NAME_LABEL)}
-            present = present_chains(engine, [base.id, *sorted(others)])
+            # environments the lower ones (every image envrepo made carries its name label):
+            # what the daemon has is not sent to it again.
+            present = present_chains(engine, [base.id, *engine.labelled(NAME_LABEL)])
             image_id = load_image(engine, config, layers, present)
             attempt.untagged = image_id
         log(f"assembled {image_id[:19]} on {base_ref}")

@@ -42,7 +42,8 @@ def empty_config(registry: Registry, name: str) -> Upload:
     # A registry that keeps envrepo out of the layer repository gets a copy per repository.
     with contextlib.suppress(EnvrepoError):
         registry.put_blobs(REPOSITORY, [config])
-    registry.put_blobs(name, [config], [registry.path(REPOSITORY)])
+    if name != REPOSITORY:
+        registry.put_blobs(name, [config], [registry.path(REPOSITORY)])
     return config
 
 

@@ -106,7 +106,8 @@ def _kept_validator(draft7: dict[str, Any]) -> Callable[[object], object]:
             spec.loader.exec_module(module)
             validate: Callable[[object], object] = module.validate
             return validate
-        except (SyntaxError, NameError, AttributeError):
+        except (SyntaxError, ValueError, NameError, AttributeError):
+            # Cut short or overwritten (a NUL byte is a ValueError before Python 3.12).
             path.unlink(missing_ok=True)
     raise ImportError(f"{path} cannot be loaded")
 
