@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import gzip
+import hashlib
+import io
 import json
 import os
+import posixpath
 import signal
 import subprocess
+import tarfile
 import urllib.request
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -147,6 +152,120 @@ def test_a_base_image_from_another_registry_is_copied_registry_to_registry(
                 if name.startswith(f"{other}/base/copied"):
                     with contextlib.suppress(docker.errors.ImageNotFound):
                         client.images.remove(name)
+
+
+def test_the_files_a_pushed_image_was_checked_on_are_those_a_pull_of_its_digest_gives(
+    built: Built, scratch: Path, tmp_path: Path
+) -> None:
+    """The image the tests ran in is, file for file and byte for byte, what the registry gives
+    for the pushed digest: its blobs, downloaded and unpacked layer by layer with whiteouts
+    applied, against the checked image's own file system; and `docker pull` of the digest
+    gives that same image."""
+    name = "pulled-same"
+    wheel = make_wheel(tmp_path / "wheels", "pulledpkg", "1.0", module_text="ANSWER = 42\n")
+    with_private_wheel(scratch, name, wheel, CHILD.format(name=name))
+    test = "import pulledpkg\nassert pulledpkg.ANSWER == 42\n"
+    write_files(scratch, {f"environments/{name}/tests/test_import.py": test})
+    host = built.registry.host
+    pushed = run_envrepo("build", name, "--push", "--registry", host, cwd=scratch)
+    assert pushed.code == 0, pushed.err[-2000:]
+    [path] = (scratch / ".envrepo/builds").glob(f"{name}-*.json")
+    record = json.loads(path.read_text())
+    assert [test["passed"] for test in record["tests"]] == [True]
+    checked, digest = record["image_id"], record["digest"]
+    client = docker.from_env()
+    container = client.containers.create(checked, command=["true"])
+    try:
+        seen = applied({}, b"".join(container.export()))
+    finally:
+        container.remove()
+
+    body = fetch(host, f"{name}/manifests/{digest}", MANIFEST_TYPE)
+    assert "sha256:" + hashlib.sha256(body).hexdigest() == digest
+    manifest = json.loads(body)
+    assert manifest["config"]["digest"] == checked, "the pushed config is not the checked image's"
+    config = json.loads(blob(host, name, manifest["config"]["digest"]))
+    layers = [gzip.decompress(blob(host, name, layer["digest"])) for layer in manifest["layers"]]
+    diff_ids = ["sha256:" + hashlib.sha256(layer).hexdigest() for layer in layers]
+    assert diff_ids == config["rootfs"]["diff_ids"]
+    pulled: dict[str, Entry] = {}
+    for layer in layers:
+        applied(pulled, layer)
+    assert "/opt/env/lib/python3.11/site-packages/pulledpkg/__init__.py" in pulled
+
+    # The engine's own files in /etc make that folder's modification time the container's.
+    seen["/etc"] = seen["/etc"][:4] + pulled["/etc"][4:5] + seen["/etc"][5:]
+    differ = sorted(
+        path
+        for path in seen.keys() | pulled.keys()
+        if seen.get(path) != pulled.get(path) and not made_by_docker(path)
+    )
+    assert differ == [], [(path, seen.get(path), pulled.get(path)) for path in differ[:10]]
+    assert client.images.pull(f"{host}/{name}@{digest}").id == checked
+
+
+# A file system entry: kind, mode, owner, group, modification time and what it holds (a
+# file's sha256, a link's target, a device's numbers).
+Entry = tuple[str, int, int, int, int, str]
+# What the engine puts into every container it makes and into no image (its "init" layer).
+DOCKER_MADE = ("/.dockerenv", "/etc/hostname", "/etc/hosts", "/etc/resolv.conf", "/etc/mtab")
+DOCKER_MOUNTS = ("/dev", "/proc", "/sys")
+
+
+def made_by_docker(path: str) -> bool:
+    return path in DOCKER_MADE or path in DOCKER_MOUNTS or path.startswith(DOCKER_MOUNTS)
+
+
+def applied(tree: dict[str, Entry], layer: bytes) -> dict[str, Entry]:
+    """`tree` with the layer tar `layer` applied over it, as an overlay does: a `.wh.NAME`
+    removes NAME and what is under it, `.wh..wh..opq` empties its folder of what lower
+    layers put there."""
+    lower = dict(tree)
+    with tarfile.open(fileobj=io.BytesIO(layer), mode="r:") as archive:
+        for member in archive:
+            path = posixpath.normpath("/" + member.name)
+            if path == "/":
+                continue
+            folder, base = posixpath.split(path)
+            if base == ".wh..wh..opq":
+                for gone in [p for p in lower if p.startswith(folder.rstrip("/") + "/")]:
+                    tree.pop(gone, None)
+                continue
+            if base.startswith(".wh."):
+                hidden = posixpath.join(folder, base[4:])
+                for gone in [p for p in tree if p == hidden or p.startswith(hidden + "/")]:
+                    del tree[gone]
+                continue
+            if member.islnk():
+                kind, held = tree[posixpath.normpath("/" + member.linkname)][::5]
+            elif member.isreg():
+                handle = archive.extractfile(member)
+                assert handle is not None
+                held = hashlib.sha256(handle.read()).hexdigest()
+                kind = "file"
+            elif member.issym():
+                kind, held = "symlink", member.linkname
+            elif member.isdir():
+                kind, held = "dir", ""
+            else:
+                kind, held = str(member.type), f"{member.devmajor}:{member.devminor}"
+            # Docker's own tars carry the type bits in the mode too.
+            tree[path] = (
+                kind,
+                member.mode & 0o7777,
+                member.uid,
+                member.gid,
+                int(member.mtime),
+                held,
+            )
+    return tree
+
+
+def blob(host: str, name: str, digest: str) -> bytes:
+    """A blob of `name` as the registry gives it, checked against its digest."""
+    body = fetch(host, f"{name}/blobs/{digest}", "*/*")
+    assert "sha256:" + hashlib.sha256(body).hexdigest() == digest
+    return body
 
 
 MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
