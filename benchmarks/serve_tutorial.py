@@ -29,6 +29,7 @@ from envrepo.cli.options import State
 from envrepo.cli.run import environment
 from envrepo.engine.docker import Docker
 from envrepo.serve import image, service
+from peers import AZMLINFSRV
 from registries import free_port
 
 BODY = '{"data": [[5.1, 3.5, 1.4, 0.2]]}'
@@ -36,13 +37,6 @@ LUA = f"""wrk.method = "POST"
 wrk.body = '{BODY}'
 wrk.headers["Content-Type"] = "application/json"
 """
-# azureml-inference-server-http as its own `azmlinfsrv` command starts it.
-AZUREML = image.Server(
-    ("azureml-inference-server-http",),
-    "exec /opt/env/bin/python -c 'import sys; from azureml_inference_server_http.amlserver "
-    'import run; sys.argv[0] = "azmlinfsrv"; sys.exit(run())\' --entry_script {entry} '
-    "--model_dir /envrepo/serve/model --port {port} --worker_count ${{ENVREPO_WORKERS:-1}}",
-)
 
 
 def ready(url: str) -> None:
@@ -144,7 +138,7 @@ def main() -> None:
                 raise SystemExit(ours.stderr[-2000:])
             started.append(service.container("bench"))
             peer = image.build(
-                engine, found, source / "score.py", source, model, lambda _: None, AZUREML
+                engine, found, source / "score.py", source, [model], lambda _: None, AZMLINFSRV
             )
             urls = {"envrepo serve (uvicorn, 2 workers)": f"http://127.0.0.1:{port}"}
             for workers in (1, 2):

@@ -13,7 +13,13 @@ from envrepo.errors import EnvrepoError, ExitCode
 
 @click.command()
 @click.argument("reference", metavar="NAME[@VERSION]", required=False)
-@click.option("--model", type=click.Path(path_type=Path), help="The model: a file or a folder.")
+@click.option(
+    "--model",
+    "models",
+    type=click.Path(path_type=Path),
+    multiple=True,
+    help="A model: a file or a folder (again for several), laid out as Azure ML lays them out.",
+)
 @click.option("--entry-script", type=click.Path(path_type=Path), help="init() and run(raw_data).")
 @click.option(
     "--source-dir",
@@ -41,7 +47,7 @@ from envrepo.errors import EnvrepoError, ExitCode
 def serve(
     state: State,
     reference: str | None,
-    model: Path | None,
+    models: tuple[Path, ...],
     entry_script: Path | None,
     source_dir: Path | None,
     port: int,
@@ -66,11 +72,11 @@ def serve(
             click.echo(f"stopped {stop_name}")
             return ExitCode.OK
         raise EnvrepoError(f"--stop {stop_name}: no such service is running")
-    if reference is None or model is None or entry_script is None:
+    if reference is None or not models or entry_script is None:
         raise EnvrepoError("give NAME[@VERSION], --model and --entry-script (or --stop NAME)")
     found = environment(state, reference, location, registry, engine)
     source = source_dir or entry_script.resolve().parent
-    built = image.build(engine, found, entry_script, source, model, note)
+    built = image.build(engine, found, entry_script, source, models, note)
     service_name = name or found.name
     limits = service.Limits(max_body, read_timeout, scoring_timeout, workers)
     started = service.start(engine, built.tag, service_name, port, limits)

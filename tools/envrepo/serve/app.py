@@ -1,33 +1,38 @@
-"""The scoring app, as it runs inside an inference image under uvicorn: Azure ML's contract
-(the entry script's `init()` once per worker, `run(raw_data)` per request on `POST /score`),
-stricter than azureml-inference-server-http. This file is copied into the image and imports
-only the standard library, uvicorn's ASGI interface and prometheus_client; nothing of envrepo.
+"""The scoring app, as it runs inside an inference image under uvicorn: Azure ML's contract as
+azureml-inference-server-http keeps it (the entry script's `init()` once per worker, `run()` per
+request on `POST /score` and `GET /score`, `inference_schema` decorators, `@rawhttp` with
+`AMLRequest` / `AMLResponse`, `GET /swagger.json`, its error bodies and `x-ms-*` headers; see
+entry.py), and where it is stricter or adds, it says so:
 
-- 415 for a body that is not JSON by its content type; 400 for bytes that are not UTF-8 JSON
 - 413 for a body over the limit, from its Content-Length or while it is read (a gzip body is
-  counted after decoding), without reading it all; 408 for a body that does not arrive
-- 500 for an exception in `run()`, with no traceback in the response; 504 when `run()` passes
-  the scoring timeout, and the worker then leaves so that uvicorn replaces it
+  decoded, and counted after decoding), without reading it all; 408 for a body that does not
+  arrive
+- 504 (Azure's server: 500) when `run()` passes the scoring timeout, and the worker then
+  leaves so that uvicorn replaces it
 - `/health/live` and `GET /` answer while the worker is up; `/health/ready` and `/score` answer
   503 until `init()` passed, and for good when it failed (never a restart loop)
 - every response names the environment, its spec hash, image digest and the model's sha256;
   `/metrics` serves Prometheus metrics with the same labels
+
+This package's serve/ files are copied into the image; app.py, entry.py and aml_api.py import only the standard
+library, uvicorn's ASGI interface, prometheus_client, werkzeug and inference_schema.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import sys
 import threading
 import time
 import traceback
+import uuid
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -37,23 +42,44 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.wrappers import Response
+
+from envrepo.serve.entry import EntryScript, Refused, Request
 
 ENTRY = os.environ["ENVREPO_ENTRY_SCRIPT"]
-LIMIT = int(os.environ.get("ENVREPO_MAX_BODY", str(1 << 20)))
+APP_ROOT = os.environ.get("AML_APP_ROOT", str(Path(ENTRY).parent))
+LIMIT = int(os.environ.get("ENVREPO_MAX_BODY", str(100 << 20)))
 SCORING_TIMEOUT = float(os.environ.get("ENVREPO_SCORING_TIMEOUT", "60"))
 READ_TIMEOUT = float(os.environ.get("ENVREPO_READ_TIMEOUT", "10"))
+SERVICE = (
+    os.environ.get("SERVICE_NAME", "ML service"),
+    os.environ.get("SERVICE_VERSION", "1.0"),
+    os.environ.get("SERVICE_PATH_PREFIX", ""),
+)
 IDENTITY = {
     "environment": os.environ.get("ENVREPO_ENVIRONMENT", ""),
     "spec_hash": os.environ.get("ENVREPO_SPEC_HASH", ""),
     "image_digest": os.environ.get("ENVREPO_IMAGE_DIGEST", ""),
     "model_sha256": os.environ.get("ENVREPO_MODEL_SHA256", ""),
 }
-HEADERS = [
+Headers = list[tuple[bytes, bytes]]
+HEADERS: Headers = [
     (b"x-envrepo-environment", IDENTITY["environment"].encode()),
     (b"x-envrepo-spec-hash", IDENTITY["spec_hash"].encode()),
     (b"x-envrepo-image-digest", IDENTITY["image_digest"].encode()),
     (b"x-envrepo-model-sha256", IDENTITY["model_sha256"].encode()),
 ]
+JSON = b"application/json"
+PATHS = ("/score", "/", "/health/live", "/health/ready", "/metrics", "/swagger.json")
+ROUTES = {
+    *(("/score", method) for method in ("POST", "GET", "OPTIONS")),
+    *((path, "GET") for path in PATHS if path != "/score"),
+}
+# Azure's server answers 431 to a request ID longer than this.
+ID_LIMIT = 100
+RUN_FAILED = "An unexpected error occurred in scoring script. Check the logs for more info."
+INTERNAL = "An unexpected internal error occurred. Check the logs for more info."
 LABELS = list(IDENTITY)
 REQUESTS = Counter("envrepo_requests", "Requests answered", ["path", "status", *LABELS])
 ERRORS = Counter("envrepo_errors", "Requests answered with an error", ["path", "status", *LABELS])
@@ -69,7 +95,7 @@ class Scorer:
     """The entry script of this worker: loaded and initialised once, off the event loop."""
 
     def __init__(self) -> None:
-        self.module: Any = None
+        self.script: EntryScript | None = None
         self.failed: str | None = None
         self.ready = threading.Event()
         self.finished = threading.Event()  # init() returned or raised
@@ -77,13 +103,9 @@ class Scorer:
 
     def start(self) -> None:
         try:
-            spec = importlib.util.spec_from_file_location("score", ENTRY)
-            assert spec is not None and spec.loader is not None
-            module = importlib.util.module_from_spec(spec)
-            sys.path.insert(0, str(Path(ENTRY).parent))
-            spec.loader.exec_module(module)
-            module.init()
-            self.module = module
+            script = EntryScript(ENTRY, APP_ROOT)
+            script.init()
+            self.script = script
             self.ready.set()
             print("envrepo serve: init() passed; ready", file=sys.stderr, flush=True)
         except BaseException as error:  # noqa: BLE001 - a failed init() is a state, not a crash
@@ -95,6 +117,8 @@ class Scorer:
 
 
 SCORER = Scorer()
+# What a request is answered with: status, body, content type and headers of its own.
+Answer = tuple[int, bytes, bytes, Headers]
 
 
 def _leave_soon() -> None:
@@ -103,38 +127,34 @@ def _leave_soon() -> None:
     threading.Timer(0.2, lambda: os._exit(3)).start()
 
 
-async def _send(send: Any, status: int, body: bytes, kind: bytes = b"application/json") -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", kind),
-                (b"content-length", str(len(body)).encode()),
-                *HEADERS,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+def _error(status: int, message: str, run_failed: bool = False) -> Answer:
+    """An error as Azure's server words it: a JSON body with the message."""
+    failed = [(b"x-ms-run-function-failed", str(run_failed).encode())]
+    return status, json.dumps({"message": message}).encode(), JSON, failed
 
 
-def _error(message: str) -> bytes:
-    return json.dumps({"error": message}).encode()
+def _ids(headers: dict[str, str]) -> Headers:
+    """The request IDs Azure's server answers with: `x-request-id` (the client's, or a new
+    one), `x-ms-request-id` (kept for old clients) and `x-ms-client-request-id`."""
+    request_id = headers.get("x-request-id") or str(uuid.uuid4())
+    legacy = headers.get("x-ms-request-id", "")
+    client = headers.get("x-ms-client-request-id", "")
+    if len(request_id) > ID_LIMIT:
+        raise Refused(431, f"x-request-id must not exceed {ID_LIMIT} characters")
+    if legacy:
+        client = client or legacy
+    else:
+        legacy = client or request_id
+    if len(legacy) > ID_LIMIT or len(client) > ID_LIMIT:
+        raise Refused(
+            431, f"x-ms-request-id and x-ms-client-request-id must not exceed {ID_LIMIT} characters"
+        )
+    found = [(b"x-request-id", request_id.encode()), (b"x-ms-request-id", legacy.encode())]
+    return found + ([(b"x-ms-client-request-id", client.encode())] if client else [])
 
 
-class Refused(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-async def _body(scope: dict[str, Any], receive: Any) -> bytes:
+async def _body(headers: dict[str, str], receive: Any) -> bytes:
     """The request's body, decoded from gzip when it says so, never more than LIMIT bytes."""
-    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-    kind = headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind != "application/json":
-        raise Refused(415, "send JSON with Content-Type: application/json")
     encoding = headers.get("content-encoding", "identity").lower()
     if encoding not in ("identity", "gzip"):
         raise Refused(415, f"Content-Encoding {encoding} is not accepted; send identity or gzip")
@@ -164,34 +184,69 @@ async def _body(scope: dict[str, Any], receive: Any) -> bytes:
     return bytes(body)
 
 
-async def _score(scope: dict[str, Any], receive: Any) -> tuple[int, bytes]:
+async def _score(scope: dict[str, Any], receive: Any, headers: dict[str, str]) -> Answer:
     # A worker still in init() (a fresh one beside a ready one) makes the request wait for it,
     # up to the scoring timeout, rather than answer 503 while the service as a whole is ready.
     deadline = time.monotonic() + SCORING_TIMEOUT
     while not SCORER.finished.is_set() and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
-    if SCORER.failed is not None or not SCORER.ready.is_set():
-        return 503, _error(SCORER.failed or "init() has not finished yet")
-    raw = await _body(scope, receive)
-    try:
-        text = raw.decode("utf-8")
-        json.loads(text)
-    except (UnicodeDecodeError, ValueError):
-        raise Refused(400, "the body is not UTF-8 JSON") from None
+    script = SCORER.script
+    if SCORER.failed is not None or script is None:
+        return _error(503, SCORER.failed or "init() has not finished yet")
+    if scope["method"] == "OPTIONS":
+        return 200, b"", b"text/html; charset=utf-8", [(b"x-ms-run-function-failed", b"False")]
+    pairs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+    body = await _body(headers, receive) if scope["method"] == "POST" else b""
+    query = scope["query_string"].decode("latin-1")
+    request = Request(scope["method"], scope["path"], query, pairs, body)
+    arguments = script.arguments(request)
     loop = asyncio.get_running_loop()
-    future = loop.run_in_executor(SCORER.pool, SCORER.module.run, text)
+    started = time.perf_counter()
+    future = loop.run_in_executor(SCORER.pool, script.call, arguments, request)
     try:
         result = await asyncio.wait_for(asyncio.shield(future), SCORING_TIMEOUT)
     except TimeoutError:
         _leave_soon()
-        return 504, _error(f"run() took longer than {SCORING_TIMEOUT:g} s")
-    except Exception as error:  # noqa: BLE001 - the entry script's exception is the client's 500
+        return _error(504, f"Scoring timeout after {SCORING_TIMEOUT * 1000:g} ms", True)
+    except Exception:  # noqa: BLE001 - the entry script's exception is the client's 500
         traceback.print_exc()
-        return 500, _error(f"run() raised {type(error).__name__}")
+        return _error(500, RUN_FAILED, True)
+    took = (b"x-ms-run-fn-exec-ms", f"{(time.perf_counter() - started) * 1000:.3f}".encode())
+    if isinstance(result, Response):
+        return _own(result, took)
     try:
-        return 200, json.dumps(result).encode()
+        answer = json.dumps(result).encode()
     except (TypeError, ValueError):
-        return 500, _error("run() returned something that is not JSON")
+        traceback.print_exc()
+        return _error(500, INTERNAL)
+    return 200, answer, JSON, [(b"x-ms-run-function-failed", b"False"), took]
+
+
+def _own(response: Response, took: tuple[bytes, bytes]) -> Answer:
+    """A response run() made itself (an AMLResponse): as it is, marked when it is a 5xx."""
+    headers: Headers = [
+        (k.lower().encode("latin-1"), v.encode("latin-1"))
+        for k, v in response.headers.items()
+        if k.lower() not in ("content-type", "content-length")
+    ]
+    if response.status_code >= 500:
+        headers = [(k, v) for k, v in headers if k != b"x-ms-run-function-failed"]
+        headers.append((b"x-ms-run-function-failed", b"True"))
+    kind = (response.content_type or "text/html; charset=utf-8").encode("latin-1")
+    return response.status_code, response.get_data(), kind, [*headers, took]
+
+
+def _swagger(scope: dict[str, Any]) -> Answer:
+    script = SCORER.script
+    if script is None:
+        return _error(503, SCORER.failed or "init() has not finished yet")
+    asked = dict(_query(scope)).get("version")
+    document = script.swagger(asked, *SERVICE)
+    return 200, json.dumps(document).encode(), JSON, [(b"x-ms-run-function-failed", b"False")]
+
+
+def _query(scope: dict[str, Any]) -> list[tuple[str, str]]:
+    return parse_qsl(scope["query_string"].decode("latin-1"))
 
 
 def _metrics() -> bytes:
@@ -217,30 +272,58 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         return
     started = time.perf_counter()
     path, method = scope["path"], scope["method"]
-    kind = b"application/json"
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    ids: Headers = []
     try:
-        if path == "/score" and method == "POST":
-            status, body = await _score(scope, receive)
-        elif path in ("/", "/health/live") and method == "GET":
-            status, body = 200, b"Healthy" if path == "/" else json.dumps({"live": True}).encode()
-            kind = b"text/plain" if path == "/" else kind
-        elif path == "/health/ready" and method == "GET":
-            ready = SCORER.ready.is_set() and SCORER.failed is None
-            status = 200 if ready else 503
-            body = json.dumps({"ready": ready, "error": SCORER.failed}).encode()
-        elif path == "/metrics" and method == "GET":
-            status, body, kind = 200, _metrics(), CONTENT_TYPE_LATEST.encode()
-        elif path in ("/score", "/", "/health/live", "/health/ready", "/metrics"):
-            status, body = 405, _error(f"{method} is not accepted on {path}")
-        else:
-            status, body = 404, _error(f"{path} is not a path of this service")
+        # Azure's server names the request only on its routes, not on a 404 or 405.
+        if (path, method) in ROUTES:
+            ids = _ids(headers)
+        answer = await _route(scope, receive, headers, path, method)
     except Refused as refused:
-        status, body = refused.status, _error(refused.message)
-    await _send(send, status, body, kind)
-    label = (
-        path if path in ("/score", "/", "/health/live", "/health/ready", "/metrics") else "other"
+        answer = _error(refused.status, refused.message)
+    status, body, kind, extra = answer
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", kind),
+                (b"content-length", str(len(body)).encode()),
+                *extra,
+                *ids,
+                *HEADERS,
+            ],
+        }
     )
+    await send({"type": "http.response.body", "body": body})
+    label = path if path in PATHS else "other"
     REQUESTS.labels(label, str(status), *IDENTITY.values()).inc()
     if status >= 400:
         ERRORS.labels(label, str(status), *IDENTITY.values()).inc()
     LATENCY.labels(label, *IDENTITY.values()).observe(time.perf_counter() - started)
+
+
+async def _route(
+    scope: dict[str, Any], receive: Any, headers: dict[str, str], path: str, method: str
+) -> Answer:
+    if path == "/score" and method in ("POST", "GET", "OPTIONS"):
+        return await _score(scope, receive, headers)
+    if path == "/" and method == "GET":
+        return 200, b"Healthy", b"text/html; charset=utf-8", []
+    if path == "/health/live" and method == "GET":
+        return 200, json.dumps({"live": True}).encode(), JSON, []
+    if path == "/health/ready" and method == "GET":
+        ready = SCORER.ready.is_set() and SCORER.failed is None
+        return (
+            200 if ready else 503,
+            json.dumps({"ready": ready, "error": SCORER.failed}).encode(),
+            JSON,
+            [],
+        )
+    if path == "/swagger.json" and method == "GET":
+        return _swagger(scope)
+    if path == "/metrics" and method == "GET":
+        return 200, _metrics(), CONTENT_TYPE_LATEST.encode(), []
+    if path in PATHS:
+        return _error(405, str(MethodNotAllowed.description))
+    return _error(404, str(NotFound.description))

@@ -11,7 +11,7 @@ import json
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,13 @@ from envrepo.repo.spec import ENV_PREFIX, VENV_INTERPRETER
 from envrepo.run import Environment
 
 SERVE_ROOT = "/envrepo/serve"
-MODEL_DIR = f"{SERVE_ROOT}/model"
+APP_ROOT = f"{SERVE_ROOT}/source"
+# Where Azure ML mounts a deployment's models: each at azureml-models/<name>/<version>/,
+# holding the registered file or folder under its own name.
+MODELS_ROOT = "/var/azureml-app/azureml-models"
+MODEL_VERSION = "1"  # a model given as a path has one version: itself
+# The app's own modules, copied into the image as the package they are here.
+APP_FILES = ("__init__.py", "app.py", "entry.py", "aml_api.py")
 PORT = 8000  # inside the container
 METRICS = "/tmp/envrepo-metrics"
 Log = Callable[[str], None]
@@ -46,16 +52,19 @@ class Server:
 
 
 # envrepo's: uvicorn running app.py on uvloop with httptools' parser (C, where h11 and
-# asyncio's own loop are Python), and prometheus_client.
+# asyncio's own loop are Python), prometheus_client, and what Azure's entry scripts import
+# from their server: werkzeug (AMLRequest, AMLResponse) and inference_schema.
 UVICORN = Server(
     (
         "uvicorn>=0.30,<1",
         "uvloop>=0.19,<1",
         "httptools>=0.6,<1",
         "prometheus-client>=0.20,<1",
+        "werkzeug>=3.0,<4",
+        "inference-schema>=1.8,<2",
     ),
     f"rm -rf {METRICS} && mkdir -p {METRICS} && exec {VENV_INTERPRETER} -m uvicorn "
-    f"--app-dir {SERVE_ROOT} app:app --host 0.0.0.0 --port {{port}} --loop uvloop "
+    f"--app-dir {SERVE_ROOT} envrepo.serve.app:app --host 0.0.0.0 --port {{port}} --loop uvloop "
     "--http httptools --workers ${{ENVREPO_WORKERS:-2}} --no-access-log "
     "--timeout-graceful-shutdown 5",
 )
@@ -86,20 +95,43 @@ def _checked(path: Path, what: str) -> None:
 
 
 def _copy(source: Path, target: Path) -> None:
+    """`source` (a file or a folder) as `target`."""
     if source.is_dir():
         shutil.copytree(
             source, target, ignore=shutil.ignore_patterns("__pycache__", ".git", "outputs")
         )
     else:
-        target.mkdir(parents=True)
-        shutil.copy2(source, target / source.name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
 
 
-def model_sha256(model: Path) -> str:
-    """The model's sha256: of the file, or of its folder's files and their names."""
-    if model.is_file():
-        return hashlib.sha256(model.read_bytes()).hexdigest()
-    return _tree(model)
+def model_sha256(models: Sequence[Path]) -> str:
+    """The models' sha256: of the file, or of its folder's files and their names; of the
+    list of those for several."""
+    each = [
+        hashlib.sha256(model.read_bytes()).hexdigest() if model.is_file() else _tree(model)
+        for model in models
+    ]
+    return each[0] if len(each) == 1 else json_sha256(each)
+
+
+def model_layout(models: Sequence[Path]) -> tuple[str, dict[str, Path]]:
+    """AZUREML_MODEL_DIR and where each model goes under MODELS_ROOT, as Azure ML lays them
+    out: one model's own folder, or the root of several; each under its own name."""
+    placed: dict[str, Path] = {}
+    for model in models:
+        name = model.stem if model.is_file() else model.name
+        where = f"{name}/{MODEL_VERSION}/{model.name}"
+        if where in placed:
+            raise EnvrepoError(
+                Problem(
+                    str(model), "--model", "is given twice, or two models have one name; rename one"
+                )
+            )
+        placed[where] = model
+    if len(placed) == 1:
+        return f"{MODELS_ROOT}/{next(iter(placed)).rsplit('/', 1)[0]}", placed
+    return MODELS_ROOT, placed
 
 
 def _target(engine: Any, image: str, python: str) -> Target:
@@ -186,13 +218,14 @@ def build(
     environment: Environment,
     entry: Path,
     source: Path,
-    model: Path,
+    models: Sequence[Path],
     log: Log,
     server: Server = UVICORN,
 ) -> Inference:
-    """The inference image for `environment` with `entry` (inside `source`) and `model`."""
+    """The inference image for `environment` with `entry` (inside `source`) and `models`."""
     _checked(source, "--source-dir")
-    _checked(model, "--model")
+    for model in models:
+        _checked(model, "--model")
     entry = entry.resolve()
     if not entry.is_file() or entry.is_symlink() or source.resolve() not in entry.parents:
         raise EnvrepoError(
@@ -200,18 +233,25 @@ def build(
                 str(entry), "--entry-script", f"is not a file inside its source folder {source}"
             )
         )
-    digest = model_sha256(model)
+    digest = model_sha256(models)
+    model_dir, placed = model_layout(models)
     with tempfile.TemporaryDirectory(prefix="envrepo-serve-") as scratch:
         context = Path(scratch)
         site, _ = _server_packages(engine, environment.image, context, server, log)
-        shutil.copy(Path(__file__).with_name("app.py"), context / "app.py")
+        (context / "app/envrepo/serve").mkdir(parents=True)
+        (context / "app/envrepo/__init__.py").write_text("")
+        for name in APP_FILES:
+            shutil.copy(Path(__file__).with_name(name), context / "app/envrepo/serve" / name)
         _copy(source.resolve(), context / "source")
-        _copy(model.resolve(), context / "model")
+        for where, model in placed.items():
+            _copy(model.resolve(), context / "models" / where)
         relative = entry.relative_to(source.resolve()).as_posix()
         variables = {
-            "AZUREML_MODEL_DIR": MODEL_DIR,
-            "ENVREPO_MODEL_DIR": MODEL_DIR,
-            "ENVREPO_ENTRY_SCRIPT": f"{SERVE_ROOT}/source/{relative}",
+            "AZUREML_MODEL_DIR": model_dir,
+            "ENVREPO_MODEL_DIR": model_dir,
+            "AML_APP_ROOT": APP_ROOT,
+            "AZUREML_ENTRY_SCRIPT": relative,
+            "ENVREPO_ENTRY_SCRIPT": f"{APP_ROOT}/{relative}",
             "ENVREPO_ENVIRONMENT": environment.name
             + (f"@{environment.version}" if environment.version else ""),
             "ENVREPO_SPEC_HASH": environment.hash,
@@ -224,9 +264,9 @@ def build(
             [
                 f"FROM {environment.image}",
                 f"COPY server/ {site}/",
-                f"COPY app.py {SERVE_ROOT}/app.py",
-                f"COPY source/ {SERVE_ROOT}/source/",
-                f"COPY model/ {MODEL_DIR}/",
+                f"COPY app/ {SERVE_ROOT}/",
+                f"COPY source/ {APP_ROOT}/",
+                f"COPY models/ {MODELS_ROOT}/",
                 "ENV " + " ".join(f"{k}={json.dumps(v)}" for k, v in variables.items()),
                 f"EXPOSE {PORT}",
                 f"CMD {json.dumps(['/bin/sh', '-c', start])}",
