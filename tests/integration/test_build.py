@@ -25,6 +25,7 @@ from support import (
     is_pushed,
     local_tags,
     lock_pins,
+    make_wheel,
     manifest_digest,
     pushed_tag,
     run_envrepo,
@@ -247,6 +248,52 @@ def test_a_failing_smoke_test_means_no_tag_and_no_push(built: Built, scratch: Pa
     assert local_tags("breaks") == []
     assert is_pushed(built.registry.host, "fine")
     assert "Traceback" not in result.err
+
+
+def test_a_direct_package_that_does_not_import_fails_the_build_before_any_push(
+    built: Built, scratch: Path, tmp_path: Path
+) -> None:
+    """With no tests folder: the build imports each direct package's top-level modules, network
+    off. One that raises, or that takes the interpreter with it, is one line and no image;
+    skip_imports names what may not be imported at build time."""
+    incompatible = (
+        "raise ValueError('numpy.dtype size changed, may indicate binary incompatibility')\n"
+    )
+    wheels = {
+        "noimport": make_wheel(tmp_path / "a", "brokenpkg", "1.0", module_text=incompatible),
+        "crashes": make_wheel(
+            tmp_path / "b", "crashpkg", "1.0", module_text="import os\nos.abort()\n"
+        ),
+    }
+    for name, wheel in wheels.items():
+        with_private_wheel(scratch, name, wheel, CHILD.format(name=name))
+    host = built.registry.host
+    result = run_envrepo("build", "noimport", "crashes", "--push", "--registry", host, cwd=scratch)
+    assert result.code == 1, result.err[-2000:]
+    lines = result.err.splitlines()
+    assert (
+        "environments/noimport: brokenpkg: import brokenpkg fails inside the image: ValueError: "
+        "numpy.dtype size changed, may indicate binary incompatibility; change the pins (or list "
+        "the module under skip_imports when it cannot be imported at build time)" in lines
+    )
+    assert any(
+        line.startswith(
+            "environments/crashes: crashpkg: import crashpkg fails inside the image: "
+            "the interpreter died importing it (signal 6)"
+        )
+        for line in lines
+    ), result.err
+    assert "Traceback" not in result.err
+    for name in wheels:
+        assert tags_of(host, name) == []
+        assert local_tags(name) == []
+        assert not list((scratch / ".envrepo/builds").glob(f"{name}-*.json"))
+    spec = scratch / "environments/noimport/environment.yaml"
+    spec.write_text(spec.read_text() + "skip_imports: [brokenpkg]\n")
+    assert run_envrepo("lock", "noimport", cwd=scratch).code == 0
+    again = run_envrepo("build", "noimport", "--push", "--registry", host, cwd=scratch)
+    assert again.code == 0, again.err[-2000:]
+    assert is_pushed(host, "noimport")
 
 
 def test_a_failing_dockerfile_step_skips_its_dependents(built: Built, scratch: Path) -> None:

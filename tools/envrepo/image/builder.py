@@ -171,7 +171,7 @@ class Builder:
                 f"{repo}@{found.digest}", self._auth(repo)
             ).id
         with current.timed("check"):
-            tests, installed = check_image(self.engine, local, spec, current.log)
+            tests, installed = check_image(self.engine, local, spec, locked.direct, current.log)
         failed = ", ".join(t["test"] for t in tests if not t["passed"])
         if failed:
             raise EnvrepoError(

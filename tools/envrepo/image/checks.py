@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import posixpath
 import time
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -48,11 +49,57 @@ if os.path.isfile("/var/lib/dpkg/status"):
                 apt[name] = [fields.get("Version", ""), None]
 print(json.dumps({"envrepo-packages": {"apt": apt, "conda": conda, "pip": pip}}, sort_keys=True))
 """.replace("@PREFIX@", ENV_PREFIX)
-# The listing, then the first test in its place (exec): one container start fewer, the exit
-# status is the test's own, and nothing the test prints can come before the listing.
+# Runs inside the image after the listing: the top-level modules of each distribution the
+# environment requires itself, by its installed metadata (top_level.txt, else its files),
+# each imported by an interpreter of its own, as a program importing it would be (in one
+# process, one package's import changes the next one's: pip's turns off setuptools' distutils
+# shim), two at a time; the results in a stable order, then a line that says it finished.
+IMPORTS = r"""
+import concurrent.futures, importlib.metadata as m, json, os, subprocess, sys
+wanted, skipped = json.loads(sys.argv.pop(1))
+NOT_CODE = {"test", "tests", "testing", "docs", "doc", "examples", "benchmarks", "scripts"}
+def tops(dist):
+    listed = (dist.read_text("top_level.txt") or "").split()
+    found = set(listed)
+    if not listed:
+        for path in dist.files or ():
+            parts = path.parts
+            if len(parts) == 1 and parts[0].endswith(".py"):
+                found.add(parts[0][:-3])
+            elif len(parts) == 1 and parts[0].endswith(".so"):
+                found.add(parts[0].split(".")[0])
+            elif len(parts) == 2 and parts[1] in ("__init__.py", "__init__.pyc"):
+                found.add(parts[0])
+    return sorted(n for n in found if n.isidentifier() and n not in NOT_CODE)
+def skip(module):
+    return any(module == s or module.startswith(s + ".") for s in skipped)
+jobs = []
+for name in wanted:
+    try:
+        dist = m.distribution(name)
+    except m.PackageNotFoundError:  # not for this platform by its marker, or conda's
+        continue
+    jobs += [(name, module) for module in tops(dist) if not skip(module)]
+def attempt(job):
+    done = subprocess.run([sys.executable, "-c", "import " + job[1]], capture_output=True, text=True)
+    if done.returncode < 0:
+        return "the interpreter died importing it (signal %d)" % -done.returncode
+    if done.returncode:
+        lines = done.stderr.strip().splitlines()
+        return lines[-1] if lines else "exit %d" % done.returncode
+    return None
+with concurrent.futures.ThreadPoolExecutor(2) as pool:
+    errors = list(pool.map(attempt, jobs))
+for (name, module), error in zip(jobs, errors):
+    print(json.dumps({"envrepo-imported": [name, module, error]}))
+print(json.dumps({"envrepo-imports-done": len(jobs)}), flush=True)
+"""
+# The listing and the import check, then the first test in its place (exec): one container
+# start fewer, the exit status is the test's own, and nothing the test prints can come first.
 LIST_THEN_TEST = (
-    f"{PACKAGES}\nimport os, sys; sys.stdout.flush(); os.execv(sys.argv[1], sys.argv[1:])"
+    f"{PACKAGES}\n{IMPORTS}\nimport os; sys.stdout.flush(); os.execv(sys.argv[1], sys.argv[1:])"
 )
+LIST_AND_IMPORT = f"{PACKAGES}\n{IMPORTS}"
 LISTING = "envrepo-packages"
 # What is installed: apt / conda / pip → name → [version, licence or None].
 Listing = dict[str, dict[str, list[str | None]]]
@@ -148,8 +195,9 @@ def tests_of(spec: Spec) -> list[str]:
 
 
 def tests_digest(spec: Spec) -> str:
-    """What the verdict on an image's tests depends on besides the image: every file of its
-    tests folder, the interpreter they run with, and their timeout."""
+    """What the verdict on an image's checks depends on besides the image: every file of its
+    tests folder, the interpreter they run with, their timeout, and the import check (its
+    code and the modules it skips)."""
     folder = _tests_folder(spec)
     files = {}
     if folder.is_dir():
@@ -159,31 +207,41 @@ def tests_digest(spec: Spec) -> str:
                 shown = f"{spec.display}/{TESTS_DIR}/{relative}"
                 files[relative] = file_sha256(path, spec.folder, shown)
     return json_sha256(
-        {"files": files, "interpreter": spec.interpreter, "timeout": spec.test_timeout}
+        {
+            "files": files,
+            "interpreter": spec.interpreter,
+            "timeout": spec.test_timeout,
+            "imports": [IMPORTS, sorted(spec.skip_imports)],
+        }
     )
 
 
 def check_image(
-    engine: Docker, image: str, spec: Spec, log: Log
+    engine: Docker, image: str, spec: Spec, direct: Collection[str], log: Log
 ) -> tuple[list[dict[str, Any]], Listing]:
-    """Run each of the environment's tests/*.py in a container of its own (network off, the
-    tests folder mounted read-only), judged by its exit status alone and stopped at the
-    spec's timeout; then read what is installed: (test results, packages)."""
+    """Check the image, network off: the top-level modules of the distributions `direct`
+    (those the spec requires itself) import, then each of the environment's tests/*.py runs in
+    a container of its own (the tests folder mounted read-only), judged by its exit status
+    alone and stopped at the spec's timeout; and read what is installed: (test results,
+    packages). A module that does not import is an error, and no test runs."""
     folder = _tests_folder(spec)
     tests = tests_of(spec)
     # Docker follows a symlink in a mount's source on the host: only the checked, resolved
     # folder is mounted, read-only.
     mounts = {str(folder.resolve()): {"bind": TESTS_MOUNT, "mode": "ro"}} if tests else {}
+    imports = json.dumps([sorted(direct), sorted(spec.skip_imports)])
+    first = [spec.interpreter, "-c", LIST_AND_IMPORT, imports]
     packages: Listing | None = None
     results = []
     for name in tests:
         started = time.monotonic()
         command = [spec.interpreter, f"{TESTS_MOUNT}/{name}"]
         if packages is None:
-            command = [spec.interpreter, "-c", LIST_THEN_TEST, *command]
+            command = [spec.interpreter, "-c", LIST_THEN_TEST, imports, *command]
         exit_code, output = engine.run_limited(image, command, mounts, spec.test_timeout)
         if packages is None:
             packages, output = _listing(output, spec.display, spec.interpreter, exit_code)
+            output = _imported(output, spec.display, exit_code, log)
         for line in output.splitlines():
             log(f"  {line}")
         passed = exit_code == 0
@@ -202,8 +260,45 @@ def check_image(
             }
         )
     if packages is None:
-        packages = listing(engine, image, spec.interpreter, spec.display)
+        exit_code, output = engine.run_limited(image, first, {}, spec.test_timeout)
+        packages, output = _listing(output, spec.display, spec.interpreter, exit_code)
+        _imported(output, spec.display, exit_code, log)
     return results, packages
+
+
+def _imported(output: str, display: str, code: int | None, log: Log) -> str:
+    """The rest of `output` once the import check's lines are read from it; an error naming
+    the first distribution whose module did not import, or saying the check did not finish."""
+    rest, failed, checked = [], None, None
+    for line in output.splitlines(keepends=True):
+        try:
+            found = json.loads(line)
+        except ValueError:
+            found = None
+        if isinstance(found, dict) and "envrepo-imported" in found:
+            name, module, error = found["envrepo-imported"]
+            if error is not None and failed is None:
+                failed = f"{name}: import {module} fails inside the image: {error}"
+        elif isinstance(found, dict) and "envrepo-imports-done" in found:
+            checked = found["envrepo-imports-done"]
+        else:
+            rest.append(line)
+    if failed is None and checked is None:
+        how = "it was stopped at the test timeout" if code is None else f"exit {code}"
+        failed = f"the check that its packages import did not finish ({how})"
+    if failed is not None:
+        raise EnvrepoError(
+            Problem(
+                display,
+                "",
+                (
+                    f"{failed}; change the pins (or list the module under skip_imports when it "
+                    "cannot be imported at build time)"
+                ),
+            )
+        )
+    log(f"imported the top-level modules of the direct packages: {checked} checked")
+    return "".join(rest)
 
 
 def listing(engine: Docker, image: str, interpreter: str, display: str) -> Listing:

@@ -10,11 +10,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import parse_wheel_filename
 
 from envrepo.errors import EnvrepoError, Problem
 from envrepo.hashing import SpecHash
 from envrepo.inputs import requirements
-from envrepo.inputs.sources import lock_inputs
+from envrepo.inputs.sources import lock_inputs, wheel_files
 from envrepo.lock.files import split
 from envrepo.lock.pip import FROM_INDEX, entries
 from envrepo.repo.paths import read_inside
@@ -131,11 +132,15 @@ def _conda_files(body: str, subdir: str) -> tuple[CondaFile, ...]:
 
 
 def _direct(spec: Spec) -> frozenset[str]:
-    """The packages the environment names itself, canonical."""
-    if spec.pip is None:
-        return frozenset()
-    parsed = requirements.parse(spec.folder / spec.pip, spec.folder, Path(spec.display))
-    return frozenset(requirements.canonical(r.name) for r in parsed.requirements)
+    """The packages the environment names itself, canonical: its pip file's and its private
+    wheels' (each of those is required as it is)."""
+    names = {
+        requirements.canonical(parse_wheel_filename(path.name)[0]) for path in wheel_files(spec)
+    }
+    if spec.pip is not None:
+        parsed = requirements.parse(spec.folder / spec.pip, spec.folder, Path(spec.display))
+        names.update(requirements.canonical(r.name) for r in parsed.requirements)
+    return frozenset(names)
 
 
 def base_image(spec: Spec) -> str | None:

@@ -85,6 +85,8 @@ class Spec:
     exclude_newer: str | None = None
     indexes: tuple[PackageIndex, ...] = ()
     test_timeout: int = DEFAULT_TEST_TIMEOUT
+    # Modules the build's import check leaves alone (with their submodules).
+    skip_imports: tuple[str, ...] = ()
     document: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -261,6 +263,7 @@ def build_spec(document: Mapping[str, Any], folder: Path, repo: Repository) -> S
         exclude_newer=document.get("exclude_newer"),
         indexes=_indexes(document, f"{display}/{SPEC_FILE}"),
         test_timeout=document.get("test_timeout", DEFAULT_TEST_TIMEOUT),
+        skip_imports=tuple(document.get("skip_imports", ())),
         document=document,
     )
 
