@@ -5,8 +5,12 @@ model and score.py served by azureml-inference-server-http (PyPI) in the same en
 image, published the same way, at its default (one worker) and with two workers. Prints
 requests/s and p50/p99; asserts nothing (these machines are noisy).
 
+A second pair of rows serves the same model with an entry script whose run() is decorated with
+inference_schema (`@input_schema("data", NumpyParameterType(...))`, `@output_schema`), the shape
+of Azure's own inference-schema example, on envrepo (2 workers) and on Azure's server (default).
+
 Goals: at least 2x the throughput of azureml-inference-server-http's default at no worse p99,
-and ahead of its two-worker setting.
+and ahead of its two-worker setting; the same 2x for the decorated script.
 
 Run: .venv/bin/python benchmarks/serve_tutorial.py [--seconds 30]
 """
@@ -25,14 +29,29 @@ from pathlib import Path
 
 from common import BIN, PROJECT
 
+from envrepo.cli.images import environment
 from envrepo.cli.options import State
-from envrepo.cli.run import environment
 from envrepo.engine.docker import Docker
 from envrepo.serve import image, service
 from peers import AZMLINFSRV
 from registries import free_port
 
 BODY = '{"data": [[5.1, 3.5, 1.4, 0.2]]}'
+DECORATED = """import os, pickle
+from pathlib import Path
+import numpy as np
+from inference_schema.parameter_types.numpy_parameter_type import NumpyParameterType
+from inference_schema.parameter_types.standard_py_parameter_type import StandardPythonParameterType
+from inference_schema.schema_decorators import input_schema, output_schema
+model = None
+def init():
+    global model
+    model = pickle.loads((Path(os.environ["AZUREML_MODEL_DIR"]) / "model.pkl").read_bytes())
+@input_schema("data", NumpyParameterType(np.array([[5.1, 3.5, 1.4, 0.2]])))
+@output_schema(StandardPythonParameterType({"predictions": [0]}))
+def run(data):
+    return {"predictions": model.predict(data).tolist()}
+"""
 LUA = f"""wrk.method = "POST"
 wrk.body = '{BODY}'
 wrk.headers["Content-Type"] = "application/json"
@@ -88,7 +107,9 @@ def main() -> None:
         work = Path(scratch)
         script = work / "post.lua"
         script.write_text(LUA)
-        source = PROJECT / "examples/tutorial"
+        source = work / "source"
+        shutil.copytree(PROJECT / "examples/tutorial", source)
+        (source / "decorated.py").write_text(DECORATED)
         trained = subprocess.run(
             [
                 str(BIN / "envrepo"),
@@ -110,7 +131,7 @@ def main() -> None:
         if trained.returncode != 0:
             raise SystemExit(trained.stderr[-2000:])
         model = work / "out/model.pkl"
-        found = environment(State(PROJECT), "envrepo-tutorial", None, engine)
+        found = environment(State(PROJECT), "envrepo-tutorial", None, None, engine)
         rows = {}
         try:
             port = free_port()
@@ -140,19 +161,26 @@ def main() -> None:
             peer = image.build(
                 engine, found, source / "score.py", source, [model], lambda _: None, AZMLINFSRV
             )
+            ours_image = image.build(
+                engine, found, source / "score.py", source, [model], lambda _: None
+            )
             urls = {"envrepo serve (uvicorn, 2 workers)": f"http://127.0.0.1:{port}"}
-            for workers in (1, 2):
-                name = f"envrepo-bench-azureml-{workers}"
+            decorated = {"ENVREPO_ENTRY_SCRIPT": f"{image.APP_ROOT}/decorated.py"}
+            services = [
+                ("azureml-inference-server-http, default", peer.tag, {"ENVREPO_WORKERS": "1"}),
+                ("azureml-inference-server-http, 2 workers", peer.tag, {"ENVREPO_WORKERS": "2"}),
+                ("envrepo serve, decorated run()", ours_image.tag, decorated),
+                (
+                    "azureml-inference-server-http, decorated run()",
+                    peer.tag,
+                    {**decorated, "ENVREPO_WORKERS": "1"},
+                ),
+            ]
+            for number, (label, tag, variables) in enumerate(services):
+                name = f"envrepo-bench-peer-{number}"
                 peer_port = free_port()
-                engine.start_service(
-                    peer.tag, name, peer_port, image.PORT, {"ENVREPO_WORKERS": str(workers)}
-                )
+                engine.start_service(tag, name, peer_port, image.PORT, variables)
                 started.append(name)
-                label = (
-                    "azureml-inference-server-http, default"
-                    if workers == 1
-                    else "azureml-inference-server-http, 2 workers"
-                )
                 urls[label] = f"http://127.0.0.1:{peer_port}"
             for label, url in urls.items():
                 ready(url)
@@ -176,6 +204,13 @@ def main() -> None:
         f"{'met' if ours_rate >= 2 * default_rate else 'MISSED'}), p99 {ours_p99:.1f} vs "
         f"{default_p99:.1f} ms ({'met' if ours_p99 <= default_p99 else 'MISSED'}); vs two workers: "
         f"{ours_rate / two_rate:.2f}x ({'met' if ours_rate > two_rate else 'MISSED'})"
+    )
+    decorated_rate, _, decorated_p99 = rows["envrepo serve, decorated run()"]
+    theirs_rate, _, theirs_p99 = rows["azureml-inference-server-http, decorated run()"]
+    print(
+        f"decorated run(): {decorated_rate / theirs_rate:.2f}x throughput (goal >= 2x: "
+        f"{'met' if decorated_rate >= 2 * theirs_rate else 'MISSED'}), p99 {decorated_p99:.1f} "
+        f"vs {theirs_p99:.1f} ms ({'met' if decorated_p99 <= theirs_p99 else 'MISSED'})"
     )
 
 
