@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 # shellcheck source=scripts/apt-packages.sh
 source scripts/apt-packages.sh
-ensure_packages setup git python3 python3-venv ca-certificates
+# wrk: the load the serving benchmark puts on both servers.
+ensure_packages setup git python3 python3-venv ca-certificates wrk
 
 # Debian's interpreter, not whatever python3 is first on PATH, so that every machine builds
 # the same .venv.
