@@ -60,7 +60,7 @@ UVICORN = Server(
         "uvloop>=0.19,<1",
         "httptools>=0.6,<1",
         "prometheus-client>=0.20,<1",
-        "werkzeug>=3.0,<4",
+        "werkzeug>=2.2,<4",
         "inference-schema>=1.8,<2",
     ),
     f"rm -rf {METRICS} && mkdir -p {METRICS} && exec {VENV_INTERPRETER} -m uvicorn "
