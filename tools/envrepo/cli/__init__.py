@@ -46,6 +46,7 @@ COMMANDS = {
     "run": "run:run",
     "run-info": "run:run_info",
     "serve": "serve:serve",
+    "model": "model:model",
 }
 
 

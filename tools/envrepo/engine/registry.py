@@ -120,6 +120,11 @@ class Registry:
                 f"registry {self.host}: asks for credentials over plain HTTP, and envrepo sends "
                 "them only over HTTPS; serve it with TLS"
             ) from None
+        except dxf_errors.DXFDigestMismatchError:
+            raise EnvrepoError(
+                f"registry {self.host}: {what}: the bytes it sent do not match their digest, so "
+                "they were refused and nothing of them is kept; the registry's copy is damaged"
+            ) from None
         except requests.exceptions.SSLError as error:
             raise EnvrepoError(
                 f"registry {self.host}: its certificate is not trusted ({reason(error)}); add "
@@ -149,6 +154,22 @@ class Registry:
                 if error.response is not None and error.response.status_code == 404:
                     return None
                 raise
+
+    def tags(self, name: str) -> list[str]:
+        """The tags of repository `name`; none when it has none or is not there."""
+        found = self._absent(f"GET {self.path(name)} tags", lambda: self._repo(name).list_aliases())
+        return [str(tag) for tag in found or []]
+
+    def repositories(self) -> list[str]:
+        """Every repository the registry lists (its catalog), by name."""
+        if self.address == LOCAL:
+            raise EnvrepoError(NO_REGISTRY)
+        with self._answers("GET the catalog"):
+            found = again(lambda: self._repo("catalog").list_repos())
+        prefix = self.path("")
+        return sorted(
+            str(name)[len(prefix) :] for name in found or [] if str(name).startswith(prefix)
+        )
 
     def manifest_digest(self, name: str, tag: str) -> str | None:
         """The digest of `name:tag`'s manifest; None when the registry has no such tag."""
