@@ -159,10 +159,16 @@ def main() -> None:
                 raise SystemExit(ours.stderr[-2000:])
             started.append(service.container("bench"))
             peer = image.build(
-                engine, found, source / "score.py", source, [model], lambda _: None, AZMLINFSRV
+                engine,
+                found,
+                source / "score.py",
+                source,
+                [image.Model.at(model)],
+                lambda _: None,
+                AZMLINFSRV,
             )
             ours_image = image.build(
-                engine, found, source / "score.py", source, [model], lambda _: None
+                engine, found, source / "score.py", source, [image.Model.at(model)], lambda _: None
             )
             urls = {"envrepo serve (uvicorn, 2 workers)": f"http://127.0.0.1:{port}"}
             decorated = {"ENVREPO_ENTRY_SCRIPT": f"{image.APP_ROOT}/decorated.py"}

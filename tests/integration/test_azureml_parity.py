@@ -297,7 +297,7 @@ def servers(built: Built, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             environment,
             base / "source/plain.py",
             base / "source",
-            [base / "weights"],
+            [image.Model.at(base / "weights")],
             lambda _: None,
             kind,
         ).tag
@@ -329,21 +329,14 @@ def test_envrepo_answers_as_azure_ml_s_own_server_does(servers: Servers, case: C
         assert (ours.kind, ours.body) == (theirs.kind, theirs.body), case.differs
 
 
-def test_azure_ml_s_model_layout_for_one_file_one_folder_and_several(tmp_path: Path) -> None:
+def test_azure_ml_s_model_layout_for_a_file_a_folder_a_registered_model_and_several(
+    tmp_path: Path,
+) -> None:
     write_files(tmp_path, {"model.pkl": "m", "bundle/a.bin": "a", "other.onnx": "o"})
     root = image.MODELS_ROOT
-    assert image.model_layout([tmp_path / "model.pkl"]) == (
-        f"{root}/model/1",
-        {"model/1/model.pkl": tmp_path / "model.pkl"},
-    )
-    assert image.model_layout([tmp_path / "bundle"]) == (
-        f"{root}/bundle/1",
-        {"bundle/1/bundle": tmp_path / "bundle"},
-    )
-    assert image.model_layout([tmp_path / "model.pkl", tmp_path / "other.onnx"]) == (
-        root,
-        {
-            "model/1/model.pkl": tmp_path / "model.pkl",
-            "other/1/other.onnx": tmp_path / "other.onnx",
-        },
-    )
+    file, folder = image.Model.at(tmp_path / "model.pkl"), image.Model.at(tmp_path / "bundle")
+    registered = image.Model(tmp_path / "bundle", "iris", 3, as_they_are=True)
+    assert (file.place, image.model_layout([file])) == ("model/1/model.pkl", f"{root}/model/1")
+    assert (folder.place, image.model_layout([folder])) == ("bundle/1/bundle", f"{root}/bundle/1")
+    assert (registered.place, image.model_layout([registered])) == ("iris/3", f"{root}/iris/3")
+    assert image.model_layout([file, image.Model.at(tmp_path / "other.onnx")]) == root

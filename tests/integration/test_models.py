@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from registries import RunningRegistry, start_registry
+from registries import RunningRegistry, free_port, start_registry
 from support import PROJECT, Built, run_envrepo, write_files
 
 
@@ -84,6 +85,37 @@ def test_a_run_s_model_is_one_version_per_content_with_its_provenance(
     assert (code, said.strip()) == (0, f"iris@1: 2 files in {target}"), err
     assert sorted(p.name for p in target.iterdir()) == ["metrics.json", "model.pkl"]
     assert (target / "model.pkl").read_bytes() == (out / "model.pkl").read_bytes()[:-1]
+
+    # Served by its name and version: the tutorial's score.py finds the run's files where
+    # Azure ML puts a registered model's.
+    port = free_port()
+    served = run_envrepo(
+        "serve",
+        "envrepo-tutorial",
+        "--model",
+        "iris@1",
+        "--entry-script",
+        source / "score.py",
+        "--port",
+        str(port),
+        "--name",
+        "registered",
+        "--detach",
+        "--registry",
+        models_registry.host,
+        cwd=built.root,
+    )
+    try:
+        assert served.code == 0, served.err[-2000:]
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/score",
+            data=json.dumps({"data": [[5.1, 3.5, 1.4, 0.2]]}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert json.loads(response.read()) == {"predictions": [0]}
+    finally:
+        assert run_envrepo("serve", "--stop", "registered", cwd=built.root).code == 0
 
 
 def test_a_model_whose_bytes_changed_in_the_registry_is_refused(

@@ -11,6 +11,7 @@ from envrepo.index.reference import parse, release
 
 if TYPE_CHECKING:
     from envrepo.engine.docker import Docker
+    from envrepo.engine.registry import Registry
     from envrepo.hashing import SpecHash
     from envrepo.run import Environment
 
@@ -75,3 +76,12 @@ def _digest(host: str, name: str, spec_hash: SpecHash) -> str | None:
         return connect(host, host).manifest_digest(name, naming.hash_tag(spec_hash))
     except EnvrepoError:
         return None
+
+
+def registry_of(state: State, given: str | None) -> Registry:
+    """The registry models are kept in: --registry, else the repository's."""
+    from envrepo.engine.registry import connect
+    from envrepo.image import naming
+
+    repo = state.repository()
+    return connect(naming.required_registry(repo, given), repo.config.registry)

@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
+from envrepo.cli.images import registry_of
 from envrepo.cli.options import State, pass_state, registry_option
 from envrepo.cli.report import emit_json, fields, table
 from envrepo.errors import EnvrepoError, ExitCode
 
-if TYPE_CHECKING:
-    from envrepo.engine.registry import Registry
-
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-
-
-def _registry(state: State, given: str | None) -> Registry:
-    from envrepo.engine.registry import connect
-    from envrepo.image import naming
-
-    repo = state.repository()
-    return connect(naming.required_registry(repo, given), repo.config.registry)
 
 
 @click.group()
@@ -56,7 +45,7 @@ def register(
     source = path if run is None else run
     if source is None or (path is not None and run is not None):
         raise EnvrepoError("give one of --path P and --from-run DIR")
-    found = store.register(_registry(state, registry), name, source, run is not None)
+    found = store.register(registry_of(state, registry), name, source, run is not None)
     if as_json:
         emit_json(
             {"name": found.name, "version": found.version, "digest": found.digest, "new": found.new}
@@ -76,7 +65,7 @@ def list_models(state: State, name: str | None, as_json: bool, registry: str | N
     """The models in the registry, or NAME's versions."""
     from envrepo.models import store
 
-    found = _registry(state, registry)
+    found = registry_of(state, registry)
     rows = (
         {name: store.versions(found, name)}
         if name
@@ -101,7 +90,7 @@ def show(state: State, reference: str, as_json: bool, registry: str | None) -> i
     """One version of a model (the latest without @V): digest, size, provenance."""
     from envrepo.models import artifact, store
 
-    found = store.show(_registry(state, registry), artifact.parse(reference))
+    found = store.show(registry_of(state, registry), artifact.parse(reference))
     if as_json:
         emit_json(
             {
@@ -139,6 +128,6 @@ def download(state: State, reference: str, target: Path, registry: str | None) -
     """The model's files into a new folder, checked against their digest first."""
     from envrepo.models import artifact, store
 
-    found, written = store.download(_registry(state, registry), artifact.parse(reference), target)
+    found, written = store.download(registry_of(state, registry), artifact.parse(reference), target)
     click.echo(f"{found.name}@{found.version}: {len(written)} files in {target}")
     return ExitCode.OK

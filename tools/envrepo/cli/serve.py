@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from envrepo.cli.options import State, index_option, pass_state, registry_option
 from envrepo.cli.report import note
 from envrepo.errors import EnvrepoError, ExitCode
+
+if TYPE_CHECKING:
+    from envrepo.serve.image import Model
 
 
 @click.command()
@@ -18,7 +22,10 @@ from envrepo.errors import EnvrepoError, ExitCode
     "models",
     type=click.Path(path_type=Path),
     multiple=True,
-    help="A model: a file or a folder (again for several), laid out as Azure ML lays them out.",
+    help=(
+        "A model: a file or folder, or NAME@V registered with `envrepo model register` (again "
+        "for several); laid out as Azure ML lays them out."
+    ),
 )
 @click.option("--entry-script", type=click.Path(path_type=Path), help="init() and run(raw_data).")
 @click.option(
@@ -76,7 +83,8 @@ def serve(
         raise EnvrepoError("give NAME[@VERSION], --model and --entry-script (or --stop NAME)")
     found = environment(state, reference, location, registry, engine)
     source = source_dir or entry_script.resolve().parent
-    built = image.build(engine, found, entry_script, source, models, note)
+    served = [_model(state, given, registry) for given in models]
+    built = image.build(engine, found, entry_script, source, served, note)
     service_name = name or found.name
     limits = service.Limits(max_body, read_timeout, scoring_timeout, workers)
     started = service.start(engine, built.tag, service_name, port, limits)
@@ -94,3 +102,18 @@ def serve(
     finally:
         service.stop(engine, service_name)
     return ExitCode.OK
+
+
+def _model(state: State, given: Path, registry: str | None) -> Model:
+    """A `--model`: a path here, else a registered model's NAME@V, from the registry."""
+    from envrepo.serve.image import Model
+
+    text = str(given)
+    if given.exists() or given.is_symlink() or "@" not in text:
+        return Model.at(given)
+    from envrepo.cli.images import registry_of
+    from envrepo.models import artifact, store
+
+    reference = artifact.parse(text)
+    shown, folder = store.fetch(registry_of(state, registry), reference)
+    return Model(folder, shown.name, shown.version, as_they_are=True)

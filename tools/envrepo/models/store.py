@@ -132,6 +132,16 @@ def download(registry: Registry, reference: Reference, target: Path) -> tuple[Sh
     return found, written
 
 
+def fetch(registry: Registry, reference: Reference) -> tuple[Shown, Path]:
+    """The model's files in envrepo's cache, downloaded once per manifest digest."""
+    found = show(registry, reference)
+    folder = cache_dir("models") / found.digest.removeprefix("sha256:")
+    if not folder.is_dir():
+        # A download lands whole or not at all: the folder's presence means it is complete.
+        download(registry, reference, folder)
+    return found, folder
+
+
 def _version(registry: Registry, reference: Reference) -> int:
     known = versions(registry, reference.name)
     if not known:

@@ -105,33 +105,52 @@ def _copy(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
-def model_sha256(models: Sequence[Path]) -> str:
+@dataclass(frozen=True)
+class Model:
+    """A model to serve: where its files are here, its name and version, and whether they go
+    under `<name>/<version>/` as they are (a registered model's) or under their own name (a
+    file or folder given as a path)."""
+
+    path: Path
+    name: str
+    version: int = 1
+    as_they_are: bool = False
+
+    @classmethod
+    def at(cls, path: Path) -> Model:
+        return cls(path, path.stem if path.is_file() else path.name)
+
+    @property
+    def place(self) -> str:
+        """Where it goes under MODELS_ROOT."""
+        own = "" if self.as_they_are else f"/{self.path.name}"
+        return f"{self.name}/{self.version}{own}"
+
+
+def model_sha256(models: Sequence[Model]) -> str:
     """The models' sha256: of the file, or of its folder's files and their names; of the
     list of those for several."""
     each = [
-        hashlib.sha256(model.read_bytes()).hexdigest() if model.is_file() else _tree(model)
-        for model in models
+        hashlib.sha256(m.path.read_bytes()).hexdigest() if m.path.is_file() else _tree(m.path)
+        for m in models
     ]
     return each[0] if len(each) == 1 else json_sha256(each)
 
 
-def model_layout(models: Sequence[Path]) -> tuple[str, dict[str, Path]]:
-    """AZUREML_MODEL_DIR and where each model goes under MODELS_ROOT, as Azure ML lays them
-    out: one model's own folder, or the root of several; each under its own name."""
-    placed: dict[str, Path] = {}
-    for model in models:
-        name = model.stem if model.is_file() else model.name
-        where = f"{name}/{MODEL_VERSION}/{model.name}"
-        if where in placed:
+def model_layout(models: Sequence[Model]) -> str:
+    """AZUREML_MODEL_DIR, as Azure ML sets it: one model's own folder, or the root of
+    several."""
+    folders = [f"{m.name}/{m.version}" for m in models]
+    for model, folder in zip(models, folders, strict=True):
+        if folders.count(folder) > 1:
             raise EnvrepoError(
                 Problem(
-                    str(model), "--model", "is given twice, or two models have one name; rename one"
+                    str(model.path),
+                    "--model",
+                    "is given twice, or two models have one name and version; rename one",
                 )
             )
-        placed[where] = model
-    if len(placed) == 1:
-        return f"{MODELS_ROOT}/{next(iter(placed)).rsplit('/', 1)[0]}", placed
-    return MODELS_ROOT, placed
+    return f"{MODELS_ROOT}/{folders[0]}" if len(folders) == 1 else MODELS_ROOT
 
 
 def _target(engine: Any, image: str, python: str) -> Target:
@@ -218,14 +237,14 @@ def build(
     environment: Environment,
     entry: Path,
     source: Path,
-    models: Sequence[Path],
+    models: Sequence[Model],
     log: Log,
     server: Server = UVICORN,
 ) -> Inference:
     """The inference image for `environment` with `entry` (inside `source`) and `models`."""
     _checked(source, "--source-dir")
     for model in models:
-        _checked(model, "--model")
+        _checked(model.path, "--model")
     entry = entry.resolve()
     if not entry.is_file() or entry.is_symlink() or source.resolve() not in entry.parents:
         raise EnvrepoError(
@@ -234,7 +253,7 @@ def build(
             )
         )
     digest = model_sha256(models)
-    model_dir, placed = model_layout(models)
+    model_dir = model_layout(models)
     with tempfile.TemporaryDirectory(prefix="envrepo-serve-") as scratch:
         context = Path(scratch)
         site, _ = _server_packages(engine, environment.image, context, server, log)
@@ -243,8 +262,8 @@ def build(
         for name in APP_FILES:
             shutil.copy(Path(__file__).with_name(name), context / "app/envrepo/serve" / name)
         _copy(source.resolve(), context / "source")
-        for where, model in placed.items():
-            _copy(model.resolve(), context / "models" / where)
+        for model in models:
+            _copy(model.path.resolve(), context / "models" / model.place)
         relative = entry.relative_to(source.resolve()).as_posix()
         variables = {
             "AZUREML_MODEL_DIR": model_dir,
