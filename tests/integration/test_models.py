@@ -178,3 +178,42 @@ def test_bad_model_input_is_one_line_and_exit_2(
         lines = err.strip().splitlines()
         assert (code, len(lines)) == (2, 1), (args, err)
         assert expected in lines[0], (args, err)
+
+
+def test_validate_checks_a_deployment_s_model_in_the_registry(
+    scratch: Path, models_registry: RunningRegistry, tmp_path: Path
+) -> None:
+    write_files(tmp_path / "m", {"weights.bin": "w"})
+    host = {"ENVREPO_REGISTRY": models_registry.host}
+    assert (
+        model("register", "iris", "--path", tmp_path / "m", registry=models_registry, cwd=scratch)[
+            0
+        ]
+        == 0
+    )
+    deployment = (
+        "endpoint: iris\ndeployments:\n  blue:\n    environment: envrepo-bookworm\n"
+        "    model: iris@{version}\n    code: src\n    scoring_script: score.py\n"
+    )
+    write_files(
+        scratch, {"src/score.py": "def init():\n    pass\n\ndef run(raw):\n    return raw\n"}
+    )
+    path = scratch / "deployments/iris.yaml"
+    write_files(scratch, {"deployments/iris.yaml": deployment.format(version=1)})
+    good = run_envrepo("validate", "deployments/iris.yaml", cwd=scratch, env=host)
+    assert (good.code, good.out, good.err) == (0, "", "")
+    path.write_text(deployment.format(version=2))
+    bad = run_envrepo("validate", cwd=scratch, env=host)
+    assert bad.code == 1
+    assert bad.out.splitlines() == [
+        f"deployments/iris.yaml: deployments.blue.model: iris@2 is no model in the registry "
+        f"{models_registry.host} (its versions are 1); register it with envrepo model register, "
+        "or name a version it has"
+    ]
+    models_registry.stop()
+    offline = run_envrepo("validate", "deployments/iris.yaml", cwd=scratch, env=host)
+    assert offline.code == 0, offline.err
+    [line] = offline.out.splitlines()
+    assert line.startswith(
+        "deployments/iris.yaml: deployments.blue.model: warning: iris@2 could not be checked: registry "
+    )

@@ -16,6 +16,7 @@ INDEX_ENVIRONMENT = "index-environment.schema.json"
 INDEX_VERSION = "index-version.schema.json"
 CONSUMER_LOCK = "consumer-lock.schema.json"
 RUN_RECORD = "run-record.schema.json"
+DEPLOYMENT = "deployment.schema.json"
 
 
 @cache
