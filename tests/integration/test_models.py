@@ -31,8 +31,10 @@ def model(*args: object, registry: RunningRegistry, cwd: Path) -> tuple[int, str
 
 
 def test_a_run_s_model_is_one_version_per_content_with_its_provenance(
-    built: Built, models_registry: RunningRegistry, tmp_path: Path
+    built: Built, tmp_path: Path
 ) -> None:
+    # The session's registry, which holds the tutorial's image too: serve finds both there.
+    models_registry = built.registry
     source = tmp_path / "source"
     shutil.copytree(PROJECT / "examples/tutorial", source)
     out = tmp_path / "out"
@@ -75,8 +77,10 @@ def test_a_run_s_model_is_one_version_per_content_with_its_provenance(
         "register", "iris", "--from-run", out, "--json", registry=models_registry, cwd=built.root
     )
     assert json.loads(changed[1])["version"] == 2
-    code, listed, _ = model("list", "--json", registry=models_registry, cwd=built.root)
+    code, listed, _ = model("list", "iris", "--json", registry=models_registry, cwd=built.root)
     assert json.loads(listed) == {"iris": [1, 2]}
+    code, listed, _ = model("list", "--json", registry=models_registry, cwd=built.root)
+    assert json.loads(listed)["iris"] == [1, 2]
 
     target = tmp_path / "downloaded"
     code, said, err = model(
@@ -114,6 +118,8 @@ def test_a_run_s_model_is_one_version_per_content_with_its_provenance(
         )
         with urllib.request.urlopen(request, timeout=30) as response:
             assert json.loads(response.read()) == {"predictions": [0]}
+        # The environment came from the registry as built: nothing was built again here.
+        assert built.record("envrepo-tutorial") == record
     finally:
         assert run_envrepo("serve", "--stop", "registered", cwd=built.root).code == 0
 
