@@ -784,3 +784,26 @@ def published(folder: Path, data: bytes) -> Index:
 
 
 GOOD = {"environments/env/environment.yaml": b"name: env\n", "environments/env/tests/t.py": b"1\n"}
+
+
+def train_tutorial(built: Built, base: Path) -> tuple[Path, Path]:
+    """The worked example trained with `envrepo run` in the built tutorial environment: its
+    source copied to `base/source`, its outputs (model.pkl, metrics.json, run.json) in
+    `base/out`."""
+    source, out = base / "source", base / "out"
+    shutil.copytree(PROJECT / "examples/tutorial", source)
+    done = run_envrepo(
+        "run",
+        "envrepo-tutorial",
+        "--source-dir",
+        source,
+        "--output-dir",
+        out,
+        "--",
+        "python",
+        "train.py",
+        cwd=built.root,
+        env={"ENVREPO_REGISTRY": built.registry.host},
+    )
+    assert done.code == 0, done.err[-2000:]
+    return source, out

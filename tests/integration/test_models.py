@@ -5,7 +5,6 @@ input one line."""
 from __future__ import annotations
 
 import json
-import shutil
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from registries import RunningRegistry, free_port, start_registry
-from support import PROJECT, Built, run_envrepo, write_files
+from support import Built, run_envrepo, train_tutorial, write_files
 
 
 @pytest.fixture
@@ -35,23 +34,7 @@ def test_a_run_s_model_is_one_version_per_content_with_its_provenance(
 ) -> None:
     # The session's registry, which holds the tutorial's image too: serve finds both there.
     models_registry = built.registry
-    source = tmp_path / "source"
-    shutil.copytree(PROJECT / "examples/tutorial", source)
-    out = tmp_path / "out"
-    trained = run_envrepo(
-        "run",
-        "envrepo-tutorial",
-        "--source-dir",
-        source,
-        "--output-dir",
-        out,
-        "--",
-        "python",
-        "train.py",
-        cwd=built.root,
-        env={"ENVREPO_REGISTRY": built.registry.host},
-    )
-    assert trained.code == 0, trained.err[-2000:]
+    source, out = train_tutorial(built, tmp_path)
     first = model(
         "register", "iris", "--from-run", out, "--json", registry=models_registry, cwd=built.root
     )
@@ -178,7 +161,19 @@ def test_bad_model_input_is_one_line_and_exit_2(
         (("show", "never"), "is no model in the registry"),
         (("show", "x@zero"), "write NAME@V"),
         (("download", "never@1", "-d", tmp_path / "d"), "is no model in the registry"),
+        (("download", "real", "-d", "/proc/envrepo-nowhere/d"), "-d: cannot be written"),
     ]
+    assert (
+        model(
+            "register",
+            "real",
+            "--path",
+            tmp_path / "m/real.bin",
+            registry=models_registry,
+            cwd=built.root,
+        )[0]
+        == 0
+    )
     for args, expected in cases:
         code, _, err = model(*args, registry=models_registry, cwd=built.root)
         lines = err.strip().splitlines()

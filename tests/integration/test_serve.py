@@ -8,7 +8,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import shutil
 import socket
 import time
 import urllib.error
@@ -22,7 +21,7 @@ import docker
 import pytest
 
 from registries import free_port
-from support import PROJECT, Built, run_envrepo, write_files
+from support import Built, run_envrepo, train_tutorial, write_files
 
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5], [6.3, 2.9, 5.6, 1.8]]
 HOSTILE = """import json, os, pickle, time
@@ -51,26 +50,10 @@ class Trained:
 
 @pytest.fixture(scope="module")
 def trained(built: Built, tmp_path_factory: pytest.TempPathFactory) -> Trained:
-    base = tmp_path_factory.mktemp("serve")
-    source = base / "source"
-    shutil.copytree(PROJECT / "examples/tutorial", source)
+    source, out = train_tutorial(built, tmp_path_factory.mktemp("serve"))
     (source / "hostile.py").write_text(HOSTILE)
-    done = run_envrepo(
-        "run",
-        "envrepo-tutorial",
-        "--source-dir",
-        source,
-        "--output-dir",
-        base / "out",
-        "--",
-        "python",
-        "train.py",
-        cwd=built.root,
-        env={"ENVREPO_REGISTRY": built.registry.host},
-    )
-    assert done.code == 0, done.err[-2000:]
     image = str(built.record("envrepo-tutorial")["image"])
-    return Trained(built.root, source, base / "out/model.pkl", image)
+    return Trained(built.root, source, out / "model.pkl", image)
 
 
 def post(

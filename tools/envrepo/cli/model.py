@@ -7,11 +7,9 @@ from pathlib import Path
 import click
 
 from envrepo.cli.images import registry_of
-from envrepo.cli.options import State, pass_state, registry_option
+from envrepo.cli.options import State, json_option, pass_state, registry_option
 from envrepo.cli.report import emit_json, fields, table
 from envrepo.errors import EnvrepoError, ExitCode
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
 @click.group()

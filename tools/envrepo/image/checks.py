@@ -230,7 +230,6 @@ def check_image(
     # folder is mounted, read-only.
     mounts = {str(folder.resolve()): {"bind": TESTS_MOUNT, "mode": "ro"}} if tests else {}
     imports = json.dumps([sorted(direct), sorted(spec.skip_imports)])
-    first = [spec.interpreter, "-c", LIST_AND_IMPORT, imports]
     packages: Listing | None = None
     results = []
     for name in tests:
@@ -260,7 +259,8 @@ def check_image(
             }
         )
     if packages is None:
-        exit_code, output = engine.run_limited(image, first, {}, spec.test_timeout)
+        command = [spec.interpreter, "-c", LIST_AND_IMPORT, imports]
+        exit_code, output = engine.run_limited(image, command, {}, spec.test_timeout)
         packages, output = _listing(output, spec.display, spec.interpreter, exit_code)
         _imported(output, spec.display, exit_code, log)
     return results, packages

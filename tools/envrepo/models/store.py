@@ -8,7 +8,6 @@ import hashlib
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from envrepo.engine import oci
 from envrepo.engine.registry import Registry, Upload
@@ -48,8 +47,13 @@ def register(registry: Registry, name: str, source: Path, from_run: bool) -> Reg
     folder = cache_dir("models")
     with exclusive(folder / f".{name}.lock"), tempfile.TemporaryDirectory(dir=folder) as scratch:
         tar = Path(scratch) / "model.tar"
-        with tar.open("wb") as out:
-            artifact.write_tar(entries, out)
+        try:
+            with tar.open("wb") as out:
+                artifact.write_tar(entries, out)
+        except OSError as error:
+            raise EnvrepoError(
+                Problem(str(source), "", f"cannot be read ({error.strerror or error}); check it")
+            ) from None
         layer = Upload(_sha256(tar), tar.stat().st_size, tar, artifact.LAYER_TYPE)
         notes = artifact.provenance(name, record, metrics)
         config = empty_config(registry, repository)
@@ -93,34 +97,41 @@ def names(registry: Registry) -> list[str]:
 
 def show(registry: Registry, reference: Reference) -> Shown:
     """The model `reference` names (its latest version without one), from its manifest."""
-    version = _version(registry, reference)
-    manifest, digest = _manifest(registry, reference.name, version)
-    layer = manifest["layers"][0]
-    return Shown(
-        reference.name, version, digest, int(layer["size"]), dict(manifest.get("annotations") or {})
-    )
+    return _found(registry, reference)[0]
 
 
 def download(registry: Registry, reference: Reference, target: Path) -> tuple[Shown, list[str]]:
     """The model's files in `target` (made now; it must not exist or be empty), checked
     against their digest before any is written there; what was written."""
-    found = show(registry, reference)
+    found, layer = _found(registry, reference)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise EnvrepoError(Problem(str(target), "-d", "is not an empty folder; give a new one"))
-    manifest, _ = _manifest(registry, found.name, found.version)
-    digest = str(manifest["layers"][0]["digest"])
+    try:
+        return found, _unpacked(registry, found, layer, target)
+    except OSError as error:
+        raise EnvrepoError(
+            Problem(
+                str(target), "-d", f"cannot be written ({error.strerror or error}); give another"
+            )
+        ) from None
+
+
+def _unpacked(registry: Registry, found: Shown, layer: str, target: Path) -> list[str]:
+    """The tar `layer` streamed beside `target` and hashed on the way, then unpacked and put
+    in place whole."""
     parent = target.resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=parent, prefix=f".{target.name}-") as scratch:
         tar = Path(scratch) / "model.tar"
-        repository = artifact.repository(found.name)
+        came = hashlib.sha256()
         with tar.open("wb") as out:
-            for chunk in registry.blob(repository, digest):
+            for chunk in registry.blob(artifact.repository(found.name), layer):
+                came.update(chunk)
                 out.write(chunk)
-        if _sha256(tar) != digest:
+        if f"sha256:{came.hexdigest()}" != layer:
             raise EnvrepoError(
                 f"model {found.name}@{found.version}: what the registry sent does not match "
-                f"{digest}; nothing was written"
+                f"{layer}; nothing was written"
             )
         unpacked = Path(scratch) / "files"
         unpacked.mkdir()
@@ -129,7 +140,7 @@ def download(registry: Registry, reference: Reference, target: Path) -> tuple[Sh
         if target.exists():
             target.rmdir()
         unpacked.replace(target)
-    return found, written
+    return written
 
 
 def fetch(registry: Registry, reference: Reference) -> tuple[Shown, Path]:
@@ -163,7 +174,10 @@ def _version(registry: Registry, reference: Reference) -> int:
     return reference.version
 
 
-def _manifest(registry: Registry, name: str, version: int) -> tuple[dict[str, Any], str]:
+def _found(registry: Registry, reference: Reference) -> tuple[Shown, str]:
+    """The version `reference` names, from its manifest, and the digest of its tar."""
+    name = reference.name
+    version = _version(registry, reference)
     repository, tag = artifact.repository(name), artifact.version_tag(version)
     manifest = registry.manifest(repository, tag)
     digest = registry.manifest_digest(repository, tag)
@@ -176,7 +190,9 @@ def _manifest(registry: Registry, name: str, version: int) -> tuple[dict[str, An
         raise EnvrepoError(
             Problem(f"{name}@{version}", "", "is not a model envrepo registered; it cannot be read")
         )
-    return manifest, digest
+    [layer] = manifest["layers"]
+    notes = dict(manifest.get("annotations") or {})
+    return Shown(name, version, digest, int(layer["size"]), notes), str(layer["digest"])
 
 
 def _sha256(path: Path) -> str:

@@ -127,10 +127,14 @@ def _leave_soon() -> None:
     threading.Timer(0.2, lambda: os._exit(3)).start()
 
 
+def _ran(failed: bool) -> Headers:
+    """The header Azure's server says with it whether run() failed."""
+    return [(b"x-ms-run-function-failed", b"True" if failed else b"False")]
+
+
 def _error(status: int, message: str, run_failed: bool = False) -> Answer:
     """An error as Azure's server words it: a JSON body with the message."""
-    failed = [(b"x-ms-run-function-failed", str(run_failed).encode())]
-    return status, json.dumps({"message": message}).encode(), JSON, failed
+    return status, json.dumps({"message": message}).encode(), JSON, _ran(run_failed)
 
 
 def _ids(headers: dict[str, str]) -> Headers:
@@ -194,7 +198,7 @@ async def _score(scope: dict[str, Any], receive: Any, headers: dict[str, str]) -
     if SCORER.failed is not None or script is None:
         return _error(503, SCORER.failed or "init() has not finished yet")
     if scope["method"] == "OPTIONS":
-        return 200, b"", b"text/html; charset=utf-8", [(b"x-ms-run-function-failed", b"False")]
+        return 200, b"", b"text/html; charset=utf-8", _ran(False)
     pairs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
     body = await _body(headers, receive) if scope["method"] == "POST" else b""
     query = scope["query_string"].decode("latin-1")
@@ -219,7 +223,7 @@ async def _score(scope: dict[str, Any], receive: Any, headers: dict[str, str]) -
     except (TypeError, ValueError):
         traceback.print_exc()
         return _error(500, INTERNAL)
-    return 200, answer, JSON, [(b"x-ms-run-function-failed", b"False"), took]
+    return 200, answer, JSON, [*_ran(False), took]
 
 
 def _own(response: Response, took: tuple[bytes, bytes]) -> Answer:
@@ -230,8 +234,7 @@ def _own(response: Response, took: tuple[bytes, bytes]) -> Answer:
         if k.lower() not in ("content-type", "content-length")
     ]
     if response.status_code >= 500:
-        headers = [(k, v) for k, v in headers if k != b"x-ms-run-function-failed"]
-        headers.append((b"x-ms-run-function-failed", b"True"))
+        headers = [(k, v) for k, v in headers if k != b"x-ms-run-function-failed"] + _ran(True)
     kind = (response.content_type or "text/html; charset=utf-8").encode("latin-1")
     return response.status_code, response.get_data(), kind, [*headers, took]
 
@@ -240,13 +243,8 @@ def _swagger(scope: dict[str, Any]) -> Answer:
     script = SCORER.script
     if script is None:
         return _error(503, SCORER.failed or "init() has not finished yet")
-    asked = dict(_query(scope)).get("version")
-    document = script.swagger(asked, *SERVICE)
-    return 200, json.dumps(document).encode(), JSON, [(b"x-ms-run-function-failed", b"False")]
-
-
-def _query(scope: dict[str, Any]) -> list[tuple[str, str]]:
-    return parse_qsl(scope["query_string"].decode("latin-1"))
+    asked = dict(parse_qsl(scope["query_string"].decode("latin-1"))).get("version")
+    return 200, json.dumps(script.swagger(asked, *SERVICE)).encode(), JSON, _ran(False)
 
 
 def _metrics() -> bytes:

@@ -28,6 +28,7 @@ AML_MODULES = (
     "azureml_inference_server_http.api.aml_request",
     "azureml_inference_server_http.api.aml_response",
 )
+JSON = "application/json"
 VERSIONS = {"2": "2", "2.0": "2", "3": "3", "3.0": "3", "3.1": "3.1"}
 
 
@@ -48,15 +49,9 @@ class Request:
     headers: Sequence[tuple[str, str]]
     body: bytes
 
-    def header(self, name: str) -> str:
-        return next((v for k, v in self.headers if k.lower() == name), "")
-
     def is_json(self) -> bool:
         """As werkzeug (and so Azure's server) judges it: application/json or any +json."""
-        kind = self.header("content-type").split(";")[0].strip().lower()
-        return kind == "application/json" or (
-            kind.startswith("application/") and kind.endswith("+json")
-        )
+        return bool(self.werkzeug().is_json)
 
     def werkzeug(self) -> aml_api.AMLRequest:
         environ = {
@@ -229,17 +224,102 @@ class EntryScript:
 def document(
     version: str, inputs: Any, outputs: Any, service: str, service_version: str, prefix: str
 ) -> dict[str, Any]:
-    """The service's API document: health, score and swagger paths, in Swagger 2 or OpenAPI 3."""
-    root = f"/{prefix.strip('/')}" if prefix else ""
-    failed = "The service failed to execute due to an error."
-    error = {"type": "object", "properties": {"message": {"type": "string"}}}
-    healthy = (
-        "If service is up and running, this response will be returned with the content 'Healthy'"
-    )
-    scored = (
-        "The service processed the input correctly and provided a result prediction, if applicable."
-    )
+    """The service's API document: health, score and swagger paths, in Swagger 2 or OpenAPI 3
+    (the two differ only in how a body, a parameter and a reference are written)."""
+    two = version == "2"
+    refs = "#/definitions/" if two else "#/components/schemas/"
+
+    def answer(
+        description: str, schema: dict[str, Any], kind: str = JSON, example: str | None = None
+    ) -> dict[str, Any]:
+        if two:
+            found = {"description": description, "schema": schema}
+            return found if example is None else {**found, "examples": {JSON: example}}
+        shown = schema if example is None else {**schema, "example": example}
+        return {"description": description, "content": {kind: {"schema": shown}}}
+
+    def operation(name: str, description: str, ok: dict[str, Any], **more: Any) -> dict[str, Any]:
+        failed = answer("The service failed to execute due to an error.", ref("ErrorResponse"))
+        return {
+            "operationId": name,
+            "description": description,
+            **more,
+            "responses": {"200": ok, "default": failed},
+        }
+
+    def ref(name: str) -> dict[str, str]:
+        return {"$ref": refs + name}
+
     payload = "The input payload for executing the real-time machine learning service."
+    body: dict[str, Any] = (
+        {
+            "parameters": [
+                {
+                    "name": "serviceInputPayload",
+                    "in": "body",
+                    "description": payload,
+                    "schema": ref("ServiceInput"),
+                }
+            ]
+        }
+        if two
+        else {
+            "requestBody": {
+                "description": payload,
+                "content": {JSON: {"schema": ref("ServiceInput")}},
+            }
+        }
+    )
+    versions = {"type": "integer", "enum": [2, 3]}
+    root = f"/{prefix.strip('/')}" if prefix else ""
+    paths = {
+        f"{root}/": {
+            "get": operation(
+                "ServiceHealthCheck",
+                "Simple health check endpoint to ensure the service is up at any given point.",
+                answer(
+                    "If service is up and running, this response will be returned with the "
+                    "content 'Healthy'",
+                    {"type": "string"},
+                    "text/plain",
+                    "Healthy",
+                ),
+            )
+        },
+        f"{root}/score": {
+            "post": operation(
+                "RunMLService",
+                "Run web service's model and get the prediction output",
+                answer(
+                    "The service processed the input correctly and provided a result "
+                    "prediction, if applicable.",
+                    ref("ServiceOutput"),
+                ),
+                security=[{"Bearer": []}],
+                **body,
+            )
+        },
+        f"{root}/swagger.json": {
+            "get": operation(
+                "GetSwaggerSpec",
+                "Get the Swagger specification.",
+                answer("The Swagger specification.", {"type": "string"}, "text/plain"),
+                parameters=[
+                    {
+                        "name": "version",
+                        "in": "query",
+                        "required": False,
+                        **(versions if two else {"schema": versions}),
+                    }
+                ],
+            )
+        },
+    }
+    schemas = {
+        "ServiceInput": inputs,
+        "ServiceOutput": outputs,
+        "ErrorResponse": {"type": "object", "properties": {"message": {"type": "string"}}},
+    }
     bearer = {
         "type": "apiKey",
         "name": "Authorization",
@@ -251,156 +331,21 @@ def document(
         "description": f"API specification for the Azure Machine Learning service {service}",
         "version": service_version,
     }
-    health = {
-        "operationId": "ServiceHealthCheck",
-        "description": "Simple health check endpoint to ensure the service is up at any given point.",
-    }
-    score = {
-        "operationId": "RunMLService",
-        "description": "Run web service's model and get the prediction output",
-        "security": [{"Bearer": []}],
-    }
-    spec = {"operationId": "GetSwaggerSpec", "description": "Get the Swagger specification."}
-    if version == "2":
-        ref = {"$ref": "#/definitions/ErrorResponse"}
+    if two:
         return {
             "swagger": "2.0",
             "info": info,
             "schemes": ["https"],
-            "consumes": ["application/json"],
-            "produces": ["application/json"],
+            "consumes": [JSON],
+            "produces": [JSON],
             "securityDefinitions": {"Bearer": bearer},
-            "paths": {
-                f"{root}/": {
-                    "get": {
-                        **health,
-                        "responses": {
-                            "200": {
-                                "description": healthy,
-                                "schema": {"type": "string"},
-                                "examples": {"application/json": "Healthy"},
-                            },
-                            "default": {"description": failed, "schema": ref},
-                        },
-                    }
-                },
-                f"{root}/score": {
-                    "post": {
-                        **score,
-                        "parameters": [
-                            {
-                                "name": "serviceInputPayload",
-                                "in": "body",
-                                "description": payload,
-                                "schema": {"$ref": "#/definitions/ServiceInput"},
-                            }
-                        ],
-                        "responses": {
-                            "200": {
-                                "description": scored,
-                                "schema": {"$ref": "#/definitions/ServiceOutput"},
-                            },
-                            "default": {"description": failed, "schema": ref},
-                        },
-                    }
-                },
-                f"{root}/swagger.json": {
-                    "get": {
-                        **spec,
-                        "parameters": [
-                            {
-                                "name": "version",
-                                "in": "query",
-                                "required": False,
-                                "type": "integer",
-                                "enum": [2, 3],
-                            }
-                        ],
-                        "responses": {
-                            "200": {
-                                "description": "The Swagger specification.",
-                                "schema": {"type": "string"},
-                            },
-                            "default": {"description": failed, "schema": ref},
-                        },
-                    }
-                },
-            },
-            "definitions": {
-                "ServiceInput": inputs,
-                "ServiceOutput": outputs,
-                "ErrorResponse": error,
-            },
+            "paths": paths,
+            "definitions": schemas,
         }
-    content: dict[str, Any] = {
-        "application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}
-    }
     return {
         "openapi": "3.1.0" if version == "3.1" else "3.0.3",
         "info": info,
         "security": [{"Bearer": []}],
-        "paths": {
-            f"{root}/": {
-                "get": {
-                    **health,
-                    "responses": {
-                        "200": {
-                            "description": healthy,
-                            "content": {
-                                "text/plain": {"schema": {"type": "string", "example": "Healthy"}}
-                            },
-                        },
-                        "default": {"description": failed, "content": content},
-                    },
-                }
-            },
-            f"{root}/score": {
-                "post": {
-                    **score,
-                    "requestBody": {
-                        "description": payload,
-                        "content": {
-                            "application/json": {
-                                "schema": {"$ref": "#/components/schemas/ServiceInput"}
-                            }
-                        },
-                    },
-                    "responses": {
-                        "200": {
-                            "description": scored,
-                            "content": {
-                                "application/json": {
-                                    "schema": {"$ref": "#/components/schemas/ServiceOutput"}
-                                }
-                            },
-                        },
-                        "default": {"description": failed, "content": content},
-                    },
-                }
-            },
-            f"{root}/swagger.json": {
-                "get": {
-                    **spec,
-                    "parameters": [
-                        {
-                            "name": "version",
-                            "in": "query",
-                            "required": False,
-                            "schema": {"type": "integer", "enum": [2, 3]},
-                        }
-                    ],
-                    "responses": {
-                        "200": {
-                            "description": "The Swagger specification.",
-                            "content": {"text/plain": {"schema": {"type": "string"}}},
-                        },
-                        "default": {"description": failed, "content": content},
-                    },
-                }
-            },
-        },
-        "components": {
-            "schemas": {"ServiceInput": inputs, "ServiceOutput": outputs, "ErrorResponse": error},
-            "securitySchemes": {"Bearer": bearer},
-        },
+        "paths": paths,
+        "components": {"schemas": schemas, "securitySchemes": {"Bearer": bearer}},
     }
