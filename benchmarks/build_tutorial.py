@@ -62,7 +62,11 @@ def forget_layers_on(client: docker.DockerClient, base: str) -> None:
     """Make a build cold in the daemon too: no image built on `base` is kept, whatever its
     tags, so that no layer of the tutorial (or of the uv build) is there already."""
     below = client.images.get(base).attrs["RootFS"]["Layers"]
-    for image in client.images.list(all=True):
+    # Newest first, so children before their parents: the daemon refuses to remove an image
+    # `docker build` made another on (an environment under its inference images), and a step
+    # that adds no layer makes a child with as many layers as its parent.
+    images = sorted(client.images.list(all=True), key=lambda i: i.attrs["Created"], reverse=True)
+    for image in images:
         layers = image.attrs["RootFS"]["Layers"]
         if len(layers) > len(below) and layers[: len(below)] == below:
             with contextlib.suppress(docker.errors.NotFound):
